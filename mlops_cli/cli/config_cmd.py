@@ -1,0 +1,36 @@
+"""`mlops config`: the effective configuration and where each value came from."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from mlops_cli.cli.context import CliContext
+
+app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(ctx: typer.Context) -> None:
+    """Print every setting, its value and its source (flag, env, file or default)."""
+    cli: CliContext = ctx.obj
+    settings = cli.settings()
+    values = settings.as_flat_dict()
+    result = {
+        "values": values,
+        "sources": {key: settings.sources.get(key, "default") for key in values},
+        "files": [str(path) for path in settings.files],
+    }
+
+    def human(console: Console) -> None:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        table.add_column("key", style="bold")
+        table.add_column("value")
+        table.add_column("source", style="dim")
+        for key, value in values.items():
+            table.add_row(key, str(value), result["sources"][key])
+        console.print(table)
+
+    cli.emit(result, human)

@@ -1,0 +1,70 @@
+"""State shared by every command: global flags, the effective settings, output and progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mlops_cli.config import Settings
+    from mlops_cli.progress import Reporter
+
+
+@dataclass
+class CliContext:
+    """Global options of one invocation, and helpers that honour them."""
+
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    config_file: Path | None = None
+    set_pairs: list[str] = field(default_factory=list)
+
+    def settings(self, overrides: Mapping[str, Any] | None = None) -> Settings:
+        from mlops_cli.config import resolve_settings
+
+        return resolve_settings(
+            config_file=self.config_file, set_pairs=self.set_pairs, overrides=overrides
+        )
+
+    @property
+    def stderr(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def reporter(self) -> Reporter:
+        """Rich spinners and bars on stderr for a terminal; silent for --json, --quiet or pipes."""
+        from mlops_cli.progress import SILENT
+
+        if self.json or self.quiet or not sys.stderr.isatty():
+            if self.verbose and not self.json:
+                from mlops_cli.cli.rich_progress import NotesOnlyReporter
+
+                return NotesOnlyReporter(self.stderr)
+            return SILENT
+        from mlops_cli.cli.rich_progress import RichReporter
+
+        return RichReporter(self.stderr)
+
+    def emit(self, result: Any, human: Callable[[Console], None] | None = None) -> None:
+        """Print the command's result: one JSON document with --json, else ``human`` on stdout."""
+        if self.json:
+            sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+            sys.stdout.flush()
+            return
+        if human is not None and not self.quiet:
+            from rich.console import Console
+
+            human(Console(highlight=False, soft_wrap=True))
+
+    def info(self, message: str) -> None:
+        """A note for the user on stderr (hidden by --quiet and --json)."""
+        if not (self.quiet or self.json):
+            self.stderr.print(message)

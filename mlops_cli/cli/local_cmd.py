@@ -1,0 +1,148 @@
+"""`mlops local`: the embedded Triton server under the workspace."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mlops_cli.cli.context import CliContext
+
+if TYPE_CHECKING:
+    from mlops_cli.local import LocalServerStatus, LocalTriton
+
+app = typer.Typer(help="Run the embedded local Triton server.", no_args_is_help=True)
+
+
+def _manager(cli: CliContext, overrides: dict[str, Any] | None = None) -> LocalTriton:
+    from mlops_cli.local import LocalTriton
+    from mlops_cli.workspace import Workspace
+
+    settings = cli.settings(overrides)
+    return LocalTriton(Workspace(settings.workspace), settings.local, reporter=cli.reporter())
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB"
+
+
+def _render_status(status: LocalServerStatus) -> Any:
+    def human(console: Console) -> None:
+        if status.state != "running":
+            console.print(f"local Triton: {status.state}" + (f" ({status.note})" if status.note else ""))
+            return
+        console.print(
+            f"local Triton: [green]running[/] pid {status.pid}, {status.http_url} (HTTP), "
+            f"{status.grpc_url} (gRPC), memory {_mib(status.total_rss_bytes)}"
+        )
+        if not status.models:
+            console.print("no models loaded")
+            return
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("model", "version", "state", "memory", "reason"):
+            table.add_column(column)
+        for model in status.models:
+            table.add_row(
+                model.name, model.version, model.state, _mib(model.rss_bytes) if model.rss_bytes else "", model.reason
+            )
+        console.print(table)
+
+    return human
+
+
+@app.command("up")
+def up(
+    ctx: typer.Context,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (0: a free one).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (0: a free one).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Metrics port (0: a free one).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for readiness.")] = None,
+) -> None:
+    """Start the local Triton server (a no-op when it already runs) and wait until it is ready."""
+    cli: CliContext = ctx.obj
+    manager = _manager(
+        cli,
+        {
+            "local.http_port": http_port,
+            "local.grpc_port": grpc_port,
+            "local.metrics_port": metrics_port,
+            "local.startup_timeout": timeout,
+        },
+    )
+    result = manager.up()
+    cli.info(
+        "local Triton already running" if result.already_running else "local Triton started"
+    )
+    cli.emit(
+        {"already_running": result.already_running, **result.status.to_dict()},
+        _render_status(result.status),
+    )
+
+
+@app.command("down")
+def down(ctx: typer.Context) -> None:
+    """Stop the local Triton server and every backend process it started."""
+    cli: CliContext = ctx.obj
+    result = _manager(cli).down()
+
+    def human(console: Console) -> None:
+        if not result.was_running:
+            console.print("local Triton was not running")
+        else:
+            how = "killed after the stop timeout" if result.forced else "stopped"
+            console.print(f"local Triton {how} ({len(result.stopped_pids)} processes)")
+
+    cli.emit(
+        {"was_running": result.was_running, "stopped_pids": result.stopped_pids, "forced": result.forced},
+        human,
+    )
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Show whether the server runs, its addresses, memory and models. Exit 1 unless running."""
+    cli: CliContext = ctx.obj
+    observed = _manager(cli).status()
+    if observed.state == "dead":
+        cli.info(f"warning: {observed.note}")
+    cli.emit(observed.to_dict(), _render_status(observed))
+    if observed.state != "running":
+        raise typer.Exit(1)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many lines.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Print the end of the server log."""
+    cli: CliContext = ctx.obj
+    manager = _manager(cli)
+    tail = manager.log_lines(lines)
+    if cli.json:
+        cli.emit({"log_path": str(manager.log_path), "lines": tail})
+        return
+    for line in tail:
+        print(line)
+    if follow:
+        _follow(manager)
+
+
+def _follow(manager: LocalTriton) -> None:
+    try:
+        handle = open(manager.log_path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with handle:
+        handle.seek(0, 2)
+        while True:
+            line = handle.readline()
+            if line:
+                print(line, end="", flush=True)
+            else:
+                time.sleep(0.2)

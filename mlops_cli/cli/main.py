@@ -1,0 +1,95 @@
+"""Entry point: run the Typer app and turn every outcome into one exit code.
+
+Exit codes: 0 ok, 1 failed, 2 usage or validation, 3 gate or SLA not met, 130 interrupted.
+Known errors print one line (with a hint) on stderr; with --json an ``{"error": ...}`` document also
+goes to stdout so that machines always get exactly one JSON document. ``MLOPS_DEBUG=1`` adds the
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from mlops_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlopsError
+
+GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose", "-v"})
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--config", "--set"})
+
+
+def hoist_global_options(argv: Sequence[str]) -> list[str]:
+    """Move global options given after a subcommand to the front, so that both
+    ``mlops --json local status`` and ``mlops local status --json`` work."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in GLOBAL_OPTIONS_WITH_VALUE and ("=" in arg or index + 1 < len(argv)):
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front.extend(argv[index : index + 2])
+                index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
+def _report(message: str, hint: str | None, *, exit_code: int, kind: str, as_json: bool) -> int:
+    line = f"error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    print(line, file=sys.stderr)
+    if as_json:
+        document = {"error": {"type": kind, "message": message, "hint": hint, "exit_code": exit_code}}
+        print(json.dumps(document, indent=2))
+    return exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mlops`` with ``argv`` (default: the process arguments); return the exit code."""
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+    debug = os.environ.get("MLOPS_DEBUG", "") not in ("", "0")
+    try:
+        from mlops_cli.cli.app import run
+
+        return run(args)
+    except MlopsError as exc:
+        if debug:
+            traceback.print_exc()
+        return _report(
+            exc.message, exc.hint, exit_code=exc.exit_code, kind=type(exc).__name__, as_json=as_json
+        )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from mlops_cli.cli.app import usage_error_class
+
+        if isinstance(exc, usage_error_class()):
+            message = exc.format_message()  # type: ignore[attr-defined]
+            command = getattr(getattr(exc, "ctx", None), "command_path", "mlops")
+            return _report(
+                message, f"see '{command} --help'", exit_code=EXIT_USAGE, kind="UsageError", as_json=as_json
+            )
+        if debug:
+            traceback.print_exc()
+        return _report(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "run again with MLOPS_DEBUG=1 for the traceback, and report it",
+            exit_code=EXIT_FAILED,
+            kind="InternalError",
+            as_json=as_json,
+        )
