@@ -249,7 +249,9 @@ def _flag_layers(
         if value is None:
             continue
         _validate_nested(_nest({key: value}), "flags")
-        layers.append(_Layer(source=f"flag --{key.rpartition('.')[2].replace('_', '-')}", values={key: value}))
+        layers.append(
+            _Layer(source=f"flag --{key.rpartition('.')[2].replace('_', '-')}", values={key: value})
+        )
     return layers
 
 
@@ -272,7 +274,10 @@ def resolve_settings(
     leaves = leaf_schemas()
 
     layers: list[_Layer] = [
-        _Layer(source=DEFAULT_SOURCE, values={k: s["default"] for k, s in leaves.items() if "default" in s})
+        _Layer(
+            source=DEFAULT_SOURCE,
+            values={k: s["default"] for k, s in leaves.items() if "default" in s},
+        )
     ]
     files: list[Path] = []
     user_file = user_config_path(environ)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from rich.console import Console
 
 from mlops_cli.cli.context import CliContext
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
@@ -16,11 +20,8 @@ def show(ctx: typer.Context) -> None:
     cli: CliContext = ctx.obj
     settings = cli.settings()
     values = settings.as_flat_dict()
-    result = {
-        "values": values,
-        "sources": {key: settings.sources.get(key, "default") for key in values},
-        "files": [str(path) for path in settings.files],
-    }
+    sources = {key: settings.sources.get(key, "default") for key in values}
+    result = {"values": values, "sources": sources, "files": [str(path) for path in settings.files]}
 
     def human(console: Console) -> None:
         from rich.table import Table
@@ -30,7 +31,7 @@ def show(ctx: typer.Context) -> None:
         table.add_column("value")
         table.add_column("source", style="dim")
         for key, value in values.items():
-            table.add_row(key, str(value), result["sources"][key])
+            table.add_row(key, str(value), sources[key])
         console.print(table)
 
     cli.emit(result, human)

@@ -64,6 +64,11 @@ class CliContext:
 
             human(Console(highlight=False, soft_wrap=True))
 
+    def warn(self, message: str) -> None:
+        """A warning on stderr (hidden only by --quiet; --json keeps stdout for the result)."""
+        if not self.quiet:
+            self.stderr.print(f"warning: {message}")
+
     def info(self, message: str) -> None:
         """A note for the user on stderr (hidden by --quiet and --json)."""
         if not (self.quiet or self.json):

@@ -6,11 +6,12 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from mlops_cli.cli.context import CliContext
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from mlops_cli.local import LocalServerStatus, LocalTriton
 
 app = typer.Typer(help="Run the embedded local Triton server.", no_args_is_help=True)
@@ -31,7 +32,9 @@ def _mib(size: int) -> str:
 def _render_status(status: LocalServerStatus) -> Any:
     def human(console: Console) -> None:
         if status.state != "running":
-            console.print(f"local Triton: {status.state}" + (f" ({status.note})" if status.note else ""))
+            console.print(
+                f"local Triton: {status.state}" + (f" ({status.note})" if status.note else "")
+            )
             return
         console.print(
             f"local Triton: [green]running[/] pid {status.pid}, {status.http_url} (HTTP), "
@@ -47,7 +50,11 @@ def _render_status(status: LocalServerStatus) -> Any:
             table.add_column(column)
         for model in status.models:
             table.add_row(
-                model.name, model.version, model.state, _mib(model.rss_bytes) if model.rss_bytes else "", model.reason
+                model.name,
+                model.version,
+                model.state,
+                _mib(model.rss_bytes) if model.rss_bytes else "",
+                model.reason,
             )
         console.print(table)
 
@@ -74,9 +81,7 @@ def up(
         },
     )
     result = manager.up()
-    cli.info(
-        "local Triton already running" if result.already_running else "local Triton started"
-    )
+    cli.info("local Triton already running" if result.already_running else "local Triton started")
     cli.emit(
         {"already_running": result.already_running, **result.status.to_dict()},
         _render_status(result.status),
@@ -97,7 +102,11 @@ def down(ctx: typer.Context) -> None:
             console.print(f"local Triton {how} ({len(result.stopped_pids)} processes)")
 
     cli.emit(
-        {"was_running": result.was_running, "stopped_pids": result.stopped_pids, "forced": result.forced},
+        {
+            "was_running": result.was_running,
+            "stopped_pids": result.stopped_pids,
+            "forced": result.forced,
+        },
         human,
     )
 
@@ -108,7 +117,7 @@ def status(ctx: typer.Context) -> None:
     cli: CliContext = ctx.obj
     observed = _manager(cli).status()
     if observed.state == "dead":
-        cli.info(f"warning: {observed.note}")
+        cli.warn(observed.note)
     cli.emit(observed.to_dict(), _render_status(observed))
     if observed.state != "running":
         raise typer.Exit(1)
@@ -118,7 +127,9 @@ def status(ctx: typer.Context) -> None:
 def logs(
     ctx: typer.Context,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many lines.")] = 50,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
 ) -> None:
     """Print the end of the server log."""
     cli: CliContext = ctx.obj
@@ -134,11 +145,9 @@ def logs(
 
 
 def _follow(manager: LocalTriton) -> None:
-    try:
-        handle = open(manager.log_path, encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    if not manager.log_path.is_file():
         return
-    with handle:
+    with open(manager.log_path, encoding="utf-8", errors="replace") as handle:
         handle.seek(0, 2)
         while True:
             line = handle.readline()

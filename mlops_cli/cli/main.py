@@ -8,10 +8,8 @@ traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from mlops_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlopsError
@@ -52,14 +50,29 @@ def _report(message: str, hint: str | None, *, exit_code: int, kind: str, as_jso
         line += f" (hint: {hint})"
     print(line, file=sys.stderr)
     if as_json:
-        document = {"error": {"type": kind, "message": message, "hint": hint, "exit_code": exit_code}}
+        import json
+
+        document = {
+            "error": {"type": kind, "message": message, "hint": hint, "exit_code": exit_code}
+        }
         print(json.dumps(document, indent=2))
     return exit_code
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mlops`` with ``argv`` (default: the process arguments); return the exit code."""
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    if args == ["--version"]:  # answered without importing the command line framework
+        from mlops_cli import __version__
+
+        print(f"mlops {__version__}")
+        return 0
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     debug = os.environ.get("MLOPS_DEBUG", "") not in ("", "0")
     try:
@@ -68,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except MlopsError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         return _report(
             exc.message, exc.hint, exit_code=exc.exit_code, kind=type(exc).__name__, as_json=as_json
         )
@@ -82,10 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = exc.format_message()  # type: ignore[attr-defined]
             command = getattr(getattr(exc, "ctx", None), "command_path", "mlops")
             return _report(
-                message, f"see '{command} --help'", exit_code=EXIT_USAGE, kind="UsageError", as_json=as_json
+                message,
+                f"see '{command} --help'",
+                exit_code=EXIT_USAGE,
+                kind="UsageError",
+                as_json=as_json,
             )
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         return _report(
             f"internal error: {type(exc).__name__}: {exc}",
             "run again with MLOPS_DEBUG=1 for the traceback, and report it",

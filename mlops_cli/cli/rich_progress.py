@@ -7,6 +7,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TaskID,
     TextColumn,
@@ -38,6 +39,7 @@ class RichReporter:
         self._live: dict[int, Progress] = {}
 
     def task(self, description: str, *, total: int | None = None, unit: str = "") -> Task:
+        columns: tuple[ProgressColumn | str, ...]
         if total is None:
             columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         elif unit == "bytes":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -47,10 +48,8 @@ def process_info(pid: int) -> ProcessInfo | None:
 
 def _reap(pid: int) -> None:
     """Collect a dead child of this process, if it is one; harmless otherwise."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def is_same_process(pid: int, start_ticks: int) -> bool:
@@ -71,10 +70,8 @@ def group_members(pgid: int) -> list[ProcessInfo]:
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def wait_gone(pgid: int, timeout: float) -> bool:

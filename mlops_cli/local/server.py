@@ -359,7 +359,7 @@ class LocalTriton:
         return LocalServerStatus(state="running", models=models, **common)
 
     def _stub_shm_regions(self, pgid: int) -> list[str]:
-        names = []
+        names: list[str] = []
         for member in group_members(pgid):
             names.extend(
                 arg for arg in member.argv if arg.startswith("triton_python_backend_shm_region")
