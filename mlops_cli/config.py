@@ -11,7 +11,6 @@ Each effective value remembers where it came from, which ``mlops config show`` p
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 from mlops_cli.errors import ConfigError
 from mlops_cli.resources import load_schema
+from mlops_cli.validation import suggestion, validate_document
 
 ENV_PREFIX = "MLOPS_"
 WORKSPACE_DIRNAME = ".mlops"
@@ -92,40 +92,8 @@ def env_var_for(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "_").upper()
 
 
-def _closest(word: str, candidates: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return match[0] if match else None
-
-
-def _suggest_hint(word: str, candidates: Iterable[str]) -> str:
-    options = sorted(candidates)
-    near = _closest(word, options)
-    if near:
-        return f"did you mean '{near}'? Valid keys here: {', '.join(options)}"
-    return f"valid keys here: {', '.join(options)}"
-
-
 def _validate_nested(values: Mapping[str, Any], source: str) -> None:
-    """Validate one layer's nested document; raise ConfigError naming file, key path, fix."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import best_match
-
-    schema = load_schema("config")
-    error = best_match(Draft202012Validator(schema).iter_errors(values))
-    if error is None:
-        return
-    path = ".".join(str(part) for part in error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = error.schema.get("properties", {}).keys()
-        extra = [key for key in error.instance if key not in allowed]
-        bad = extra[0] if extra else "?"
-        key_path = f"{path}.{bad}" if path else str(bad)
-        raise ConfigError(
-            "unknown key", source=source, key_path=key_path, hint=_suggest_hint(str(bad), allowed)
-        )
-    if error.validator == "type" and not path:
-        raise ConfigError("the file must hold a mapping of keys to values", source=source)
-    raise ConfigError(error.message, source=source, key_path=path or None)
+    validate_document(values, "config", source=source, error_class=ConfigError)
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,7 +208,7 @@ def _flag_layers(
             raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}", source="flags")
         if key not in leaves:
             raise ConfigError(
-                "unknown key", source="--set", key_path=key, hint=_suggest_hint(key, leaves)
+                "unknown key", source="--set", key_path=key, hint=suggestion(key, leaves)
             )
         value = _coerce(text, leaves[key], source="--set", key=key)
         _validate_nested(_nest({key: value}), "--set")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mlops_cli import __version__
-from mlops_cli.cli import config_cmd, local_cmd
+from mlops_cli.cli import config_cmd, local_cmd, package_cmd, upload_cmd, validate_cmd
 from mlops_cli.cli.context import CliContext
 
 app = typer.Typer(
@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(local_cmd.app, name="local")
+app.add_typer(package_cmd.app, name="package")
+app.command("validate")(validate_cmd.validate)
+app.command("upload")(upload_cmd.upload)
 
 
 def _print_version(value: bool) -> None:

@@ -156,7 +156,7 @@ def test_wrong_type_names_the_key(
 
 def test_not_a_mapping(isolated_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(isolated_config / ".mlops" / "config.yaml", "- a\n- b\n")
-    assert "must hold a mapping" in one_error_line(capsys, ["config", "show"])
+    assert "must be a mapping" in one_error_line(capsys, ["config", "show"])
 
 
 def test_bad_env_value(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,7 +171,7 @@ def test_bad_set_flags(capsys: pytest.CaptureFixture[str]) -> None:
     line = one_error_line(capsys, ["--set", "local.http_prot=1", "config", "show"])
     assert "did you mean 'local.http_port'" in line
     assert "KEY=VALUE" in one_error_line(capsys, ["--set", "nonsense", "config", "show"])
-    assert "'nowhere' is not one of" in one_error_line(
+    assert "'nowhere' is not allowed" in one_error_line(
         capsys, ["--set", "target=nowhere", "config", "show"]
     )
 
@@ -207,3 +207,11 @@ def test_unwritable_workspace_fails_cleanly(
 def test_workspace_on_a_read_only_filesystem(capsys: pytest.CaptureFixture[str]) -> None:
     line = one_error_line(capsys, ["--set", "workspace=/proc/mlops-ws", "local", "up"], code=1)
     assert "workspace" in line
+
+
+def test_shipped_example_config_validates(isolated_config: Path) -> None:
+    from tests.conftest import REPO_ROOT
+
+    settings = resolve_settings(config_file=REPO_ROOT / "examples" / "config.yaml")
+    assert settings.target == "local"
+    assert settings.local.stop_timeout == 15

@@ -1,0 +1,203 @@
+"""ModelSpec: ``mlops.yaml`` loaded, validated against ``schemas/model.schema.json`` and turned into
+frozen dataclasses.
+
+(The design sketch called this module ``manifest.py``; here "manifest" names a package's list of
+files and digests, so the spec has a module of its own.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_cli.errors import ValidationError
+from mlops_cli.validation import validate_document
+
+SPEC_FILE = "mlops.yaml"
+RUNTIMES = ("triton-python", "sagemaker-mms")
+DTYPE_NUMPY = {
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BF16": "float32",  # numpy has no bfloat16; clients send it as float32
+    "BYTES": "object",
+}
+
+
+class SpecError(ValidationError):
+    """mlops.yaml is malformed, does not match the schema, or fails a semantic check."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_batch_size: int = 0
+    dynamic: bool = False
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 0
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    count: int = 1
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory_mb: int | None = None
+    gpu: GpuSpec | None = None
+
+
+@dataclass(frozen=True)
+class Warmup:
+    name: str
+    batch_size: int = 1
+    count: int = 1
+    data: str = "zero"
+
+
+@dataclass(frozen=True)
+class HFSource:
+    """``hf://org/name@revision``; revision defaults to ``main``."""
+
+    uri: str
+    repo_id: str
+    revision: str
+    allow_patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, uri: str, allow_patterns: tuple[str, ...] = ()) -> HFSource:
+        if not uri.startswith("hf://"):
+            raise ValidationError(
+                f"not a Hugging Face URI: {uri!r}", hint="use hf://org/name@revision"
+            )
+        body = uri.removeprefix("hf://")
+        repo_id, _, revision = body.partition("@")
+        parts = repo_id.split("/")
+        if len(parts) != 2 or not all(parts):
+            raise ValidationError(
+                f"not a Hugging Face URI: {uri!r}", hint="use hf://org/name@revision"
+            )
+        return cls(
+            uri=uri, repo_id=repo_id, revision=revision or "main", allow_patterns=allow_patterns
+        )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated ``mlops.yaml``."""
+
+    name: str
+    runtime: str
+    entrypoint: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    description: str = ""
+    weights: tuple[str, ...] = ()
+    source: HFSource | None = None
+    batching: Batching = field(default_factory=Batching)
+    streaming: bool = False
+    resources: Resources = field(default_factory=Resources)
+    instances: int = 1
+    warmup: tuple[Warmup, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.resources.gpu is not None and self.resources.gpu.count > 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = SPEC_FILE) -> ModelSpec:
+        """Build from a parsed document; raises SpecError naming ``source`` and the key path."""
+        validate_document(data, "model", source=source, error_class=SpecError)
+
+        def tensors(key: str) -> tuple[TensorSpec, ...]:
+            return tuple(
+                TensorSpec(name=t["name"], dtype=t["dtype"], shape=tuple(t["shape"]))
+                for t in data[key]
+            )
+
+        batching = data.get("batching", {})
+        resources = data.get("resources", {})
+        gpu = resources.get("gpu")
+        hf = data.get("source")
+        return cls(
+            name=data["name"],
+            runtime=data["runtime"],
+            entrypoint=data["entrypoint"],
+            inputs=tensors("inputs"),
+            outputs=tensors("outputs"),
+            description=data.get("description", ""),
+            weights=tuple(data.get("weights", ())),
+            source=HFSource.parse(hf["uri"], tuple(hf.get("allow_patterns", ()))) if hf else None,
+            batching=Batching(
+                max_batch_size=batching.get("max_batch_size", 0),
+                dynamic=batching.get("dynamic", False),
+                preferred_batch_sizes=tuple(batching.get("preferred_batch_sizes", ())),
+                max_queue_delay_us=batching.get("max_queue_delay_us", 0),
+            ),
+            streaming=data.get("streaming", False),
+            resources=Resources(
+                memory_mb=resources.get("memory_mb"),
+                gpu=GpuSpec(count=gpu.get("count", 1), kind=gpu.get("kind")) if gpu else None,
+            ),
+            instances=data.get("instances", 1),
+            warmup=tuple(
+                Warmup(
+                    name=w["name"],
+                    batch_size=w.get("batch_size", 1),
+                    count=w.get("count", 1),
+                    data=w.get("data", "zero"),
+                )
+                for w in data.get("warmup", ())
+            ),
+            labels=dict(data.get("labels", {})),
+            ignore=tuple(data.get("ignore", ())),
+        )
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; a syntax error is a SpecError with line and column."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            f"no {path.name} in {path.parent}", hint="create one with `mlops init DIR`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc}", source=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SpecError(f"malformed YAML: {exc.problem}", source=where) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"malformed YAML: {exc}", source=str(path)) from None
+
+
+def load_spec(model_dir: Path) -> ModelSpec:
+    """Read and schema-validate ``<model_dir>/mlops.yaml``."""
+    path = model_dir / SPEC_FILE
+    return ModelSpec.from_dict(read_yaml(path) or {}, source=str(path))

@@ -1,0 +1,1 @@
+"""Renderers: a stored package turned into the layout a server loads."""

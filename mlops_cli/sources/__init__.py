@@ -1,0 +1,1 @@
+"""Where a package's files come from: a model folder, or a Hugging Face repository snapshot."""

@@ -1,0 +1,199 @@
+"""The ArtifactStore contract: content-addressed blobs and package manifests.
+
+Layout under the store's root (a folder, or an S3 bucket and prefix)::
+
+    blobs/sha256/<hex>              file contents, named by their sha256
+    packages/sha256/<hex>.json      package manifests, named by the manifest's sha256
+
+Promises every implementation keeps (tests/conformance runs them against each):
+
+- ``put_blob`` streams the file (never the whole file in memory), hashes exactly the bytes it
+  sends, and makes the blob visible only when they match the expected digest; otherwise it raises
+  :class:`~mlops_cli.package.FileChangedError` and leaves nothing behind. It is idempotent.
+- ``put_manifest`` is called last, after every blob is stored: a package exists whole or not at
+  all. It refuses a manifest whose blobs are missing.
+- Reads verify: ``read_blob`` and ``open_blob`` raise :class:`DigestMismatchError` when the
+  stored bytes do not hash to the digest, and ``read_blob`` leaves no partial file.
+- Errors of the underlying client (botocore, OS) are translated to mlops errors here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from mlops_cli.errors import MlopsError, NotFoundError
+from mlops_cli.package import PackageManifest
+
+OnBytes = Callable[[int], None]
+
+
+class DigestMismatchError(MlopsError):
+    """Stored bytes do not hash to the digest they are stored under."""
+
+    def __init__(self, *, what: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{what}: stored bytes hash to sha256:{actual[:12]}…, expected sha256:{expected[:12]}…",
+            hint="the store is corrupt or was tampered with; upload the model again",
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class PackageNotFoundError(NotFoundError):
+    def __init__(self, digest: str, store_uri: str) -> None:
+        super().__init__(
+            f"no package sha256:{digest} in {store_uri}",
+            hint="list what is there, or upload it with `mlops upload DIR`",
+        )
+
+
+@dataclass
+class StoreStats:
+    """Bytes and objects this store object has written (for tests, benchmarks and --json)."""
+
+    blob_bytes_sent: int = 0
+    blobs_sent: int = 0
+    manifests_sent: int = 0
+
+
+def blob_key(digest: str) -> str:
+    return f"blobs/sha256/{digest}"
+
+
+def manifest_key(digest: str) -> str:
+    return f"packages/sha256/{digest}.json"
+
+
+def check_digest(digest: str) -> str:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise NotFoundError(f"not a sha256 digest: {digest!r}")
+    return digest
+
+
+class VerifyingReader:
+    """A read-only stream that hashes what passes through and checks the digest at the end."""
+
+    def __init__(self, raw: BinaryIO, *, digest: str, size: int, what: str) -> None:
+        self.raw = raw
+        self.expected = digest
+        self.size = size
+        self.what = what
+        self._hash = hashlib.sha256()
+        self._seen = 0
+        self._verified = False
+
+    def read(self, amount: int = -1) -> bytes:
+        chunk = self.raw.read(amount)
+        if chunk:
+            self._hash.update(chunk)
+            self._seen += len(chunk)
+        if (not chunk and amount != 0) or self._seen >= self.size:
+            self._finish()
+        return chunk
+
+    def _finish(self) -> None:
+        if self._verified:
+            return
+        self._verified = True
+        if self._seen != self.size:
+            raise DigestMismatchError(
+                what=f"{self.what} (size {self._seen} != {self.size})",
+                expected=self.expected,
+                actual=self._hash.hexdigest(),
+            )
+        actual = self._hash.hexdigest()
+        if actual != self.expected:
+            raise DigestMismatchError(what=self.what, expected=self.expected, actual=actual)
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> VerifyingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ArtifactStore(ABC):
+    """Where packages live. Pick an implementation with :func:`mlops_cli.stores.open_store`."""
+
+    uri: str
+
+    def __init__(self) -> None:
+        self.stats = StoreStats()
+
+    @abstractmethod
+    def missing_blobs(self, digests: Iterable[str]) -> set[str]:
+        """The digests of ``digests`` that the store does not hold."""
+
+    @abstractmethod
+    def put_blob(self, digest: str, path: Path, *, on_bytes: OnBytes | None = None) -> int:
+        """Store ``path`` under ``digest``, verified; return the bytes sent. See module promises."""
+
+    @abstractmethod
+    def open_blob(self, digest: str) -> VerifyingReader:
+        """Stream a blob; the reader raises DigestMismatchError at the end if it is corrupt."""
+
+    @abstractmethod
+    def blob_size(self, digest: str) -> int:
+        """Size of a stored blob; NotFoundError when absent."""
+
+    @abstractmethod
+    def _write_manifest(self, digest: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _read_manifest(self, digest: str) -> bytes | None: ...
+
+    def package_uri(self, digest: str) -> str:
+        return f"{self.uri.rstrip('/')}/{manifest_key(digest)}"
+
+    def put_manifest(self, manifest: PackageManifest) -> str:
+        """Publish a package whose blobs are all stored; return its URI. Idempotent."""
+        missing = self.missing_blobs(manifest.blob_digests())
+        if missing:
+            raise NotFoundError(
+                f"cannot publish package {manifest.name}: {len(missing)} of its blobs are not in {self.uri}"
+            )
+        digest = manifest.digest
+        self._write_manifest(digest, manifest.to_bytes())
+        self.stats.manifests_sent += 1
+        return self.package_uri(digest)
+
+    def get_manifest(self, digest: str) -> PackageManifest:
+        """Read and verify a package manifest; PackageNotFoundError when absent."""
+        data = self._read_manifest(check_digest(digest))
+        if data is None:
+            raise PackageNotFoundError(digest, self.uri)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise DigestMismatchError(
+                what=f"manifest {digest[:12]}", expected=digest, actual=actual
+            )
+        return PackageManifest.from_bytes(data, source=self.package_uri(digest))
+
+    def has_package(self, digest: str) -> bool:
+        return self._read_manifest(check_digest(digest)) is not None
+
+    def read_blob(self, digest: str, dest: Path, *, on_bytes: OnBytes | None = None) -> None:
+        """Copy a blob to ``dest`` (atomically), verifying its digest."""
+        import os
+        import tempfile
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out, self.open_blob(digest) as reader:
+                while chunk := reader.read(4 << 20):
+                    out.write(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,383 @@
+"""``s3://bucket/prefix`` artifact store.
+
+Large blobs go up as parallel multipart uploads. One reader per file reads it in order, hashes
+exactly the bytes it hands out, and submits parts to a pool shared by all files, so memory stays
+under ``max_inflight_parts * part_size`` however many files upload at once. The multipart upload
+is completed only when the bytes hash to the expected digest; otherwise it is aborted and nothing
+becomes visible. Each request also carries an S3 checksum (CRC32) the server checks in transit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlops_cli import aws
+from mlops_cli.errors import NotFoundError, UsageError
+from mlops_cli.package import FileChangedError
+from mlops_cli.stores.base import (
+    ArtifactStore,
+    OnBytes,
+    VerifyingReader,
+    blob_key,
+    check_digest,
+    manifest_key,
+)
+
+MiB = 1 << 20
+DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_INFLIGHT_PARTS = 8
+CHECKSUM = "CRC32"
+
+
+class S3Store(ArtifactStore):
+    """Thread-safe. ``part_size`` is also the multipart threshold (S3's minimum part is 5 MiB)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_inflight_parts: int = DEFAULT_INFLIGHT_PARTS,
+    ) -> None:
+        super().__init__()
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.part_size = part_size
+        self._slots = threading.BoundedSemaphore(max_inflight_parts)
+        self._parts = ThreadPoolExecutor(
+            max_workers=max_inflight_parts, thread_name_prefix="s3-part"
+        )
+        self._stats_lock = threading.Lock()
+        self._client = aws.client("s3", max_pool=max_inflight_parts + 16)
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> S3Store:
+        parsed = urlparse(uri)
+        if not parsed.netloc:
+            raise UsageError(f"bad S3 store URI {uri!r}", hint="use s3://bucket/prefix")
+        return cls(parsed.netloc, parsed.path, **options)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, method)(Bucket=self.bucket, **kwargs)
+        except Exception as exc:
+            error = aws.translate(exc, what=f"{what} ({self.uri})")
+            if isinstance(error, NotFoundError) and "Bucket" in str(error):
+                error.hint = f"create the bucket first: aws s3 mb s3://{self.bucket}"
+            raise error from None
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    def _exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            if code in ("NoSuchBucket",) or (code == "403" and not self._bucket_exists()):
+                raise NotFoundError(
+                    f"bucket {self.bucket} does not exist ({self.uri})",
+                    hint=f"create it first: aws s3 mb s3://{self.bucket}",
+                ) from None
+            raise aws.translate(exc, what=f"checking {key} ({self.uri})") from None
+        except Exception as exc:
+            raise aws.translate(exc, what=f"checking {key} ({self.uri})") from None
+
+    def _bucket_exists(self) -> bool:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+            return True
+        except Exception:
+            return False
+
+    def missing_blobs(self, digests: Iterable[str]) -> set[str]:
+        wanted = [check_digest(d) for d in dict.fromkeys(digests)]
+        if not wanted:
+            return set()
+        with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+            present = list(pool.map(lambda d: self._exists(blob_key(d)), wanted))
+        return {d for d, here in zip(wanted, present, strict=True) if not here}
+
+    def _count(self, sent: int) -> None:
+        with self._stats_lock:
+            self.stats.blob_bytes_sent += sent
+            self.stats.blobs_sent += 1
+
+    def put_blob(self, digest: str, path: Path, *, on_bytes: OnBytes | None = None) -> int:
+        key = self._key(blob_key(check_digest(digest)))
+        with open(path, "rb") as handle:
+            first = handle.read(self.part_size)
+            if len(first) < self.part_size:  # small: one request
+                if hashlib.sha256(first).hexdigest() != digest:
+                    raise FileChangedError(str(path))
+                self._call(
+                    "uploading a blob",
+                    "put_object",
+                    Key=key,
+                    Body=first,
+                    ChecksumAlgorithm=CHECKSUM,
+                )
+                if on_bytes is not None:
+                    on_bytes(len(first))
+                self._count(len(first))
+                return len(first)
+            return self._put_multipart(key, digest, path, handle, first, on_bytes)
+
+    def _abort_stale(self, key: str) -> None:
+        """Abort multipart uploads of ``key`` left by an upload that was killed."""
+        listing = self._call("listing multipart uploads", "list_multipart_uploads", Prefix=key)
+        for upload in listing.get("Uploads", []):
+            if upload.get("Key") == key:
+                self._call(
+                    "aborting a stale upload",
+                    "abort_multipart_upload",
+                    Key=key,
+                    UploadId=upload["UploadId"],
+                )
+
+    def _put_multipart(
+        self,
+        key: str,
+        digest: str,
+        path: Path,
+        handle: Any,
+        first: bytes,
+        on_bytes: OnBytes | None,
+    ) -> int:
+        self._abort_stale(key)
+        upload_id = self._call(
+            "starting a multipart upload",
+            "create_multipart_upload",
+            Key=key,
+            ChecksumAlgorithm=CHECKSUM,
+        )["UploadId"]
+        hasher = hashlib.sha256()
+        futures: list[Future[dict[str, Any]]] = []
+        sent = 0
+        try:
+            chunk, number = first, 1
+            while chunk:
+                hasher.update(chunk)
+                self._slots.acquire()
+                try:
+                    futures.append(
+                        self._parts.submit(
+                            self._upload_part, key, upload_id, number, chunk, on_bytes
+                        )
+                    )
+                except BaseException:
+                    self._slots.release()
+                    raise
+                sent += len(chunk)
+                if any(f.done() and f.exception() for f in futures[-4:]):
+                    break
+                chunk, number = handle.read(self.part_size), number + 1
+            parts = [future.result() for future in futures]
+            if hasher.hexdigest() != digest:
+                raise FileChangedError(str(path))
+            self._call(
+                "completing a multipart upload",
+                "complete_multipart_upload",
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            try:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except Exception:
+                pass  # the original error matters more; a stale upload is aborted next time
+            raise
+        self._count(sent)
+        return sent
+
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes, on_bytes: OnBytes | None
+    ) -> dict[str, Any]:
+        try:
+            response = self._call(
+                "uploading a part",
+                "upload_part",
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumAlgorithm=CHECKSUM,
+            )
+        finally:
+            self._slots.release()
+        if on_bytes is not None:
+            on_bytes(len(body))
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if f"Checksum{CHECKSUM}" in response:
+            part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
+        return part
+
+    def open_blob(self, digest: str) -> VerifyingReader:
+        response = self._call(
+            "reading a blob", "get_object", Key=self._key(blob_key(check_digest(digest)))
+        )
+        return VerifyingReader(
+            response["Body"],
+            digest=digest,
+            size=int(response["ContentLength"]),
+            what=f"blob {digest[:12]}",
+        )
+
+    def blob_size(self, digest: str) -> int:
+        response = self._call(
+            "reading a blob's size", "head_object", Key=self._key(blob_key(check_digest(digest)))
+        )
+        return int(response["ContentLength"])
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    def _write_manifest(self, digest: str, data: bytes) -> None:
+        self._call(
+            "publishing a package",
+            "put_object",
+            Key=self._key(manifest_key(digest)),
+            Body=data,
+            ContentType="application/json",
+            ChecksumAlgorithm=CHECKSUM,
+        )
+
+    def _read_manifest(self, digest: str) -> bytes | None:
+        key = manifest_key(digest)
+        if not self._exists(key):
+            return None
+        body = self._call("reading a package manifest", "get_object", Key=self._key(key))["Body"]
+        data: bytes = body.read()
+        return data
+
+
+class S3ObjectWriter:
+    """Write one S3 object of unknown length as a stream: a parallel multipart upload fed by
+    :meth:`write`. Memory is bounded by ``max_inflight_parts * part_size``. The object appears
+    only on :meth:`complete`; :meth:`abort` (or an error) leaves nothing."""
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int | None = None,
+        max_inflight_parts: int = DEFAULT_INFLIGHT_PARTS,
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.part_size = part_size or DEFAULT_PART_SIZE
+        self._client = aws.client("s3", max_pool=max_inflight_parts + 16)
+        self._slots = threading.BoundedSemaphore(max_inflight_parts)
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_inflight_parts, thread_name_prefix="s3-writer"
+        )
+        self._buffer = bytearray()
+        self._futures: list[Future[dict[str, Any]]] = []
+        self._upload_id: str | None = None
+        self.bytes_written = 0
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> S3ObjectWriter:
+        parsed = urlparse(uri)
+        key = parsed.path.lstrip("/")
+        if not parsed.netloc or not key:
+            raise UsageError(f"bad S3 object URI {uri!r}", hint="use s3://bucket/key")
+        return cls(parsed.netloc, key, **options)
+
+    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, method)(Bucket=self.bucket, Key=self.key, **kwargs)
+        except Exception as exc:
+            raise aws.translate(exc, what=f"{what} (s3://{self.bucket}/{self.key})") from None
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self.bytes_written += len(data)
+        while len(self._buffer) >= self.part_size:
+            part = bytes(self._buffer[: self.part_size])
+            del self._buffer[: self.part_size]
+            self._submit(part)
+        return len(data)
+
+    def _submit(self, body: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._call(
+                "starting a multipart upload", "create_multipart_upload", ChecksumAlgorithm=CHECKSUM
+            )["UploadId"]
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                future.result()  # raise the first failure now
+        self._slots.acquire()
+        number = len(self._futures) + 1
+        try:
+            self._futures.append(self._pool.submit(self._part, number, body))
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _part(self, number: int, body: bytes) -> dict[str, Any]:
+        try:
+            response = self._call(
+                "uploading a part",
+                "upload_part",
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumAlgorithm=CHECKSUM,
+            )
+        finally:
+            self._slots.release()
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if f"Checksum{CHECKSUM}" in response:
+            part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
+        return part
+
+    def complete(self) -> None:
+        """Send what is buffered and make the object visible."""
+        if self._upload_id is None:  # small enough for one request
+            self._call(
+                "uploading", "put_object", Body=bytes(self._buffer), ChecksumAlgorithm=CHECKSUM
+            )
+        else:
+            if self._buffer:
+                self._submit(bytes(self._buffer))
+            parts = [future.result() for future in self._futures]
+            self._call(
+                "completing a multipart upload",
+                "complete_multipart_upload",
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        self._buffer.clear()
+        self._pool.shutdown()
+
+    def abort(self) -> None:
+        """Drop everything sent so far; the object never appears."""
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if self._upload_id is not None:
+            try:
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
+                )
+            except Exception:
+                pass  # best effort: the original error is what the caller needs
