@@ -11,6 +11,7 @@ The folder is assembled beside ``dest`` and renamed into place: a failed init le
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import shutil
@@ -94,7 +95,9 @@ def init_model(
         )
     source = templates_dir().joinpath(template)
     if not source.is_dir():
-        raise UsageError(f"template {template!r} is missing from this installation", hint="reinstall mlops-cli")
+        raise UsageError(
+            f"template {template!r} is missing from this installation", hint="reinstall mlops-cli"
+        )
 
     created = _make_parents(dest.parent)
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.init-"))
@@ -172,7 +175,9 @@ def _merge(staging: Path, dest: Path, files: tuple[str, ...]) -> None:
     for relative in files:
         target = dest / relative
         if target.is_dir():
-            raise UsageError(f"{target} is a folder; the template has a file there", hint="move it away")
+            raise UsageError(
+                f"{target} is a folder; the template has a file there", hint="move it away"
+            )
     for relative in files:
         target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +253,7 @@ def _lm_weights() -> dict[str, bytes]:
     index = {word: i for i, word in enumerate(vocab)}
     counts = np.zeros((len(vocab), len(vocab)), dtype=np.float32)
     sequence = [LM_START, *words, LM_END]
-    for current, following in zip(sequence, sequence[1:], strict=False):
+    for current, following in itertools.pairwise(sequence):
         counts[index[current], index[following]] += 1.0
     noise = np.random.default_rng(SEED).uniform(0.0, 0.1, size=counts.shape).astype(np.float32)
     scores = counts + noise

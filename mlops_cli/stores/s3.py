@@ -9,6 +9,7 @@ becomes visible. Each request also carries an S3 checksum (CRC32) the server che
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterable
@@ -200,10 +201,9 @@ class S3Store(ArtifactStore):
         except BaseException:
             for future in futures:
                 future.cancel()
-            try:
+            # Best effort: the original error matters more; a stale upload is aborted next time.
+            with contextlib.suppress(Exception):
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                pass  # the original error matters more; a stale upload is aborted next time
             raise
         self._count(sent)
         return sent
@@ -375,9 +375,7 @@ class S3ObjectWriter:
             future.cancel()
         self._pool.shutdown(wait=True)
         if self._upload_id is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the caller needs the original error
                 self._client.abort_multipart_upload(
                     Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
                 )
-            except Exception:
-                pass  # best effort: the original error is what the caller needs

@@ -123,7 +123,7 @@ def test_progress_totals_equal_the_bytes(model: Path, store: LocalStore) -> None
         == result.bytes_sent
         == result.bytes_total
     )
-    hashing = [d for d in recorder.totals if d.startswith("hashing")][0]
+    hashing = next(d for d in recorder.totals if d.startswith("hashing"))
     assert recorder.totals[hashing] == recorder.advanced[hashing] == result.bytes_total
 
 
