@@ -60,9 +60,12 @@ def moto_server() -> Iterator[object]:
 @pytest.fixture
 def aws(moto_server: object, monkeypatch: pytest.MonkeyPatch) -> object:
     """A freshly reset moto server, with boto3's standard variables pointing at it."""
+    from mlops_cli.aws import reset_clients
+
     moto_server.reset()  # type: ignore[attr-defined]
     for name, value in moto_server.env().items():  # type: ignore[attr-defined]
         monkeypatch.setenv(name, value)
+    reset_clients()  # clients cached under another environment must not be reused
     return moto_server
 
 

@@ -90,21 +90,37 @@ class S3Store(ArtifactStore):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchKey", "NotFound"):
                 return False
-            if code in ("NoSuchBucket",) or (code == "403" and not self._bucket_exists()):
-                raise NotFoundError(
-                    f"bucket {self.bucket} does not exist ({self.uri})",
-                    hint=f"create it first: aws s3 mb s3://{self.bucket}",
-                ) from None
+            if code in ("NoSuchBucket", "403", "AccessDenied"):
+                raise self._bucket_problem(exc) from None
             raise aws.translate(exc, what=f"checking {key} ({self.uri})") from None
         except Exception as exc:
             raise aws.translate(exc, what=f"checking {key} ({self.uri})") from None
 
-    def _bucket_exists(self) -> bool:
+    def _bucket_problem(self, original: Exception) -> Exception:
+        """Why a HEAD was refused: a missing bucket, or credentials the server refuses."""
+        from botocore.exceptions import ClientError
+
         try:
             self._client.head_bucket(Bucket=self.bucket)
-            return True
-        except Exception:
-            return False
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in (
+                "404",
+                "NoSuchBucket",
+                "NotFound",
+            ):
+                return NotFoundError(
+                    f"bucket {self.bucket} does not exist ({self.uri})",
+                    hint=f"create it first: aws s3 mb s3://{self.bucket}",
+                )
+            if str(exc.response.get("Error", {}).get("Code", "")) in ("403", "AccessDenied"):
+                return aws.CredentialsError(
+                    f"AWS refused the credentials for {self.uri} (403 Forbidden)",
+                    hint="check the profile or keys, and that they may read and write this bucket",
+                )
+            return aws.translate(exc, what=f"checking bucket {self.bucket}")
+        except Exception as exc:
+            return aws.translate(exc, what=f"checking bucket {self.bucket}")
+        return aws.translate(original, what=f"reading {self.uri}")
 
     def missing_blobs(self, digests: Iterable[str]) -> set[str]:
         wanted = [check_digest(d) for d in dict.fromkeys(digests)]
