@@ -2,11 +2,12 @@
 
 Clients honour the standard AWS configuration chain (profiles, ``AWS_REGION``, credentials,
 ``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``): mlops adds no variables
-of its own. boto3 is imported here, lazily, and nowhere in the command line.
+of its own. botocore is imported here, lazily, and nowhere in the command line.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -29,10 +30,11 @@ def client(service: str, *, max_pool: int = 16) -> Any:
     cache: dict[tuple[str, int], Any] = getattr(_local, "clients", None) or {}
     _local.clients = cache
     if key not in cache:
-        import boto3
+        # botocore directly: the same configuration chain as boto3, without boto3's import cost.
+        import botocore.session
         from botocore.config import Config
 
-        session = boto3.session.Session()
+        session = botocore.session.get_session()
         config = Config(
             max_pool_connections=max_pool,
             retries={"mode": "standard", "max_attempts": 5},
@@ -40,7 +42,10 @@ def client(service: str, *, max_pool: int = 16) -> Any:
             read_timeout=60,
             tcp_keepalive=True,
         )
-        cache[key] = session.client(service, config=config)
+        # AWS_REGION is the variable the AWS CLI v2 and most SDKs read; botocore reads only
+        # AWS_DEFAULT_REGION (and the profile), so honour it here.
+        region = os.environ.get("AWS_REGION") if not os.environ.get("AWS_DEFAULT_REGION") else None
+        cache[key] = session.create_client(service, region_name=region, config=config)
     return cache[key]
 
 

@@ -185,6 +185,31 @@ def _file_layer(path: Path, label: str) -> _Layer:
     )
 
 
+def _check_leaf(key: str, value: Any, schema: Mapping[str, Any], source: str) -> None:
+    """Validate one value from the environment or a flag against its leaf schema.
+
+    The leaves are plain strings and numbers, so this small check covers every keyword they use
+    and spares simple commands the cost of importing jsonschema.
+    """
+    problem = None
+    if "enum" in schema and value not in schema["enum"]:
+        hint = suggestion(str(value), schema["enum"], noun="values")
+        raise ConfigError(f"{value!r} is not allowed", source=source, key_path=key, hint=hint)
+    if schema.get("type") == "string" and len(value) < schema.get("minLength", 0):
+        problem = f"{value!r} is too short"
+    elif schema.get("type") in ("integer", "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            problem = f"{value} is less than the minimum of {schema['minimum']}"
+        elif "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            problem = (
+                f"{value} is less than or equal to the minimum of {schema['exclusiveMinimum']}"
+            )
+        elif "maximum" in schema and value > schema["maximum"]:
+            problem = f"{value} is greater than the maximum of {schema['maximum']}"
+    if problem:
+        raise ConfigError(problem, source=source, key_path=key)
+
+
 def _env_layer(environ: Mapping[str, str], leaves: Mapping[str, dict[str, Any]]) -> list[_Layer]:
     layers = []
     for key, schema in leaves.items():
@@ -192,7 +217,7 @@ def _env_layer(environ: Mapping[str, str], leaves: Mapping[str, dict[str, Any]])
         if var in environ:
             source = f"env {var}"
             value = _coerce(environ[var], schema, source=source, key=key)
-            _validate_nested(_nest({key: value}), source)
+            _check_leaf(key, value, schema, source)
             layers.append(_Layer(source=source, values={key: value}))
     return layers
 
@@ -211,12 +236,12 @@ def _flag_layers(
                 "unknown key", source="--set", key_path=key, hint=suggestion(key, leaves)
             )
         value = _coerce(text, leaves[key], source="--set", key=key)
-        _validate_nested(_nest({key: value}), "--set")
+        _check_leaf(key, value, leaves[key], "--set")
         layers.append(_Layer(source=f"flag --set {key}", values={key: value}))
     for key, value in overrides.items():
         if value is None:
             continue
-        _validate_nested(_nest({key: value}), "flags")
+        _check_leaf(key, value, leaves[key], "flags")
         layers.append(
             _Layer(source=f"flag --{key.rpartition('.')[2].replace('_', '-')}", values={key: value})
         )

@@ -5,31 +5,34 @@ holds ``mlops.yaml.tmpl``, whose only placeholder is ``{{name}}``, and inference
 copied verbatim. The weights the code loads are generated here with numpy from a fixed seed, so a
 template always gives the same bytes: a fresh model folder uploads to the same package id anywhere.
 
-The folder is assembled beside ``dest`` and renamed into place: a failed init leaves nothing behind.
+The folder is assembled beside ``dest`` and renamed into place, so a failed init leaves nothing
+behind. Only ``--force`` into a non-empty folder (and filling the caller's own working folder) moves
+files in one by one, each replaced whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
 import re
+import secrets
 import shutil
-import tempfile
+import stat
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlops_cli.errors import UsageError
+from mlops_cli.errors import MlopsError, UsageError
 from mlops_cli.modelspec import SPEC_FILE
 from mlops_cli.resources import templates_dir
 from mlops_cli.validation import suggestion
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
 
 TEMPLATES: dict[str, str] = {
@@ -49,13 +52,14 @@ SEED = 20240601
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _SKIPPED = ("__pycache__", ".pyc", ".DS_Store")
 
-# The toy language model's vocabulary comes from this text: each word's successor is scored by how
-# often it follows the word here (plus a little seeded noise to break ties).
+# The toy language model learns from these sentences: a word's successors are scored by how often
+# they follow it here, plus a little seeded noise that breaks ties. No word appears twice, so from
+# any known word greedy decoding finishes that word's sentence and stops.
 LM_START, LM_END = "<s>", "</s>"
 LM_CORPUS = (
-    "the model reads the prompt and writes the answer one token at a time . "
-    "the server streams each token to the client as soon as it is ready . "
-    "the client shows the answer while the model is still writing ."
+    "the model reads your prompt and writes an answer",
+    "every token streams to a waiting client immediately",
+    "greedy decoding always picks one likeliest next word",
 )
 
 
@@ -77,13 +81,14 @@ def init_model(
     template's files, replacing files of the same path and keeping every other file.
 
     Raises UsageError for an unknown template, a bad name or a non-empty ``dest`` without
-    ``force``; in every failure the file system is left as it was.
+    ``force``, before anything is written; MlopsError when writing fails, after removing what it
+    wrote.
     """
     if template not in TEMPLATES:
         raise UsageError(
             f"unknown template {template!r}", hint=suggestion(template, TEMPLATES, noun="templates")
         )
-    dest = Path(dest).absolute()
+    dest = Path(os.path.abspath(dest))
     model_name = _check_name(name) if name is not None else default_name(dest)
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} exists and is not a folder", hint="choose another path")
@@ -100,19 +105,28 @@ def init_model(
         )
 
     created = _make_parents(dest.parent)
-    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.init-"))
+    staging = dest.parent / f".{dest.name}.init-{secrets.token_hex(4)}"
     try:
+        staging.mkdir()  # not mkdtemp: this folder may become dest, with the umask's mode
         files = _build(staging, source, template=template, name=model_name)
-        if dest.is_dir() and not replace_empty:
-            _merge(staging, dest, files)
+        if not dest.exists():
+            os.replace(staging, dest)
+        elif replace_empty and not dest.is_symlink() and not _is_cwd(dest):
+            os.chmod(staging, stat.S_IMODE(dest.stat().st_mode))
+            os.replace(staging, dest)  # rename(2) replaces an empty folder atomically
         else:
-            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700
-            os.replace(staging, dest)  # also replaces an empty folder, atomically
-    except BaseException:
+            # A non-empty folder (--force), or the caller's working folder, which a rename would
+            # leave them standing in a deleted folder: move the files in instead.
+            _move_into(staging, dest, files)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         for folder in reversed(created):
-            with _ignoring(OSError):
+            with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(exc, OSError):
+            raise MlopsError(
+                f"cannot write {dest}: {exc.strerror or exc}; nothing was written"
+            ) from exc
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return InitResult(path=dest, template=template, name=model_name, files=files)
@@ -120,7 +134,7 @@ def init_model(
 
 def default_name(dest: Path) -> str:
     """A valid model name made from a folder's name (``My Model`` -> ``my-model``)."""
-    base = Path(dest).absolute().name.lower()
+    base = Path(os.path.abspath(dest)).name.lower()
     name = re.sub(r"[^a-z0-9._-]+", "-", base)
     name = re.sub(r"^[^a-z0-9]+", "", name)[:64].rstrip("-._")
     if not name:
@@ -170,18 +184,24 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _merge(staging: Path, dest: Path, files: tuple[str, ...]) -> None:
-    """``--force`` into a non-empty folder: each file replaced whole, other files kept."""
+def _move_into(staging: Path, dest: Path, files: tuple[str, ...]) -> None:
+    """Move each built file into an existing folder, replacing a file of the same path whole."""
     for relative in files:
-        target = dest / relative
-        if target.is_dir():
+        if (dest / relative).is_dir():
             raise UsageError(
-                f"{target} is a folder; the template has a file there", hint="move it away"
+                f"{dest / relative} is a folder where the template has a file", hint="move it away"
             )
     for relative in files:
         target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / relative, target)
+
+
+def _is_cwd(folder: Path) -> bool:
+    try:
+        return folder.samefile(Path.cwd())
+    except OSError:
+        return False
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -195,39 +215,22 @@ def _make_parents(folder: Path) -> list[Path]:
     return missing
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-class _ignoring:
-    def __init__(self, *errors: type[BaseException]) -> None:
-        self.errors = errors
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, self.errors)
-
-
 # -- weights ---------------------------------------------------------------------------------
 
 
-def npz_bytes(arrays: dict[str, npt.NDArray[np.generic]]) -> bytes:
+def npz_bytes(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
     """An ``.npz`` archive ``np.load`` reads, byte-identical for identical arrays.
 
     ``np.savez`` stamps each zip entry with the current time; this writes the same layout
     (uncompressed ``<key>.npy`` entries) with a fixed time instead.
     """
-    from numpy.lib import format as npy_format
+    import numpy as np
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for key in sorted(arrays):
             member = io.BytesIO()
-            npy_format.write_array(member, arrays[key], allow_pickle=False)
+            np.save(member, arrays[key], allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=ZIP_DATE)
             info.external_attr = 0o644 << 16
             archive.writestr(info, member.getvalue())
@@ -248,13 +251,12 @@ def _classifier_weights() -> dict[str, bytes]:
 def _lm_weights() -> dict[str, bytes]:
     import numpy as np
 
-    words = LM_CORPUS.split()
-    vocab = [LM_START, LM_END, *sorted(set(words))]
+    vocab = [LM_START, LM_END, *sorted({word for line in LM_CORPUS for word in line.split()})]
     index = {word: i for i, word in enumerate(vocab)}
     counts = np.zeros((len(vocab), len(vocab)), dtype=np.float32)
-    sequence = [LM_START, *words, LM_END]
-    for current, following in itertools.pairwise(sequence):
-        counts[index[current], index[following]] += 1.0
+    for line in LM_CORPUS:
+        for current, following in itertools.pairwise([LM_START, *line.split(), LM_END]):
+            counts[index[current], index[following]] += 1.0
     noise = np.random.default_rng(SEED).uniform(0.0, 0.1, size=counts.shape).astype(np.float32)
     scores = counts + noise
     scores[:, index[LM_START]] = -1.0  # never generated

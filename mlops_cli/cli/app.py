@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from mlops_cli import __version__
-from mlops_cli.cli import config_cmd, local_cmd, package_cmd, upload_cmd, validate_cmd
+from mlops_cli.cli import (
+    config_cmd,
+    init_cmd,
+    local_cmd,
+    package_cmd,
+    upload_cmd,
+    validate_cmd,
+)
 from mlops_cli.cli.context import CliContext
 
 app = typer.Typer(
@@ -20,11 +27,12 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(local_cmd.app, name="local")
-app.add_typer(package_cmd.app, name="package")
+app.command("init")(init_cmd.init)
 app.command("validate")(validate_cmd.validate)
 app.command("upload")(upload_cmd.upload)
+app.add_typer(package_cmd.app, name="package")
+app.add_typer(local_cmd.app, name="local")
+app.add_typer(config_cmd.app, name="config")
 
 
 def _print_version(value: bool) -> None:

@@ -26,8 +26,19 @@ StoreOpt = Annotated[
 
 
 def _open(cli: CliContext, ref: str, store: str | None) -> tuple[ArtifactStore, str]:
+    """The store holding ``ref`` and its digest. A local model folder (or hf:// source) is
+    built in place and served from its own files."""
     from mlops_cli.stores import open_store
     from mlops_cli.upload import parse_package_ref
+
+    if ref.startswith("hf://") or Path(ref).is_dir():
+        from mlops_cli.hashcache import HashCache
+        from mlops_cli.upload import build_package, folder_view
+
+        settings = cli.settings()
+        cache = HashCache(settings.workspace / "cache" / "hashes.json")
+        build = build_package(ref, reporter=cli.reporter(), cache=cache)
+        return folder_view(build, ref), build.manifest.digest
 
     store_uri, digest = parse_package_ref(ref)
     settings = cli.settings({"store": store_uri or store})
@@ -136,7 +147,6 @@ def render(
             "digest": digest,
             "uri": tarball.uri,
             "bytes": tarball.bytes,
-            "sha256": tarball.sha256,
         },
         lambda console: console.print(f"wrote {tarball.uri} ({human_bytes(tarball.bytes)})"),
     )

@@ -7,9 +7,14 @@ Layout under the store's root (a folder, or an S3 bucket and prefix)::
 
 Promises every implementation keeps (tests/conformance runs them against each):
 
-- ``put_blob`` streams the file (never the whole file in memory), hashes exactly the bytes it
-  sends, and makes the blob visible only when they match the expected digest; otherwise it raises
+- ``put_blob`` streams the file (never the whole file in memory) and makes the blob visible only
+  once the bytes sent are known to be the bytes that hashed to ``digest``: it hashes them again
+  on the way, or, when the caller passes ``unchanged`` (a check that the file's identity, size and
+  times are still those seen when it was hashed; see :mod:`mlops_cli.upload`), it calls that
+  check after sending and before publishing. On a mismatch it raises
   :class:`~mlops_cli.package.FileChangedError` and leaves nothing behind. It is idempotent.
+- ``ingest`` (only where ``can_ingest``) stores a file whose digest is not known yet, computing
+  it from the very bytes it stores, in one pass.
 - ``put_manifest`` is called last, after every blob is stored: a package exists whole or not at
   all. It refuses a manifest whose blobs are missing.
 - Reads verify: ``read_blob`` and ``open_blob`` raise :class:`DigestMismatchError` when the
@@ -30,6 +35,7 @@ from mlops_cli.errors import MlopsError, NotFoundError
 from mlops_cli.package import PackageManifest
 
 OnBytes = Callable[[int], None]
+Unchanged = Callable[[], bool]
 
 
 class DigestMismatchError(MlopsError):
@@ -124,6 +130,7 @@ class ArtifactStore(ABC):
     """Where packages live. Pick an implementation with :func:`mlops_cli.stores.open_store`."""
 
     uri: str
+    can_ingest: bool = False
 
     def __init__(self) -> None:
         self.stats = StoreStats()
@@ -133,8 +140,21 @@ class ArtifactStore(ABC):
         """The digests of ``digests`` that the store does not hold."""
 
     @abstractmethod
-    def put_blob(self, digest: str, path: Path, *, on_bytes: OnBytes | None = None) -> int:
+    def put_blob(
+        self,
+        digest: str,
+        path: Path,
+        *,
+        on_bytes: OnBytes | None = None,
+        unchanged: Unchanged | None = None,
+    ) -> int:
         """Store ``path`` under ``digest``, verified; return the bytes sent. See module promises."""
+
+    def ingest(
+        self, path: Path, *, on_bytes: OnBytes | None = None, unchanged: Unchanged | None = None
+    ) -> tuple[str, int, int]:
+        """Store ``path`` under the digest of its bytes; return (digest, size, bytes sent)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot ingest")
 
     @abstractmethod
     def open_blob(self, digest: str) -> VerifyingReader:

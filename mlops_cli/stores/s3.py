@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,11 +20,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlops_cli import aws
-from mlops_cli.errors import NotFoundError, UsageError
+from mlops_cli.errors import MlopsError, NotFoundError, UsageError
 from mlops_cli.package import FileChangedError
 from mlops_cli.stores.base import (
     ArtifactStore,
     OnBytes,
+    Unchanged,
     VerifyingReader,
     blob_key,
     check_digest,
@@ -31,9 +33,10 @@ from mlops_cli.stores.base import (
 )
 
 MiB = 1 << 20
-DEFAULT_PART_SIZE = 16 * MiB
-DEFAULT_INFLIGHT_PARTS = 8
+DEFAULT_PART_SIZE = 8 * MiB
+DEFAULT_INFLIGHT_PARTS = 6
 CHECKSUM = "CRC32"
+MAX_PARTS = 10_000  # S3's limit
 
 
 class S3Store(ArtifactStore):
@@ -135,11 +138,18 @@ class S3Store(ArtifactStore):
             self.stats.blob_bytes_sent += sent
             self.stats.blobs_sent += 1
 
-    def put_blob(self, digest: str, path: Path, *, on_bytes: OnBytes | None = None) -> int:
+    def put_blob(
+        self,
+        digest: str,
+        path: Path,
+        *,
+        on_bytes: OnBytes | None = None,
+        unchanged: Unchanged | None = None,
+    ) -> int:
         key = self._key(blob_key(check_digest(digest)))
         with open(path, "rb") as handle:
-            first = handle.read(self.part_size)
-            if len(first) < self.part_size:  # small: one request
+            if os.fstat(handle.fileno()).st_size < self.part_size:  # small: one request
+                first = handle.read(self.part_size)
                 if hashlib.sha256(first).hexdigest() != digest:
                     raise FileChangedError(str(path))
                 self._call(
@@ -153,7 +163,7 @@ class S3Store(ArtifactStore):
                     on_bytes(len(first))
                 self._count(len(first))
                 return len(first)
-            return self._put_multipart(key, digest, path, handle, first, on_bytes)
+            return self._put_multipart(key, digest, path, handle, on_bytes, unchanged)
 
     def _abort_stale(self, key: str) -> None:
         """Abort multipart uploads of ``key`` left by an upload that was killed."""
@@ -173,8 +183,8 @@ class S3Store(ArtifactStore):
         digest: str,
         path: Path,
         handle: Any,
-        first: bytes,
         on_bytes: OnBytes | None,
+        unchanged: Unchanged | None,
     ) -> int:
         self._abort_stale(key)
         upload_id = self._call(
@@ -183,15 +193,20 @@ class S3Store(ArtifactStore):
             Key=key,
             ChecksumAlgorithm=CHECKSUM,
         )["UploadId"]
-        hasher = hashlib.sha256()
+        hasher = hashlib.sha256() if unchanged is None else None
         futures: list[Future[dict[str, Any]]] = []
         sent = 0
         try:
-            chunk, number = first, 1
-            while chunk:
-                hasher.update(chunk)
+            # A slot is taken before a part is read: memory stays within the in-flight limit.
+            for number in range(1, MAX_PARTS + 1):
                 self._slots.acquire()
                 try:
+                    chunk = handle.read(self.part_size)
+                    if not chunk:
+                        self._slots.release()
+                        break
+                    if hasher is not None:
+                        hasher.update(chunk)
                     futures.append(
                         self._parts.submit(
                             self._upload_part, key, upload_id, number, chunk, on_bytes
@@ -201,11 +216,21 @@ class S3Store(ArtifactStore):
                     self._slots.release()
                     raise
                 sent += len(chunk)
+                del chunk
                 if any(f.done() and f.exception() for f in futures[-4:]):
                     break
-                chunk, number = handle.read(self.part_size), number + 1
+            else:
+                raise MlopsError(
+                    f"{path} needs more than {MAX_PARTS} parts of {self.part_size} bytes",
+                    hint="raise the part size",
+                )
             parts = [future.result() for future in futures]
-            if hasher.hexdigest() != digest:
+            verified = (
+                hasher.hexdigest() == digest
+                if hasher is not None
+                else unchanged is not None and unchanged()
+            )
+            if not verified:
                 raise FileChangedError(str(path))
             self._call(
                 "completing a multipart upload",
