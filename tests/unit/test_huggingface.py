@@ -111,7 +111,7 @@ def test_upload_hf_revision_resolves_offline_and_pins_the_commit(
 def test_folder_with_hf_source_and_allow_patterns(
     hf_cache: tuple[Path, dict[str, bytes]], tmp_path: Path
 ) -> None:
-    cache, files = hf_cache
+    cache, _ = hf_cache
     folder = tmp_path / "model"
     shutil.copytree(FIXTURES / "models" / "tiny", folder)
     spec = folder / "mlops.yaml"
