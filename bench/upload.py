@@ -303,6 +303,12 @@ def main() -> int:
         ),
         ("file:// upload / cp -r", s["mlops upload to file:// (first)"] / s["cp -r"], "<=", 1.3),
         (
+            "file:// upload, cache warm / cp -r",
+            s["mlops upload to file:// (cache warm)"] / s["cp -r"],
+            "<=",
+            1.3,
+        ),
+        (
             "tarball (from folder) vs sdk-style",
             s["sdk-style tar.gz level 9 + upload"] / s["mlops model.tar.gz from folder to S3"],
             ">=",

@@ -122,4 +122,5 @@ def render_triton(
     config = model_dir / "config.pbtxt"
     write_atomic(config, config_pbtxt(spec, model_name=name, device=device).encode())
     os.chmod(config, FILE_MODE)
+    os.utime(config, (FIXED_MTIME, FIXED_MTIME))
     return model_dir
