@@ -21,7 +21,10 @@ BASE = {
     "name": "clf",
     "runtime": "triton-python",
     "entrypoint": "model.py",
-    "inputs": [{"name": "features", "dtype": "FP32", "shape": [4]}, {"name": "text", "dtype": "BYTES", "shape": [-1]}],
+    "inputs": [
+        {"name": "features", "dtype": "FP32", "shape": [4]},
+        {"name": "text", "dtype": "BYTES", "shape": [-1]},
+    ],
     "outputs": [{"name": "probabilities", "dtype": "FP32", "shape": [3]}],
 }
 
@@ -39,7 +42,12 @@ def test_gpu_spec_gets_gpu_instance_groups_batching_and_warmup() -> None:
     spec = ModelSpec.from_dict(
         {
             **BASE,
-            "batching": {"max_batch_size": 16, "dynamic": True, "preferred_batch_sizes": [4, 8], "max_queue_delay_us": 250},
+            "batching": {
+                "max_batch_size": 16,
+                "dynamic": True,
+                "preferred_batch_sizes": [4, 8],
+                "max_queue_delay_us": 250,
+            },
             "resources": {"memory_mb": 512, "gpu": {"count": 2, "kind": "nvidia-a10g"}},
             "instances": 3,
             "warmup": [{"name": "zeros", "batch_size": 2, "count": 5}],
@@ -49,7 +57,11 @@ def test_gpu_spec_gets_gpu_instance_groups_batching_and_warmup() -> None:
     assert config.name == "clf" and config.backend == "python"  # type: ignore[attr-defined]
     assert config.max_batch_size == 16  # type: ignore[attr-defined]
     (group,) = config.instance_group  # type: ignore[attr-defined]
-    assert group.kind == pb.ModelInstanceGroup.KIND_GPU and group.count == 3 and list(group.gpus) == [0, 1]
+    assert (
+        group.kind == pb.ModelInstanceGroup.KIND_GPU
+        and group.count == 3
+        and list(group.gpus) == [0, 1]
+    )
     assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]  # type: ignore[attr-defined]
     assert config.dynamic_batching.max_queue_delay_microseconds == 250  # type: ignore[attr-defined]
     assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [  # type: ignore[attr-defined]
@@ -85,7 +97,11 @@ def test_layout_is_reproducible(tmp_path: Path) -> None:
 
     def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
         return {
-            p.relative_to(root).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode & 0o777, int(p.stat().st_mtime))
+            p.relative_to(root).as_posix(): (
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+                p.stat().st_mode & 0o777,
+                int(p.stat().st_mtime),
+            )
             for p in sorted(root.rglob("*"))
             if p.is_file()
         }
