@@ -236,7 +236,13 @@ class _Pipeline:
     """Hash (or ingest) and send each file as soon as it is ready, several files at a time."""
 
     def __init__(
-        self, store: ArtifactStore, cache: HashCache | None, upload_task: Task, hash_task: Task
+        self,
+        store: ArtifactStore,
+        cache: HashCache | None,
+        upload_task: Task,
+        hash_task: Task,
+        *,
+        files: int,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -245,6 +251,8 @@ class _Pipeline:
         self._lock = threading.Lock()
         self._claimed: set[str] = set()
         self.blobs_sent = 0
+        self.files = files
+        self.files_done = 0
 
     def _claim(self, digest: str) -> bool:
         with self._lock:
@@ -283,9 +291,11 @@ class _Pipeline:
     def _remember(self, item: ScannedFile, digest: str, sent: int) -> None:
         if self.cache is not None:
             self.cache.record(item, digest)
-        if sent:
-            with self._lock:
-                self.blobs_sent += 1
+        with self._lock:
+            self.blobs_sent += 1 if sent else 0
+            self.files_done += 1
+            done = self.files_done
+        self.upload_task.update(f"uploaded {done} of {self.files} files")
 
 
 def upload(
@@ -325,7 +335,7 @@ def upload(
         ) as upload_task,
         running(reporter, f"hashing {len(files)} files", total=to_hash, unit="bytes") as hash_task,
     ):
-        pipeline = _Pipeline(store, cache, upload_task, hash_task)
+        pipeline = _Pipeline(store, cache, upload_task, hash_task, files=len(files))
         # Largest first: the long transfers start early and small files fill the gaps.
         order = sorted(range(len(files)), key=lambda i: -files[i].size)
         digests: list[str] = [""] * len(files)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded local default (no cloud account):
-# install, start the local Triton server, show its status, stop it.
+# The main job end to end on the embedded local default (no cloud account): install, scaffold a
+# model, validate and upload it to the workspace store, read the package back and render it for
+# Triton and SageMaker, then start the local Triton server, show its status and stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -11,8 +12,13 @@ trap 'mlops local down >/dev/null 2>&1 || true; rm -rf "$demo"' EXIT
 
 set -x
 mlops --version
-mlops config show
+mlops init iris --template triton-python
+mlops validate iris
+mlops upload iris
+uri=$(mlops upload iris --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["uri"])')
+mlops package show "$uri"
+mlops package render "$uri" --format triton --out repository --device cpu
+mlops package render "$uri" --format sagemaker --out iris.tar.gz
 mlops local up
 mlops local status
-mlops local status --json
 mlops local down
