@@ -19,7 +19,7 @@ from typing import Any
 
 from mlops_cli.errors import ConfigError
 from mlops_cli.resources import load_schema
-from mlops_cli.validation import suggestion, validate_document
+from mlops_cli.validation import parse_yaml, suggestion, validate_document
 
 ENV_PREFIX = "MLOPS_"
 WORKSPACE_DIRNAME = ".mlops"
@@ -138,20 +138,11 @@ def _coerce(text: str, schema: Mapping[str, Any], *, source: str, key: str) -> A
 
 def load_yaml_file(path: Path) -> dict[str, Any]:
     """Read one YAML config file; malformed YAML is a ConfigError with line and column."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"malformed YAML: {exc.problem}", source=where) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(path)) from None
+    data = parse_yaml(text, source=str(path), error_class=ConfigError)
     if data is None:
         return {}
     _validate_nested(data, str(path))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.validation import validate_document
+from mlops_cli.validation import parse_yaml, validate_document
 
 SPEC_FILE = "mlops.yaml"
 RUNTIMES = ("triton-python", "sagemaker-mms")
@@ -177,8 +177,6 @@ class ModelSpec:
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error is a SpecError with line and column."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -187,14 +185,7 @@ def read_yaml(path: Path) -> Any:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read: {exc}", source=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise SpecError(f"malformed YAML: {exc.problem}", source=where) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"malformed YAML: {exc}", source=str(path)) from None
+    return parse_yaml(text, source=str(path), error_class=SpecError)
 
 
 def load_spec(model_dir: Path) -> ModelSpec:

@@ -69,3 +69,19 @@ def validate_document(
     if error.validator == "required":
         raise error_class(error.message, source=source, key_path=path or None)
     raise error_class(error.message, source=source, key_path=path or None)
+
+
+def parse_yaml(
+    text: str, *, source: str, error_class: type[ValidationError] = ValidationError
+) -> Any:
+    """Parse YAML; a syntax error is ``error_class`` naming ``source:line:column``."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise error_class(f"malformed YAML: {exc.problem}", source=where) from None
+    except yaml.YAMLError as exc:
+        raise error_class(f"malformed YAML: {exc}", source=source) from None

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -79,7 +79,9 @@ class LocalStore(ArtifactStore):
                 on_bytes(sent)
             self._count(sent)
             return sent
-        return self._copy_hashing(path, on_bytes, expect=digest)[2]
+        return self._store_as(path, lambda tmp: _copy_hashing(path, tmp, on_bytes), expect=digest)[
+            2
+        ]
 
     can_ingest = True
 
@@ -87,17 +89,31 @@ class LocalStore(ArtifactStore):
         self, path: Path, *, on_bytes: OnBytes | None = None, unchanged: Unchanged | None = None
     ) -> tuple[str, int, int]:
         if unchanged is None:
-            return self._copy_hashing(path, on_bytes, expect=None)
-        # The kernel copies (sendfile) while this thread hashes the same file; the identity
-        # check afterwards proves both saw the same bytes.
-        folder = self.root / "blobs" / "sha256"
-        tmp = self._temporary(folder, "ingest")
-        try:
+            return self._store_as(path, lambda tmp: _copy_hashing(path, tmp, on_bytes))
+
+        def copy_while_hashing(tmp: Path) -> tuple[str, int]:
+            # The kernel copies (sendfile) while this thread hashes the same file; the identity
+            # check afterwards proves both saw the same bytes.
             with ThreadPoolExecutor(max_workers=1) as copier:
                 copied = copier.submit(shutil.copyfile, path, tmp)
                 digest, size = hash_file(path, on_bytes)
                 copied.result()
             if not unchanged():
+                raise FileChangedError(str(path))
+            return digest, size
+
+        return self._store_as(path, copy_while_hashing)
+
+    def _store_as(
+        self, path: Path, fill: Callable[[Path], tuple[str, int]], *, expect: str | None = None
+    ) -> tuple[str, int, int]:
+        """Fill a temporary file (``fill`` returns the digest and size of what it wrote), then
+        publish it under that digest: (digest, size, bytes newly stored)."""
+        folder = self.root / "blobs" / "sha256"
+        tmp = self._temporary(folder, expect or "ingest")
+        try:
+            digest, size = fill(tmp)
+            if expect is not None and digest != expect:
                 raise FileChangedError(str(path))
             target = folder / digest
             if target.is_file():
@@ -127,38 +143,6 @@ class LocalStore(ArtifactStore):
             self.stats.blob_bytes_sent += sent
             self.stats.blobs_sent += 1
 
-    def _copy_hashing(
-        self, path: Path, on_bytes: OnBytes | None, *, expect: str | None
-    ) -> tuple[str, int, int]:
-        """Copy ``path`` to a temporary file, hashing the bytes written; name it by that hash."""
-        folder = self.root / "blobs" / "sha256"
-        tmp = self._temporary(folder, expect or "ingest")
-        hasher = hashlib.sha256()
-        size = 0
-        try:
-            buffer = bytearray(COPY_CHUNK)
-            view = memoryview(buffer)
-            with open(path, "rb", buffering=0) as source, open(tmp, "wb", buffering=0) as out:
-                while count := source.readinto(buffer):
-                    hasher.update(view[:count])
-                    out.write(view[:count])
-                    size += count
-                    if on_bytes is not None:
-                        on_bytes(count)
-            digest = hasher.hexdigest()
-            if expect is not None and digest != expect:
-                raise FileChangedError(str(path))
-            target = folder / digest
-            if target.is_file():
-                tmp.unlink()
-                return digest, size, 0
-            self._publish(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._count(size)
-        return digest, size, size
-
     def open_blob(self, digest: str) -> VerifyingReader:
         path = self.root / blob_key(check_digest(digest))
         try:
@@ -185,3 +169,19 @@ class LocalStore(ArtifactStore):
             return (self.root / manifest_key(digest)).read_bytes()
         except FileNotFoundError:
             return None
+
+
+def _copy_hashing(source: Path, dest: Path, on_bytes: OnBytes | None) -> tuple[str, int]:
+    """Copy ``source`` to ``dest`` in one pass, hashing the bytes written."""
+    hasher = hashlib.sha256()
+    size = 0
+    buffer = bytearray(COPY_CHUNK)
+    view = memoryview(buffer)
+    with open(source, "rb", buffering=0) as reader, open(dest, "wb", buffering=0) as out:
+        while count := reader.readinto(buffer):
+            hasher.update(view[:count])
+            out.write(view[:count])
+            size += count
+            if on_bytes is not None:
+                on_bytes(count)
+    return hasher.hexdigest(), size

@@ -39,6 +39,14 @@ CHECKSUM = "CRC32"
 MAX_PARTS = 10_000  # S3's limit
 
 
+def _part_entry(number: int, response: dict[str, Any]) -> dict[str, Any]:
+    """What CompleteMultipartUpload needs to know of one uploaded part."""
+    part = {"PartNumber": number, "ETag": response["ETag"]}
+    if f"Checksum{CHECKSUM}" in response:
+        part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
+    return part
+
+
 class S3Store(ArtifactStore):
     """Thread-safe. ``part_size`` is also the multipart threshold (S3's minimum part is 5 MiB)."""
 
@@ -266,10 +274,7 @@ class S3Store(ArtifactStore):
             self._slots.release()
         if on_bytes is not None:
             on_bytes(len(body))
-        part = {"PartNumber": number, "ETag": response["ETag"]}
-        if f"Checksum{CHECKSUM}" in response:
-            part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
-        return part
+        return _part_entry(number, response)
 
     def open_blob(self, digest: str) -> VerifyingReader:
         response = self._call(
@@ -386,10 +391,7 @@ class S3ObjectWriter:
             )
         finally:
             self._slots.release()
-        part = {"PartNumber": number, "ETag": response["ETag"]}
-        if f"Checksum{CHECKSUM}" in response:
-            part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
-        return part
+        return _part_entry(number, response)
 
     def complete(self) -> None:
         """Send what is buffered and make the object visible."""
