@@ -1,38 +1,69 @@
-"""The Typer application: global options and the registered command groups."""
+"""The Typer application: global options, and the commands loaded on demand.
+
+Building every command's parameters costs more than the command that runs, so the root app
+imports and builds only the command the arguments name. Every other command is registered as a
+placeholder carrying just its one-line summary, which is all that root ``--help`` and the
+"no such command" suggestions need. (``tests/unit/test_cli_frame.py`` checks that each summary
+matches the real command's help.)
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mlops_cli import __version__
-from mlops_cli.cli import (
-    config_cmd,
-    init_cmd,
-    local_cmd,
-    package_cmd,
-    upload_cmd,
-    validate_cmd,
-)
 from mlops_cli.cli.context import CliContext
 
-app = typer.Typer(
-    name="mlops",
-    help="Take a trained model from weights on disk to a versioned, routed, tested endpoint.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.command("init")(init_cmd.init)
-app.command("validate")(validate_cmd.validate)
-app.command("upload")(upload_cmd.upload)
-app.add_typer(package_cmd.app, name="package")
-app.add_typer(local_cmd.app, name="local")
-app.add_typer(config_cmd.app, name="config")
+# name -> (module under mlops_cli.cli, attribute, is a group, one-line summary)
+COMMANDS: dict[str, tuple[str, str, bool, str]] = {
+    "init": (
+        "init_cmd",
+        "init",
+        False,
+        "Write mlops.yaml, runnable inference code and small generated weights into FOLDER.",
+    ),
+    "validate": (
+        "validate_cmd",
+        "validate",
+        False,
+        "Validate mlops.yaml against the schema, then check files, code, shapes and streaming.",
+    ),
+    "upload": (
+        "upload_cmd",
+        "upload",
+        False,
+        "Package SOURCE (every file with size and sha256) and send the blobs the store lacks.",
+    ),
+    "package": ("package_cmd", "app", True, "Inspect, download and render stored packages."),
+    "register": (
+        "register_cmd",
+        "register",
+        False,
+        "Record a package as the next immutable version of a model, with its lineage.",
+    ),
+    "models": ("models_cmd", "app", True, "List, inspect, update and archive registered models."),
+    "alias": (
+        "models_cmd",
+        "alias_app",
+        True,
+        "Aliases (production, staging, ...) pointing at versions.",
+    ),
+    "route": (
+        "route_cmd",
+        "app",
+        True,
+        "Tenant routes: tenant -> model version, alias or canary split.",
+    ),
+    "registry": ("register_cmd", "registry_app", True, "Set up the registry backend."),
+    "local": ("local_cmd", "app", True, "Run the embedded local Triton server."),
+    "config": ("config_cmd", "app", True, "Inspect the effective configuration."),
+}
+_OPTIONS_WITH_VALUE = frozenset({"--config", "--set"})
 
 
 def _print_version(value: bool) -> None:
@@ -41,8 +72,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def root(
+def _root_callback(
     ctx: typer.Context,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print only the result, as one JSON document, on stdout.")
@@ -70,9 +100,58 @@ def root(
     )
 
 
+def requested_command(args: Sequence[str]) -> str | None:
+    """The first positional argument (the command name), skipping global options."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def load_command(name: str) -> Any:
+    """The real Typer group or command function of ``name``."""
+    module, attribute, _, _ = COMMANDS[name]
+    return getattr(importlib.import_module(f"mlops_cli.cli.{module}"), attribute)
+
+
+def build_app(wanted: str | None = None) -> typer.Typer:
+    """The root app with ``wanted`` loaded for real and every other command as a placeholder."""
+    app = typer.Typer(
+        name="mlops",
+        help="Take a trained model from weights on disk to a versioned, routed, tested endpoint.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root_callback)
+    for name, (_, _, is_group, summary) in COMMANDS.items():
+        if name == wanted:
+            target = load_command(name)
+            if is_group:
+                app.add_typer(target, name=name)
+            else:
+                app.command(name)(target)
+        elif is_group:
+            app.add_typer(typer.Typer(help=summary), name=name)
+        else:
+            app.command(name, help=summary, add_help_option=False)(_placeholder)
+    return app
+
+
+def _placeholder() -> None:  # pragma: no cover - replaced by the real command when named
+    raise AssertionError("placeholder command ran")
+
+
 def run(args: list[str]) -> int:
     """Run the app without Typer's own exit handling; errors propagate to ``main``."""
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(build_app(requested_command(args)))
     result = command.main(args=args, prog_name="mlops", standalone_mode=False)
     return result if isinstance(result, int) else 0
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from mlops_cli.config import Settings
     from mlops_cli.progress import Reporter
+    from mlops_cli.registry import Registry
 
 
 @dataclass
@@ -32,6 +33,12 @@ class CliContext:
         return resolve_settings(
             config_file=self.config_file, set_pairs=self.set_pairs, overrides=overrides
         )
+
+    def registry(self, uri: str | None = None) -> Registry:
+        """The configured registry (``--registry`` / ``registry`` setting)."""
+        from mlops_cli.registry import open_registry
+
+        return open_registry(self.settings({"registry": uri}).registry)
 
     @property
     def stderr(self) -> Console:

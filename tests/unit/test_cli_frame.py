@@ -157,3 +157,26 @@ def test_heavy_modules_are_not_imported_for_help() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_placeholder_summaries_match_the_real_commands() -> None:
+    import typer
+
+    from mlops_cli.cli.app import COMMANDS, load_command
+
+    for name, (_, _, is_group, summary) in COMMANDS.items():
+        target = load_command(name)
+        if is_group:
+            real = target.info.help
+        else:
+            real = (target.__doc__ or "").strip().splitlines()[0]
+        assert isinstance(target, typer.Typer) == is_group, name
+        assert summary == real, f"{name}: the placeholder says {summary!r}, the command {real!r}"
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_cli.cli.app import COMMANDS
+
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0, name
+        assert "Usage: mlops " + name in capsys.readouterr().out

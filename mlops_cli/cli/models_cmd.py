@@ -1,0 +1,235 @@
+"""`mlops models` and `mlops alias`: what is registered, and the names that point at versions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.register_cmd import RegistryOpt
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+app = typer.Typer(help="List, inspect, update and archive registered models.", no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Aliases (production, staging, ...) pointing at versions.", no_args_is_help=True
+)
+
+ModelArg = Annotated[str, typer.Argument(help="Model name.")]
+
+
+def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+@app.command("list")
+def list_models(ctx: typer.Context, registry: RegistryOpt = None) -> None:
+    """Every registered model."""
+    cli: CliContext = ctx.obj
+    models = cli.registry(registry).list_models()
+    cli.emit(
+        [m.to_dict() for m in models],
+        lambda c: _table(
+            c,
+            ["model", "latest", "default alias", "private to", "description"],
+            [
+                [m.name, m.latest_version, m.default_alias, ",".join(m.private_to), m.description]
+                for m in models
+            ],
+        ),
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> None:
+    """A model with its aliases and routes."""
+    cli: CliContext = ctx.obj
+    backend = cli.registry(registry)
+    record = backend.get_model(model)
+    aliases = backend.list_aliases(model)
+    routes = backend.list_routes(model=model)
+    document = {
+        **record.to_dict(),
+        "aliases": [a.to_dict() for a in aliases],
+        "routes": [r.to_dict() for r in routes],
+    }
+
+    def human(console: Console) -> None:
+        visibility = f"private to {', '.join(record.private_to)}" if record.private_to else "public"
+        console.print(
+            f"{record.name}: {record.latest_version} versions, default @{record.default_alias}, {visibility}"
+        )
+        for alias in aliases:
+            console.print(f"  @{alias.alias} -> {alias.version}")
+        for route in routes:
+            canary = (
+                f" (canary {route.canary_version} at {route.canary_percent:g}%)"
+                if route.canary_version
+                else ""
+            )
+            console.print(f"  route {route.tenant} -> {route.target}{canary}")
+
+    cli.emit(document, human)
+
+
+@app.command("versions")
+def versions(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> None:
+    """Every version of a model with its package and lineage."""
+    cli: CliContext = ctx.obj
+    records = cli.registry(registry).list_versions(model)
+    cli.emit(
+        [v.to_dict() for v in records],
+        lambda c: _table(
+            c,
+            ["version", "status", "package", "git", "created", "description"],
+            [
+                [
+                    v.version,
+                    v.status,
+                    v.package_digest[:12],
+                    str(v.lineage.get("git_commit", ""))[:10]
+                    + ("*" if v.lineage.get("git_dirty") else ""),
+                    v.created_at,
+                    v.description,
+                ]
+                for v in records
+            ],
+        ),
+    )
+
+
+@app.command("archive")
+def archive(
+    ctx: typer.Context,
+    model: ModelArg,
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Archive a version (refused while an alias, route or deployment uses it)."""
+    cli: CliContext = ctx.obj
+    record = cli.registry(registry).archive_version(model, version)
+    cli.emit(record.to_dict(), lambda c: c.print(f"archived {model} version {version}"))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    model: ModelArg,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    default_alias: Annotated[
+        str | None, typer.Option(help="Alias used when a tenant has no route.")
+    ] = None,
+    private_to: Annotated[
+        str | None, typer.Option(help="Comma-separated tenants; only they can resolve the model.")
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="Visible to every tenant.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Change a model's description, default alias or visibility."""
+    from mlops_cli.errors import UsageError
+
+    cli: CliContext = ctx.obj
+    if public and private_to:
+        raise UsageError("--public and --private-to contradict each other")
+    visibility = (
+        ()
+        if public
+        else (tuple(t.strip() for t in private_to.split(",") if t.strip()) if private_to else None)
+    )
+    record = cli.registry(registry).update_model(
+        model, description=description, default_alias=default_alias, private_to=visibility
+    )
+    cli.emit(record.to_dict(), lambda c: c.print(f"updated {model}"))
+
+
+def _expected(text: str | None) -> Any:
+    from mlops_cli.errors import UsageError
+
+    if text is None:
+        return None
+    if text in ("none", "absent"):
+        return "absent"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(
+            f"--expect-version takes a version number or 'none', got {text!r}"
+        ) from None
+
+
+@alias_app.command("set")
+def alias_set(
+    ctx: typer.Context,
+    model: ModelArg,
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. production.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    expect_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Only if the alias points at this version now ('none': only if it does not exist)."
+        ),
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Point an alias at a version (compare-and-swap with --expect-version)."""
+    cli: CliContext = ctx.obj
+    record = cli.registry(registry).set_alias(
+        model, alias, version, expect_version=_expected(expect_version)
+    )
+    cli.emit(
+        record.to_dict(),
+        lambda c: c.print(f"{model}@{alias} -> {version} (revision {record.revision})"),
+    )
+
+
+@alias_app.command("get")
+def alias_get(
+    ctx: typer.Context, model: ModelArg, alias: str, registry: RegistryOpt = None
+) -> None:
+    """The version an alias points at."""
+    cli: CliContext = ctx.obj
+    record = cli.registry(registry).get_alias(model, alias)
+    cli.emit(record.to_dict(), lambda c: c.print(f"{model}@{alias} -> {record.version}"))
+
+
+@alias_app.command("list")
+def alias_list(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> None:
+    """Every alias of a model."""
+    cli: CliContext = ctx.obj
+    records = cli.registry(registry).list_aliases(model)
+    cli.emit(
+        [a.to_dict() for a in records],
+        lambda c: _table(
+            c,
+            ["alias", "version", "revision", "updated"],
+            [[a.alias, a.version, a.revision, a.updated_at] for a in records],
+        ),
+    )
+
+
+@alias_app.command("delete")
+def alias_delete(
+    ctx: typer.Context,
+    model: ModelArg,
+    alias: str,
+    expect_version: Annotated[
+        int | None, typer.Option(help="Only if the alias points at this version.")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Remove an alias (refused while a route uses it)."""
+    cli: CliContext = ctx.obj
+    cli.registry(registry).delete_alias(model, alias, expect_version=expect_version)
+    cli.emit(
+        {"model": model, "alias": alias, "deleted": True},
+        lambda c: c.print(f"deleted {model}@{alias}"),
+    )

@@ -1,0 +1,158 @@
+"""`mlops route`: which version each tenant gets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.models_cmd import _table
+from mlops_cli.cli.register_cmd import RegistryOpt
+
+app = typer.Typer(
+    help="Tenant routes: tenant -> model version, alias or canary split.", no_args_is_help=True
+)
+
+TenantArg = Annotated[str, typer.Argument(help="Tenant name.")]
+ModelArg = Annotated[str, typer.Argument(help="Model name.")]
+
+
+def _target(text: str) -> tuple[int | None, str | None]:
+    from mlops_cli.errors import UsageError
+
+    if text.startswith("@"):
+        return None, text[1:]
+    try:
+        return int(text), None
+    except ValueError:
+        raise UsageError(f"target {text!r} is neither a version number nor @alias") from None
+
+
+def _canary(text: str | None) -> tuple[int | None, float]:
+    from mlops_cli.errors import UsageError
+
+    if text is None:
+        return None, 0.0
+    version, sep, percent = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(version), float(percent.rstrip("%"))
+    except ValueError:
+        raise UsageError(f"--canary takes VERSION:PERCENT (e.g. 7:10), got {text!r}") from None
+
+
+@app.command("set")
+def route_set(
+    ctx: typer.Context,
+    tenant: TenantArg,
+    model: ModelArg,
+    target: Annotated[str, typer.Argument(help="VERSION or @ALIAS.")],
+    canary: Annotated[
+        str | None, typer.Option(help="VERSION:PERCENT of requests to a canary version.")
+    ] = None,
+    expect_revision: Annotated[
+        int | None, typer.Option(help="Only if the route is at this revision (0: new).")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Route a tenant to a version or alias of a model, optionally with a canary."""
+    cli: CliContext = ctx.obj
+    version, alias = _target(target)
+    canary_version, canary_percent = _canary(canary)
+    record = cli.registry(registry).set_route(
+        tenant,
+        model,
+        version=version,
+        alias=alias,
+        canary_version=canary_version,
+        canary_percent=canary_percent,
+        expect_revision=expect_revision,
+    )
+    cli.emit(
+        record.to_dict(),
+        lambda c: c.print(f"{tenant} -> {model} {record.target} (revision {record.revision})"),
+    )
+
+
+@app.command("get")
+def route_get(
+    ctx: typer.Context, tenant: TenantArg, model: ModelArg, registry: RegistryOpt = None
+) -> None:
+    """A tenant's route to a model."""
+    cli: CliContext = ctx.obj
+    record = cli.registry(registry).get_route(tenant, model)
+    cli.emit(record.to_dict(), lambda c: c.print(f"{tenant} -> {model} {record.target}"))
+
+
+@app.command("list")
+def route_list(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's routes.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only routes to this model.")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Routes, by tenant and model."""
+    cli: CliContext = ctx.obj
+    records = cli.registry(registry).list_routes(tenant=tenant, model=model)
+    cli.emit(
+        [r.to_dict() for r in records],
+        lambda c: _table(
+            c,
+            ["tenant", "model", "target", "canary", "revision"],
+            [
+                [
+                    r.tenant,
+                    r.model,
+                    r.target,
+                    f"{r.canary_version}:{r.canary_percent:g}%" if r.canary_version else "",
+                    r.revision,
+                ]
+                for r in records
+            ],
+        ),
+    )
+
+
+@app.command("delete")
+def route_delete(
+    ctx: typer.Context,
+    tenant: TenantArg,
+    model: ModelArg,
+    expect_revision: Annotated[
+        int | None, typer.Option(help="Only if the route is at this revision.")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Remove a tenant's route (it then gets the model's default alias)."""
+    cli: CliContext = ctx.obj
+    cli.registry(registry).delete_route(tenant, model, expect_revision=expect_revision)
+    cli.emit(
+        {"tenant": tenant, "model": model, "deleted": True},
+        lambda c: c.print(f"deleted route {tenant} -> {model}"),
+    )
+
+
+@app.command("resolve")
+def route_resolve(
+    ctx: typer.Context,
+    tenant: TenantArg,
+    model: ModelArg,
+    request_key: Annotated[
+        str | None, typer.Option(help="Request key for a canary split (sticky).")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Which version this tenant's request gets, and why (route, alias or canary)."""
+    from mlops_cli.registry.routing import resolve
+
+    cli: CliContext = ctx.obj
+    resolution = resolve(cli.registry(registry), tenant, model, request_key)
+    via = f" via @{resolution.alias}" if resolution.alias else ""
+    cli.emit(
+        resolution.to_dict(),
+        lambda c: c.print(
+            f"{tenant} -> {model} version {resolution.version} ({resolution.source}{via})"
+        ),
+    )
