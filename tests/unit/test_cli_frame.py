@@ -166,10 +166,7 @@ def test_placeholder_summaries_match_the_real_commands() -> None:
 
     for name, (_, _, is_group, summary) in COMMANDS.items():
         target = load_command(name)
-        if is_group:
-            real = target.info.help
-        else:
-            real = (target.__doc__ or "").strip().splitlines()[0]
+        real = target.info.help if is_group else (target.__doc__ or "").strip().splitlines()[0]
         assert isinstance(target, typer.Typer) == is_group, name
         assert summary == real, f"{name}: the placeholder says {summary!r}, the command {real!r}"
 
