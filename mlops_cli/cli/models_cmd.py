@@ -66,7 +66,8 @@ def show(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> N
     def human(console: Console) -> None:
         visibility = f"private to {', '.join(record.private_to)}" if record.private_to else "public"
         console.print(
-            f"{record.name}: {record.latest_version} versions, default @{record.default_alias}, {visibility}"
+            f"{record.name}: {record.latest_version} version{'' if record.latest_version == 1 else 's'}, "
+            f"default @{record.default_alias}, {visibility}"
         )
         for alias in aliases:
             console.print(f"  @{alias.alias} -> {alias.version}")
