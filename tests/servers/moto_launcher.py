@@ -7,6 +7,8 @@ Usage (in a process of its own; ``tests/servers/moto.py`` does this for pytest):
 Serves moto's werkzeug app on HOST:P until SIGTERM or SIGINT, then exits 0.
 This file lives in the test tree on purpose: the product must never import it.
 
+DynamoDB requests are serialised (see ``serialise_dynamodb``).
+
 Patches applied to ``moto.sagemaker`` (each one fills a gap in stock moto 5.2.5):
 
 1. Instance types. ``FakeEndpointConfig.validate_instance_type`` checks a hard-coded
@@ -235,6 +237,26 @@ def serve(host: str, port: int) -> None:
     print("moto_launcher: stopped", flush=True)
 
 
+def serialise_dynamodb() -> None:
+    """Run DynamoDB requests one at a time.
+
+    moto's threaded server runs transactions without a lock, and a cancelled transaction
+    restores a copy of the table taken before it started, so concurrent transactions can undo
+    each other's writes; real DynamoDB never does. Serialising requests restores the atomicity
+    the registry's compare-and-swap tests rely on.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
@@ -244,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.creating_describes < 0:
         parser.error("--creating-describes must be >= 0")
     apply_patches(args.creating_describes)
+    serialise_dynamodb()
     serve(args.host, args.port)
     return 0
 
