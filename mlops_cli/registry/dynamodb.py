@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -189,6 +190,9 @@ class _Expr:
         if self.values:
             out["ExpressionAttributeValues"] = dict(self.values)
         return out
+
+
+REGISTER_ATTEMPTS = 64  # compare-and-swap rounds for one version number under contention
 
 
 class _Refused(Exception):
@@ -446,63 +450,123 @@ class DynamoDBRegistry(Registry):
         if not new.package_digest or not new.package_uri:
             raise UsageError("a version needs a package digest and a package URI")
         marker = f"PKG#{new.package_digest}"
-        # 1. The package's marker (skipped with new_version).
-        if not new_version and (existing := self._registered(model, marker)) is not None:
-            return Registered(existing, created=False)
-        # 2. The next number, from the model's atomic counter (creating the model if needed).
-        now, e = _now(), _Expr()
-        first = {"created_at": now, "description": model_description, "tags": {}}
-        first |= {"default_alias": DEFAULT_ALIAS, "private_to": []}
-        update = ", ".join(
-            f"{e.n(k)} = if_not_exists({e.n(k)}, {e.v(v)})" for k, v in first.items()
+        what = f"registering a version of {model}"
+        for attempt in range(REGISTER_ATTEMPTS):
+            # 1. One consistent read: the model (its counter) and the package's marker.
+            seen = self._snapshot(model, ["META", marker], what)
+            if not new_version and marker in seen:
+                return Registered(
+                    self.get_version(model, int(seen[marker]["version"])), created=False
+                )
+            meta = seen.get("META")
+            number = int(meta["next_version"]) + 1 if meta else 1
+            # 2. One transaction: the counter moves from number-1 to number (compare-and-swap),
+            # the version is put where no version is, the marker and the alias follow.
+            now = _now()
+            writes = [
+                self._count_version(
+                    model, meta, number, now, model_description, bump=alias is not None
+                ),
+                self._put_version(model, new, number, now, marker),
+                self._mark_package(model, marker, number, new_version=new_version),
+            ]
+            if alias is not None:
+                a = _Expr()
+                point = f"SET {a.assign({'version': number, 'updated_at': now})} ADD {a.n('revision')} {a.v(1)}"
+                writes.append(self._write("Update", model, f"ALIAS#{alias}", a, update=point))
+            try:
+                self._transact(writes, what)
+            except _Refused as refused:
+                if refused.failed(0):  # another registration took this number: read again
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    continue
+                if refused.failed(2) and (existing := self._registered(model, marker)) is not None:
+                    return Registered(
+                        existing, created=False
+                    )  # a concurrent register, same package
+                raise ConflictError(
+                    f"version {number} of {model} was not written", hint="retry"
+                ) from None
+            return Registered(self._version_of(new, model, number, now), created=True)
+        raise ConflictError(
+            f"could not number a version of {model}: {REGISTER_ATTEMPTS} concurrent attempts lost",
+            hint="retry",
         )
-        update += ", " + e.assign({"GSI2PK": MODELS, "GSI2SK": _pk(model)})
-        update = (
-            f"SET {update} ADD {e.n('next_version')} {e.v(1)}, {e.n('routing_revision')} {e.v(0)}"
-        )
-        what = f"numbering a version of {model}"
-        number = self._update_item(model, "META", e, update, what, new=True)["next_version"]
-        # 3. One transaction: the version, the marker, and the alias with the revision bump.
-        lineage = json.dumps(dict(new.lineage), sort_keys=True, default=str)
-        record = _record(
+
+    def _count_version(
+        self,
+        model: str,
+        meta: dict[str, Any] | None,
+        number: int,
+        now: str,
+        description: str,
+        *,
+        bump: bool,
+    ) -> dict[str, Any]:
+        """The counter's compare-and-swap from ``number - 1`` to ``number`` (creating the model
+        when it has no counter yet), bumping the routing revision when an alias moves too."""
+        e = _Expr()
+        if meta is None:
+            item = {
+                "PK": _pk(model),
+                "SK": "META",
+                "created_at": now,
+                "description": description,
+                "tags": {},
+                "default_alias": DEFAULT_ALIAS,
+                "private_to": [],
+                "GSI2PK": MODELS,
+                "GSI2SK": _pk(model),
+                "next_version": number,
+                "routing_revision": 1 if bump else 0,
+            }
+            body = {
+                "TableName": self.table,
+                "Item": _attrs(item),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+            return {"Put": body}
+        update = f"SET {e.n('next_version')} = {e.v(number)}"
+        if bump:
+            update += f" ADD {e.n('routing_revision')} {e.v(1)}"
+        condition = f"{e.n('next_version')} = {e.v(number - 1)}"
+        return self._write("Update", model, "META", e, update=update, condition=condition)
+
+    def _version_of(self, new: NewVersion, model: str, number: int, now: str) -> VersionRecord:
+        lineage = json.loads(json.dumps(dict(new.lineage), sort_keys=True, default=str))
+        return _record(
             VersionRecord,
             vars(new),
             model=model,
             version=number,
             created_at=now,
             source=dict(new.source),
-            lineage=json.loads(lineage),
+            lineage=lineage,
             tags=dict(new.tags),
         )
-        item = {**record.to_dict(), "PK": _pk(model), "SK": _vsk(number), "lineage": lineage}
+
+    def _put_version(
+        self, model: str, new: NewVersion, number: int, now: str, marker: str
+    ) -> dict[str, Any]:
+        record = self._version_of(new, model, number, now)
+        item = {**record.to_dict(), "PK": _pk(model), "SK": _vsk(number)}
+        item["lineage"] = json.dumps(dict(record.lineage), sort_keys=True, default=str)
         item |= {"GSI1PK": marker, "GSI1SK": f"{_pk(model)}#{number:010d}"}
         del item["model"]
-        absent = "attribute_not_exists(PK)"
+        body = {
+            "TableName": self.table,
+            "Item": _attrs(item),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+        return {"Put": body}
+
+    def _mark_package(
+        self, model: str, marker: str, number: int, *, new_version: bool
+    ) -> dict[str, Any]:
         m = _Expr()  # the marker keeps naming the first version registered from the package
         keep = f"SET {m.n('version')} = if_not_exists({m.n('version')}, {m.v(number)})"
-        writes = [
-            {"Put": {"TableName": self.table, "Item": _attrs(item), "ConditionExpression": absent}},
-            self._write(
-                "Update", model, marker, m, update=keep, condition="" if new_version else absent
-            ),
-        ]
-        if alias is not None:
-            a = _Expr()
-            point = f"SET {a.assign({'version': number, 'updated_at': now})} ADD {a.n('revision')} {a.v(1)}"
-            writes += [
-                self._write("Update", model, f"ALIAS#{alias}", a, update=point),
-                self._bump(model),
-            ]
-        try:
-            self._transact(writes, f"registering version {number} of {model}")
-        except _Refused as refused:
-            # A concurrent registration of the same package took the marker: that is the answer.
-            if refused.failed(1) and (existing := self._registered(model, marker)) is not None:
-                return Registered(existing, created=False)
-            raise ConflictError(
-                f"version {number} of {model} was not written", hint="retry"
-            ) from None
-        return Registered(record, created=True)
+        condition = "" if new_version else "attribute_not_exists(PK)"
+        return self._write("Update", model, marker, m, update=keep, condition=condition)
 
     def _registered(self, model: str, marker: str) -> VersionRecord | None:
         found = self._get(model, marker, f"looking up a package of {model}")
