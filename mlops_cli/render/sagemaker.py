@@ -12,9 +12,12 @@ digest as it is read; S3 checksums protect each part in transit.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +30,7 @@ from mlops_cli.stores.base import ArtifactStore
 
 DEFAULT_LEVEL = 1
 COPY_CHUNK = 4 << 20
+PREFETCH_CHUNKS = 4  # read ahead of the compressor: bounded memory
 _GZIP_WBITS = 31  # zlib: gzip wrapper, header mtime 0 and no file name
 
 
@@ -101,17 +105,42 @@ def write_tarball(
     file data goes from the store to the compressor without intermediate copies.
     """
     gz = _GzipWriter(sink, level)
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+    stop = threading.Event()
+
+    def produce() -> None:
+        # Reading and verifying the blobs overlaps compression (both release the GIL).
+        try:
+            for entry in sorted(manifest.files, key=lambda item: item.path):
+                chunks.put(_header(entry.path, entry.size, entry.executable))
+                with store.open_blob(entry.sha256) as reader:
+                    while not stop.is_set() and (chunk := reader.read(COPY_CHUNK)):
+                        chunks.put(chunk)
+                if stop.is_set():
+                    return
+                if entry.size % tarfile.BLOCKSIZE:
+                    chunks.put(bytes(tarfile.BLOCKSIZE - entry.size % tarfile.BLOCKSIZE))
+            chunks.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            chunks.put(exc)
+
+    reader_thread = threading.Thread(target=produce, name="tarball-reader", daemon=True)
     with running(
         reporter, f"archiving {manifest.name}", total=manifest.total_bytes, unit="bytes"
     ) as task:
-        for entry in sorted(manifest.files, key=lambda item: item.path):
-            gz.write(_header(entry.path, entry.size, entry.executable))
-            with store.open_blob(entry.sha256) as reader:
-                while chunk := reader.read(COPY_CHUNK):
-                    gz.write(chunk)
-                    task.advance(len(chunk))
-            if entry.size % tarfile.BLOCKSIZE:
-                gz.write(bytes(tarfile.BLOCKSIZE - entry.size % tarfile.BLOCKSIZE))
+        reader_thread.start()
+        try:
+            while (item := chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                gz.write(item)
+                task.advance(len(item))
+        finally:
+            stop.set()
+            while reader_thread.is_alive():  # unblock a producer waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    chunks.get_nowait()
+                reader_thread.join(timeout=0.05)
         gz.write(bytes(2 * tarfile.BLOCKSIZE))
         if gz.bytes_in % tarfile.RECORDSIZE:
             gz.write(bytes(tarfile.RECORDSIZE - gz.bytes_in % tarfile.RECORDSIZE))

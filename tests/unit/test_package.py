@@ -357,3 +357,18 @@ def test_upload_cli_json(model: Path, capsys: pytest.CaptureFixture[str], tmp_pa
 
 def test_spec_error_is_a_validation_error() -> None:
     assert issubclass(SpecError, ValueError)
+
+
+def test_corrupt_blob_aborts_the_tarball_and_leaves_nothing(
+    model: Path, store: LocalStore, tmp_path: Path
+) -> None:
+    result = upload(model, store)
+    manifest = store.get_manifest(result.digest)
+    blob = store.root / blob_key(manifest.file("weights/big.bin").sha256)
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatchError):
+        publish_tarball(store, manifest, str(tmp_path / "out" / "model.tar.gz"))
+    assert list((tmp_path / "out").iterdir()) == []
