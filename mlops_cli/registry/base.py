@@ -329,6 +329,17 @@ class Registry(ABC):
         """Deployment records: model, version, target, detail, updated_at."""
 
 
+def check_new_version(model: str, new: NewVersion, alias: str | None) -> None:
+    """Validation shared by every backend's ``register_version``."""
+    check_name("model", model)
+    if alias is not None:
+        check_name("alias", alias)
+    for key in new.tags:
+        check_name("tag", key)
+    if not new.package_digest or not new.package_uri:
+        raise UsageError("a version needs a package digest and a package URI")
+
+
 def check_route_args(
     version: int | None, alias: str | None, canary_version: int | None, canary_percent: float
 ) -> None:
@@ -361,5 +372,6 @@ __all__ = [
     "RoutingState",
     "VersionRecord",
     "check_name",
+    "check_new_version",
     "check_route_args",
 ]

@@ -52,6 +52,7 @@ from mlops_cli.registry.base import (
     RoutingState,
     VersionRecord,
     check_name,
+    check_new_version,
     check_route_args,
 )
 
@@ -442,13 +443,7 @@ class DynamoDBRegistry(Registry):
         alias: str | None = None,
         model_description: str = "",
     ) -> Registered:
-        check_name("model", model)
-        if alias is not None:
-            check_name("alias", alias)
-        for key in new.tags:
-            check_name("tag", key)
-        if not new.package_digest or not new.package_uri:
-            raise UsageError("a version needs a package digest and a package URI")
+        check_new_version(model, new, alias)
         marker = f"PKG#{new.package_digest}"
         what = f"registering a version of {model}"
         for attempt in range(REGISTER_ATTEMPTS):

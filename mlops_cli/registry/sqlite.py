@@ -31,6 +31,7 @@ from mlops_cli.registry.base import (
     RoutingState,
     VersionRecord,
     check_name,
+    check_new_version,
     check_route_args,
 )
 
@@ -226,11 +227,7 @@ class SQLiteRegistry(Registry):
         alias: str | None = None,
         model_description: str = "",
     ) -> Registered:
-        check_name("model", model)
-        if alias is not None:
-            check_name("alias", alias)
-        for key in new.tags:
-            check_name("tag", key)
+        check_new_version(model, new, alias)
         with self._write() as db:
             if not new_version:
                 row = db.execute(

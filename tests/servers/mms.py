@@ -6,7 +6,7 @@ venv, waits for ``GET /ping`` and exposes the SageMaker multi-model container
 contract (``POST /models``, ``GET /models``, ``POST /models/<m>/invoke``,
 ``DELETE /models/<m>``). ``stop()`` leaves no java or python worker behind.
 
-Gotchas handled here (see also /work/shared/notes/local-servers.md):
+Gotchas handled here:
 
 * ``multi-model-server --start`` returns at once; the java server is a detached
   grandchild. Its pid lands in ``$TMPDIR/.model_server.pid``.
