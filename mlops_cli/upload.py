@@ -408,8 +408,8 @@ def parse_package_ref(ref: str) -> tuple[str | None, str]:
     )
     if match is None:
         raise NotFoundError(
-            f"not a package reference: {ref!r}",
-            hint="use the uri printed by `mlops upload`, or sha256:<digest> with --store",
+            f"{ref!r} is neither a model folder nor a package reference",
+            hint="give a folder holding mlops.yaml, the uri printed by `mlops upload`, or sha256:<digest> with --store",
         )
     return match.group("store"), match.group("hex")
 

@@ -129,9 +129,10 @@ def test_bad_input_leaves_the_registry_unchanged(
     registered = run(capsys, "register", str(model), "--alias", "production")
     before = registry_dump(capsys)
 
-    assert "not a package reference" in error_line(
+    assert "neither a model folder nor a package reference" in error_line(
         capsys, "register", "file:///nowhere/x.json", code=1
     )
+    assert "neither a model folder" in error_line(capsys, "register", "./no-such-folder", code=1)
     assert "no package sha256:" in error_line(capsys, "register", "sha256:" + "1" * 64, code=1)
     assert "has no version 7" in error_line(capsys, "alias", "set", "tiny", "staging", "7", code=1)
     assert "has no alias @canary" in error_line(
