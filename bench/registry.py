@@ -15,24 +15,18 @@ Side by side in one process:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from moto_loopback import moto_server
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def warm_resolution(count: int) -> tuple[float, float, float]:
@@ -66,8 +60,8 @@ def warm_resolution(count: int) -> tuple[float, float, float]:
 
 
 def dynamodb(registers: int) -> dict[str, Any]:
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    stack = contextlib.ExitStack()
+    endpoint = stack.enter_context(moto_server())
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": endpoint,
@@ -76,22 +70,7 @@ def dynamodb(registers: int) -> dict[str, Any]:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
     )
-    server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("moto server did not start") from None
-                time.sleep(0.1)
         from mlops_cli import aws
         from mlops_cli.registry import open_registry
         from mlops_cli.registry.base import NewVersion
@@ -136,8 +115,7 @@ def dynamodb(registers: int) -> dict[str, Any]:
             "register_calls": register_calls,
         }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stack.close()
 
 
 def main() -> int:

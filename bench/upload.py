@@ -17,27 +17,22 @@ subprocess (imports included) so that wall times and peak RSS are comparable:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from moto_loopback import moto_server, reset
+
 BIN = Path(sys.executable).parent
 MiB = 1 << 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 RSS_WRAPPER = textwrap.dedent(
@@ -124,12 +119,6 @@ def make_model(folder: Path, size: int) -> None:
         os.utime(path, (old, old))
 
 
-def reset(endpoint: str) -> None:
-    urllib.request.urlopen(
-        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -141,8 +130,8 @@ def main() -> int:
     size = args.size_mib * MiB
 
     work = Path(tempfile.mkdtemp(prefix="mlops-bench-upload-"))
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    stack = contextlib.ExitStack()
+    endpoint = stack.enter_context(moto_server())
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": endpoint,
@@ -153,23 +142,8 @@ def main() -> int:
         "MLOPS_WORKSPACE": str(work / "ws"),
         "XDG_CONFIG_HOME": str(work / "xdg"),
     }
-    server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     results: dict[str, dict[str, float]] = {}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("moto server did not start") from None
-                time.sleep(0.1)
         model = work / "model"
         make_model(model, size)
         subprocess.run(
@@ -276,8 +250,7 @@ def main() -> int:
             record(name, median, max(s[1] for s in samples), **extra)
             print(f"{'':40s} samples: {', '.join(f'{w:.2f}' for w in (s[0] for s in samples))}")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stack.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
