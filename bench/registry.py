@@ -18,15 +18,11 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from moto_loopback import moto_server
-
-BIN = Path(sys.executable).parent
 
 
 def warm_resolution(count: int) -> tuple[float, float, float]:
