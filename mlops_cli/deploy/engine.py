@@ -1,0 +1,276 @@
+"""Deploy, cut over and undeploy: the same steps for every target (see ``deploy.base``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_cli.deploy.base import Action, DeployTarget, Desired, Device, Plan
+from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, UsageError
+from mlops_cli.package import PackageManifest
+from mlops_cli.progress import SILENT, Reporter
+from mlops_cli.registry.base import Registry, VersionRecord, check_name
+from mlops_cli.render.common import package_spec
+from mlops_cli.stores.base import ArtifactStore
+from mlops_cli.upload import parse_package_ref
+
+DEFAULT_MEMORY_MB = 256.0
+
+
+class GpuRequiredError(UsageError):
+    """A model that asks for a GPU, sent to a target without one."""
+
+
+@dataclass
+class DeployResult:
+    plan: Plan
+    applied: bool
+    alias: str | None = None
+    previous_version: int | None = None
+    retired: list[int] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_dict(),
+            "applied": self.applied,
+            "alias": self.alias,
+            "previous_version": self.previous_version,
+            "retired": self.retired,
+            "detail": self.detail,
+        }
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None]:
+    """``MODEL``, ``MODEL@VERSION`` or ``MODEL@ALIAS`` -> (model, selector or None)."""
+    model, _, selector = ref.partition("@")
+    check_name("model", model)
+    if "@" in ref and not selector:
+        raise UsageError(
+            f"{ref!r} names no version or alias after @", hint="MODEL@3 or MODEL@production"
+        )
+    return model, selector or None
+
+
+def resolve_version(registry: Registry, ref: str) -> VersionRecord:
+    """The version a reference names: a number, an alias, or (none) the default alias, else the
+    latest version."""
+    model, selector = parse_model_ref(ref)
+    record = registry.get_model(model)
+    if selector is None:
+        try:
+            number = registry.get_alias(model, record.default_alias).version
+        except NotFoundError:
+            if not record.latest_version:
+                raise NotFoundError(f"model {model} has no versions") from None
+            number = record.latest_version
+    elif selector.isdigit():
+        number = int(selector)
+    else:
+        number = registry.get_alias(model, selector).version
+    version = registry.get_version(model, number)
+    if version.status != "active":
+        raise UsageError(f"{model} version {number} is archived; it cannot be deployed")
+    return version
+
+
+def desired_state(
+    version: VersionRecord,
+    open_store: Callable[[str | None], ArtifactStore],
+    *,
+    target: DeployTarget,
+    device: Device | None = None,
+    allow_cpu: bool = False,
+) -> Desired:
+    """Read the version's package and decide the device, refusing a GPU model on a CPU-only
+    target unless ``allow_cpu``."""
+    root, digest = parse_package_ref(version.package_uri)
+    store = open_store(root)
+    manifest: PackageManifest = store.get_manifest(digest)
+    spec = package_spec(store, manifest)
+    if spec.streaming and not target.capabilities.streaming:
+        raise NotSupportedError(
+            f"{version.model} streams (decoupled) and target {target.id} cannot stream"
+        )
+    chosen: Device = device or ("gpu" if spec.wants_gpu else "cpu")
+    if chosen == "gpu" and not target.capabilities.gpu:
+        if not allow_cpu:
+            raise GpuRequiredError(
+                f"{version.model} v{version.version} asks for a GPU and target {target.id} has none",
+                hint="deploy to a GPU fleet, or pass --allow-cpu to serve it on CPU instances",
+            )
+        chosen = "cpu"
+    memory = version.memory_mb or spec.resources.memory_mb or DEFAULT_MEMORY_MB
+    return Desired(
+        model=version.model,
+        version=version.version,
+        spec=spec,
+        manifest=manifest,
+        store=store,
+        package_uri=version.package_uri,
+        device=chosen,
+        memory_mb=float(memory),
+    )
+
+
+def _target_records(registry: Registry, target: DeployTarget, model: str) -> list[dict[str, Any]]:
+    return [r for r in registry.list_deployments(model) if r["target"] == target.id]
+
+
+def _versions_in_use(registry: Registry, model: str, *, moving: str | None = None) -> set[int]:
+    """Versions that some alias (other than ``moving``), route or canary points at: those keep
+    serving."""
+    aliases = {a.alias: a.version for a in registry.list_aliases(model)}
+    used = {version for name, version in aliases.items() if name != moving}
+    for route in registry.list_routes(model=model):
+        if route.version is not None:
+            used.add(route.version)
+        elif route.alias is not None and route.alias != moving and route.alias in aliases:
+            used.add(aliases[route.alias])
+        if route.canary_version is not None:
+            used.add(route.canary_version)
+    return used
+
+
+def plan_deploy(
+    registry: Registry, target: DeployTarget, desired: Desired, *, alias: str | None
+) -> tuple[Plan, int | None, list[int]]:
+    """The target's plan, plus the alias switch and the versions that would be retired."""
+    records = _target_records(registry, target, desired.model)
+    plan = target.plan(desired, records)
+    plan.state["apply"] = plan.changes  # the target itself has work to do
+    previous: int | None = None
+    if alias is not None:
+        try:
+            previous = registry.get_alias(desired.model, alias).version
+        except NotFoundError:
+            previous = None
+        if previous != desired.version:
+            plan.actions.append(
+                Action(
+                    "switch",
+                    desired.model,
+                    desired.version,
+                    detail=f"@{alias} {previous if previous is not None else '(new)'} -> {desired.version}",
+                )
+            )
+    used = _versions_in_use(registry, desired.model, moving=alias)
+    retire = sorted(
+        int(r["version"])
+        for r in records
+        if int(r["version"]) != desired.version and int(r["version"]) not in used
+    )
+    for number in retire:
+        where = str(_record_detail(records, number).get("where", ""))
+        plan.actions.append(
+            Action("unload", desired.model, number, where, "no alias or route uses it")
+        )
+    return plan, previous, retire
+
+
+def _record_detail(records: list[dict[str, Any]], version: int) -> Mapping[str, Any]:
+    for record in records:
+        if int(record["version"]) == version:
+            detail = record.get("detail") or {}
+            return detail if isinstance(detail, Mapping) else {}
+    return {}
+
+
+def deploy(
+    registry: Registry,
+    target: DeployTarget,
+    desired: Desired,
+    *,
+    alias: str | None,
+    dry_run: bool = False,
+    drain_seconds: float = 2.0,
+    reporter: Reporter = SILENT,
+) -> DeployResult:
+    """Plan, then (unless ``dry_run`` or nothing changes) apply, switch ``alias``, retire."""
+    plan, previous, retire = plan_deploy(registry, target, desired, alias=alias)
+    result = DeployResult(plan=plan, applied=False, alias=alias, previous_version=previous)
+    if dry_run or not plan.changes:
+        return result
+    records = _target_records(registry, target, desired.model)
+    loads = bool(plan.state.get("apply"))
+    if loads:
+        detail = target.apply(plan, reporter=reporter)
+    else:
+        detail = dict(_record_detail(records, desired.version))
+    try:
+        registry.record_deployment(desired.model, desired.version, target.id, detail=detail)
+        if alias is not None and previous != desired.version:
+            registry.set_alias(
+                desired.model,
+                alias,
+                desired.version,
+                expect_version="absent" if previous is None else previous,
+            )
+    except BaseException:
+        if loads:
+            target.retire(desired.model, desired.version, detail, reporter=reporter)
+            if not any(int(r["version"]) == desired.version for r in records):
+                registry.remove_deployment(desired.model, desired.version, target.id)
+        raise
+    result.applied = True
+    result.detail = detail
+    if retire:
+        if drain_seconds > 0:
+            reporter.note(
+                f"draining {drain_seconds:g}s before unloading v{', v'.join(map(str, retire))}"
+            )
+            time.sleep(drain_seconds)
+        for number in retire:
+            target.retire(desired.model, number, _record_detail(records, number), reporter=reporter)
+            registry.remove_deployment(desired.model, number, target.id)
+            result.retired.append(number)
+    return result
+
+
+def undeploy(
+    registry: Registry,
+    target: DeployTarget,
+    model: str,
+    version: int | None,
+    *,
+    dry_run: bool = False,
+    reporter: Reporter = SILENT,
+) -> Plan:
+    """Stop serving ``model`` (one version, or every version) on ``target``."""
+    records = _target_records(registry, target, model)
+    if version is not None:
+        records = [r for r in records if int(r["version"]) == version]
+    if not records:
+        registry.get_model(model)  # NotFoundError for an unknown model
+        which = f"{model} v{version}" if version is not None else model
+        raise NotFoundError(
+            f"{which} is not deployed on {target.id}", hint="mlops status shows what is deployed"
+        )
+    plan = Plan(target=target.id, model=model, version=version)
+    for record in records:
+        detail = record.get("detail") or {}
+        plan.actions.append(
+            Action("unload", model, int(record["version"]), str(detail.get("where", "")))
+        )
+    if dry_run:
+        return plan
+    for record in records:
+        number = int(record["version"])
+        target.retire(model, number, record.get("detail") or {}, reporter=reporter)
+        registry.remove_deployment(model, number, target.id)
+    return plan
+
+
+__all__ = [
+    "ConflictError",
+    "DeployResult",
+    "GpuRequiredError",
+    "deploy",
+    "desired_state",
+    "parse_model_ref",
+    "plan_deploy",
+    "resolve_version",
+    "undeploy",
+]
