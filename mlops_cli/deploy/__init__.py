@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlops_cli.config import Settings
-from mlops_cli.deploy.base import Chunk, DeployTarget, InvokeRequest
+from mlops_cli.deploy.base import Chunk, DeploymentStatus, DeployTarget, InvokeRequest
 from mlops_cli.errors import UsageError
 from mlops_cli.progress import SILENT, Reporter
 
@@ -57,4 +57,56 @@ def invoke_recorded(record: Mapping[str, Any], request: InvokeRequest) -> Iterat
     raise UsageError(f"unknown target {kind!r} in a deployment record of {model} v{version}")
 
 
-__all__ = ["TARGETS", "DeployTarget", "invoke_recorded", "open_target"]
+def observe(
+    settings: Settings,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    fleet: Path | None = None,
+    endpoint: Path | None = None,
+) -> list[DeploymentStatus]:
+    """Observe recorded deployments, target by target, from the records alone (a fleet or
+    endpoint file, when given, also reveals what is served but not recorded)."""
+    by_target: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        by_target.setdefault(str(record["target"]), []).append(record)
+    if fleet is not None:
+        from mlops_cli.deploy.fleet import FleetTarget, load_fleet
+
+        fleet_target = FleetTarget(load_fleet(fleet))
+        by_target.setdefault(fleet_target.id, [])
+    found: list[DeploymentStatus] = []
+    for target_id, recorded in sorted(by_target.items()):
+        kind, _, name = target_id.partition(":")
+        if kind == "local":
+            from mlops_cli.deploy.local import LocalTarget
+
+            found.extend(LocalTarget.from_settings(settings).status(recorded))
+        elif kind == "triton":
+            from mlops_cli.deploy.fleet import FleetTarget, fleet_from_records, load_fleet
+
+            spec = load_fleet(fleet) if fleet is not None else None
+            if spec is None or spec.name != name:
+                spec = fleet_from_records(name, recorded)
+            found.extend(FleetTarget(spec).status(recorded))
+        elif kind in ("sagemaker-mme", "mme-local"):
+            from mlops_cli.deploy import sagemaker
+
+            found.extend(
+                sagemaker.status_recorded(settings, target_id, recorded, endpoint=endpoint)
+            )
+        else:
+            found.extend(
+                DeploymentStatus(
+                    model=str(r["model"]),
+                    version=int(r["version"]),
+                    target=target_id,
+                    where="",
+                    state="UNKNOWN",
+                    note="unknown target kind",
+                )
+                for r in recorded
+            )
+    return sorted(found, key=lambda s: (s.model, s.version, s.target, s.where))
+
+
+__all__ = ["TARGETS", "DeployTarget", "invoke_recorded", "observe", "open_target"]

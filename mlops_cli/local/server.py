@@ -114,14 +114,19 @@ class LocalTriton:
         settings: LocalServerSettings,
         *,
         reporter: Reporter = SILENT,
+        model_repository: str | Path | None = None,
     ) -> None:
+        """``model_repository``: another repository than the workspace's (a shared folder, or
+        ``s3://...`` as tritonserver spells it), for servers of a fleet."""
         self.workspace = workspace
         self.settings = settings
         self.reporter = reporter
         self.dir = workspace.local_dir
         self.state_path = self.dir / STATE_FILE
         self.log_path = self.dir / LOG_FILE
-        self.model_repository = self.dir / "models"
+        self.model_repository: str | Path = (
+            self.dir / "models" if model_repository is None else model_repository
+        )
 
     # -- state -----------------------------------------------------------------------------
 
@@ -254,7 +259,8 @@ class LocalTriton:
 
     def _spawn(self, install: TritonInstallation, ports: dict[str, int]) -> ServerState:
         backends = install.link_backends(self.workspace.ensure_dir(self.dir / "backends"))
-        self.workspace.ensure_dir(self.model_repository)
+        if isinstance(self.model_repository, Path):
+            self.workspace.ensure_dir(self.model_repository)
         cache = self.workspace.ensure_dir(self.dir / "cache")
         argv = [
             str(install.binary),

@@ -31,8 +31,14 @@ def _tensor(message: Any, tensor: TensorSpec, data_type: Any) -> None:
     message.dims.extend(tensor.shape)
 
 
-def model_config(spec: ModelSpec, *, model_name: str, device: str | None = None) -> Any:
-    """The ``ModelConfig`` of ``spec``; ``device`` ("gpu"/"cpu") overrides what the spec asks."""
+MEMORY_PARAMETER = "mlops.memory_mb"
+
+
+def model_config(
+    spec: ModelSpec, *, model_name: str, device: str | None = None, memory_mb: float | None = None
+) -> Any:
+    """The ``ModelConfig`` of ``spec``; ``device`` ("gpu"/"cpu") overrides what the spec asks;
+    ``memory_mb`` is kept as a config parameter, so placement can read it back from a server."""
     from tritonclient.grpc import model_config_pb2 as pb
 
     use_gpu = spec.wants_gpu if device is None else device == "gpu"
@@ -56,6 +62,9 @@ def model_config(spec: ModelSpec, *, model_name: str, device: str | None = None)
         config.dynamic_batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
     if spec.streaming:
         config.model_transaction_policy.decoupled = True
+    memory = memory_mb if memory_mb is not None else spec.resources.memory_mb
+    if memory is not None:
+        config.parameters[MEMORY_PARAMETER].string_value = f"{memory:g}"
     for warmup in spec.warmup:
         sample = config.model_warmup.add(
             name=warmup.name, batch_size=warmup.batch_size, count=warmup.count
@@ -73,12 +82,13 @@ def model_config(spec: ModelSpec, *, model_name: str, device: str | None = None)
     return config
 
 
-def config_pbtxt(spec: ModelSpec, *, model_name: str, device: str | None = None) -> str:
+def config_pbtxt(
+    spec: ModelSpec, *, model_name: str, device: str | None = None, memory_mb: float | None = None
+) -> str:
     from google.protobuf import text_format
 
-    return str(
-        text_format.MessageToString(model_config(spec, model_name=model_name, device=device))
-    )
+    config = model_config(spec, model_name=model_name, device=device, memory_mb=memory_mb)
+    return str(text_format.MessageToString(config))
 
 
 def render_triton(
@@ -89,6 +99,7 @@ def render_triton(
     model_name: str | None = None,
     version: int = 1,
     device: str | None = None,
+    memory_mb: float | None = None,
     reporter: Reporter = SILENT,
 ) -> Path:
     """Write the package as ``<repository>/<model_name>/<version>/`` plus ``config.pbtxt``.
@@ -120,7 +131,7 @@ def render_triton(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     config = model_dir / "config.pbtxt"
-    write_atomic(config, config_pbtxt(spec, model_name=name, device=device).encode())
+    write_atomic(config, config_pbtxt(spec, model_name=name, device=device, memory_mb=memory_mb).encode())
     os.chmod(config, FILE_MODE)
     os.utime(config, (FIXED_MTIME, FIXED_MTIME))
     return model_dir

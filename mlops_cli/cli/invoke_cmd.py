@@ -1,0 +1,173 @@
+"""`mlops invoke`: one request to the version a tenant is routed to."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.register_cmd import RegistryOpt
+
+if TYPE_CHECKING:
+    from mlops_cli.modelspec import ModelSpec
+    from mlops_cli.registry import Registry
+    from mlops_cli.registry.base import VersionRecord
+
+
+def read_inputs(value: str) -> dict[str, Any]:
+    """``--input``: a JSON object, or @FILE holding one."""
+    from pathlib import Path
+
+    from mlops_cli.errors import UsageError
+
+    source = "--input"
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        source = str(path)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(
+            f"{source} is not JSON: {exc}", hint="e.g. '{\"features\": [1, 2, 3, 4]}'"
+        ) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{source} must be a JSON object of input name -> value")
+    return data
+
+
+def version_spec(version: VersionRecord, store_uri: str) -> ModelSpec:
+    from mlops_cli.render.common import package_spec
+    from mlops_cli.stores import open_store
+    from mlops_cli.upload import parse_package_ref
+
+    root, digest = parse_package_ref(version.package_uri)
+    store = open_store(root or store_uri)
+    return package_spec(store, store.get_manifest(digest))
+
+
+def find_deployment(
+    registry: Registry, model: str, version: int, target: str | None
+) -> dict[str, Any]:
+    from mlops_cli.errors import NotFoundError
+
+    records = [
+        r
+        for r in registry.list_deployments(model)
+        if int(r["version"]) == version
+        and (target is None or r["target"] == target or str(r["target"]).startswith(f"{target}:"))
+    ]
+    if not records:
+        raise NotFoundError(
+            f"{model} v{version} is not deployed" + (f" on {target}" if target else ""),
+            hint=f"mlops deploy {model}@{version}",
+        )
+    return records[0]
+
+
+def invoke(
+    ctx: typer.Context,
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL[@VERSION]", help="Model; a version skips routing.")
+    ],
+    input_: Annotated[
+        str,
+        typer.Option("--input", "-i", metavar="JSON|@FILE", help="Input name -> value, as JSON."),
+    ],
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Resolve the version through this tenant's route.")
+    ] = "default",
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print streamed responses as they arrive.")
+    ] = False,
+    protocol: Annotated[str, typer.Option(help="http or grpc.")] = "http",
+    request_key: Annotated[
+        str | None, typer.Option("--request-key", help="Sticky key for a canary split.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="Prefer the deployment on this target.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 60.0,
+    registry: RegistryOpt = None,
+) -> None:
+    """Send one request to the version a tenant is routed to, and print the answer."""
+    from mlops_cli.deploy import invoke_recorded
+    from mlops_cli.deploy.base import InvokeRequest
+    from mlops_cli.deploy.engine import parse_model_ref
+    from mlops_cli.errors import UsageError
+    from mlops_cli.registry.routing import Router
+
+    cli: CliContext = ctx.obj
+    if protocol not in ("http", "grpc"):
+        raise UsageError(f"unknown --protocol {protocol!r}", hint="http or grpc")
+    inputs = read_inputs(input_)
+    settings = cli.settings({"registry": registry})
+    backend = cli.registry(settings.registry)
+    model, selector = parse_model_ref(ref)
+    if selector is not None and not selector.isdigit():
+        selector = str(backend.get_alias(model, selector).version)
+    if selector is None:
+        resolution = Router(backend).resolve(tenant, model, request_key)
+        number, source = resolution.version, str(resolution.source)
+    else:
+        number, source = int(selector), "explicit"
+    version = backend.get_version(model, number)
+    record = find_deployment(backend, model, number, target)
+    request = InvokeRequest(
+        inputs=inputs,
+        spec=version_spec(version, settings.store),
+        stream=stream,
+        protocol="grpc" if protocol == "grpc" else "http",
+        timeout=timeout,
+    )
+    started = time.monotonic()
+    chunks = []
+    live = stream and not cli.json and not cli.quiet
+    for chunk in invoke_recorded(record, request):
+        chunks.append(
+            {"outputs": dict(chunk.outputs), "ms": round((chunk.received_at - started) * 1000, 3)}
+        )
+        if live:
+            sys.stdout.write(_text(chunk.outputs))
+            sys.stdout.flush()
+    total = round((time.monotonic() - started) * 1000, 3)
+    if live:
+        sys.stdout.write("\n")
+        cli.info(
+            f"{model} v{number} ({source}) · {len(chunks)} chunks · first {chunks[0]['ms'] if chunks else '-'} ms · total {total} ms"
+        )
+        return
+    document: dict[str, Any] = {
+        "model": model,
+        "version": number,
+        "tenant": tenant,
+        "source": source,
+        "target": record["target"],
+        "total_ms": total,
+    }
+    if stream:
+        document["chunks"] = chunks
+        document["first_chunk_ms"] = chunks[0]["ms"] if chunks else None
+    else:
+        document["outputs"] = chunks[0]["outputs"] if chunks else {}
+    cli.emit(document, lambda console: console.print_json(json.dumps(document["outputs"])))
+
+
+def _text(outputs: Any) -> str:
+    """A streamed chunk as text: its first output's values, space-separated."""
+    for value in outputs.values():
+        flat = value
+        while isinstance(flat, list) and len(flat) == 1:
+            flat = flat[0]
+        if isinstance(flat, list):
+            return " ".join(str(v) for v in flat) + " "
+        return f"{flat} "
+    return ""
