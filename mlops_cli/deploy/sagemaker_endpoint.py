@@ -1,0 +1,285 @@
+"""The endpoint file: one SageMaker multi-model endpoint (or its local stand-in), validated.
+
+YAML -> ``schemas/endpoint.schema.json`` (unknown keys named with the nearest valid one) -> a
+frozen :class:`EndpointSpec`. Checks the schema cannot express (a known instance family, autoscaling
+bounds) raise the same :class:`EndpointFileError` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mlops_cli.errors import UsageError, ValidationError
+from mlops_cli.validation import parse_yaml, suggestion, validate_document
+
+DEFAULT_GPU_INSTANCE = "ml.g5.xlarge"
+DEFAULT_CPU_INSTANCE = "ml.m5.xlarge"
+
+# SageMaker real-time hosting instance families (ml.<family>.<size>). A name outside this set is
+# refused before any API call, with the nearest family.
+HOSTING_FAMILIES = frozenset(
+    [
+        "t2",
+        "t3",
+        "m4",
+        "m5",
+        "m5d",
+        "m6i",
+        "m6id",
+        "m7i",
+        "c4",
+        "c5",
+        "c5d",
+        "c6i",
+        "c6id",
+        "c7i",
+        "r5",
+        "r5d",
+        "r6i",
+        "r7i",
+        "g4dn",
+        "g5",
+        "g6",
+        "g6e",
+        "p2",
+        "p3",
+        "p4d",
+        "p4de",
+        "p5",
+        "inf1",
+        "inf2",
+        "trn1",
+    ]
+)
+GPU_FAMILIES = frozenset(["g4dn", "g5", "g6", "g6e", "p2", "p3", "p4d", "p4de", "p5"])
+
+# The serving image per region when the endpoint file names none: NVIDIA Triton for GPU
+# multi-model endpoints (the only container SageMaker supports for GPU MMEs) and the MXNet
+# inference image, whose multi-model-server runs ``handle(data, context)`` handlers, for CPU.
+# Other regions: name ``image_uri``, or install the ``sagemaker`` extra to look it up.
+TRITON_ACCOUNTS = {
+    "us-east-1": "785573368785",
+    "us-east-2": "007439368137",
+    "us-west-2": "301217895009",
+    "eu-west-1": "802834080501",
+    "eu-central-1": "746233611703",
+    "ap-northeast-1": "756281099935",
+    "ap-southeast-2": "453000072557",
+}
+TRITON_IMAGE = "{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-tritonserver:24.09-py3"
+DLC_ACCOUNT = "763104351884"
+MMS_IMAGE = "{account}.dkr.ecr.{region}.amazonaws.com/mxnet-inference:1.9.0-{device}-py38"
+
+
+class EndpointFileError(ValidationError):
+    """The endpoint file does not validate."""
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min: int
+    max: int
+    target_invocations_per_instance: float = 100.0
+    scale_in_cooldown: int = 300
+    scale_out_cooldown: int = 60
+
+
+@dataclass(frozen=True)
+class Alarms:
+    enabled: bool = True
+    errors_5xx: int = 1
+    latency_ms: float = 1000.0
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    backend: Literal["mms", "triton"] = "mms"
+    memory_budget_mb: float = 2048.0
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """A validated endpoint file."""
+
+    name: str
+    s3_prefix: str  # always ends with "/"
+    role_arn: str | None = None
+    region: str | None = None
+    image_uri: str | None = None
+    instance_type: str | None = None
+    instance_count: int = 1
+    variant: str = "AllTraffic"
+    autoscaling: Autoscaling | None = None
+    alarms: Alarms = field(default_factory=Alarms)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    wait_timeout: float = 1800.0
+    local: LocalSettings = field(default_factory=LocalSettings)
+    source: str = "endpoint file"
+
+    @property
+    def bucket(self) -> str:
+        return self.s3_prefix.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def key_prefix(self) -> str:
+        return self.s3_prefix.removeprefix("s3://").split("/", 1)[1]
+
+    def tarball_name(self, model: str, version: int) -> str:
+        """The TargetModel of a version: ``<model>-v<version>.tar.gz``."""
+        return f"{model}-v{version}.tar.gz"
+
+    def tarball_uri(self, model: str, version: int) -> str:
+        return self.s3_prefix + self.tarball_name(model, version)
+
+    def chosen_instance_type(self, *, gpu: bool) -> str:
+        if self.instance_type:
+            return self.instance_type
+        return DEFAULT_GPU_INSTANCE if gpu else DEFAULT_CPU_INSTANCE
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "endpoint file") -> EndpointSpec:
+        validate_document(data, "endpoint", source=source, error_class=EndpointFileError)
+        scaling = data.get("autoscaling")
+        alarms = data.get("alarms", {})
+        local = data.get("local", {})
+        prefix = str(data["s3_prefix"])
+        if "/" not in prefix.removeprefix("s3://"):
+            prefix += "/"
+        spec = cls(
+            name=data["name"],
+            s3_prefix=prefix if prefix.endswith("/") else prefix + "/",
+            role_arn=data.get("role_arn"),
+            region=data.get("region"),
+            image_uri=data.get("image_uri"),
+            instance_type=data.get("instance_type"),
+            instance_count=data.get("instance_count", 1),
+            variant=data.get("variant", "AllTraffic"),
+            autoscaling=Autoscaling(
+                min=scaling["min"],
+                max=scaling["max"],
+                target_invocations_per_instance=float(
+                    scaling.get("target_invocations_per_instance", 100)
+                ),
+                scale_in_cooldown=scaling.get("scale_in_cooldown", 300),
+                scale_out_cooldown=scaling.get("scale_out_cooldown", 60),
+            )
+            if scaling
+            else None,
+            alarms=Alarms(
+                enabled=alarms.get("enabled", True),
+                errors_5xx=alarms.get("errors_5xx", 1),
+                latency_ms=float(alarms.get("latency_ms", 1000)),
+                actions=tuple(alarms.get("actions", ())),
+            ),
+            tags=dict(data.get("tags", {})),
+            wait_timeout=float(data.get("wait_timeout", 1800)),
+            local=LocalSettings(
+                backend=local.get("backend", "mms"),
+                memory_budget_mb=float(local.get("memory_budget_mb", 2048)),
+                url=local.get("url"),
+            ),
+            source=source,
+        )
+        spec._check()
+        return spec
+
+    def _check(self) -> None:
+        if self.instance_type is not None:
+            family = self.instance_type.split(".")[1]
+            if family not in HOSTING_FAMILIES:
+                raise EndpointFileError(
+                    f"{self.instance_type!r} is not a SageMaker hosting instance type",
+                    source=self.source,
+                    key_path="instance_type",
+                    hint=suggestion(family, HOSTING_FAMILIES, noun="instance families"),
+                )
+        if self.autoscaling is not None and self.autoscaling.min > self.autoscaling.max:
+            raise EndpointFileError(
+                f"min {self.autoscaling.min} is above max {self.autoscaling.max}",
+                source=self.source,
+                key_path="autoscaling.min",
+            )
+
+    def require_role(self) -> str:
+        if not self.role_arn:
+            raise EndpointFileError(
+                "the sagemaker-mme target needs an execution role",
+                source=self.source,
+                key_path="role_arn",
+                hint="add role_arn: arn:aws:iam::<account>:role/<name> (see --print-iam-policy)",
+            )
+        return self.role_arn
+
+
+def load_endpoint(path: Path) -> EndpointSpec:
+    """Read and validate an endpoint file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"endpoint file {path} does not exist", hint="--endpoint endpoint.yaml"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EndpointFileError(f"cannot read: {exc}", source=str(path)) from None
+    data = parse_yaml(text, source=str(path), error_class=EndpointFileError)
+    return EndpointSpec.from_dict(data if data is not None else {}, source=str(path))
+
+
+def default_image(region: str, *, gpu: bool) -> str:
+    """The serving image of ``region``: the table above, else the ``sagemaker`` SDK, lazily."""
+    if gpu and region in TRITON_ACCOUNTS:
+        return TRITON_IMAGE.format(account=TRITON_ACCOUNTS[region], region=region)
+    if not gpu and region in TRITON_ACCOUNTS:
+        return MMS_IMAGE.format(account=DLC_ACCOUNT, region=region, device="cpu")
+    try:
+        from sagemaker import image_uris  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise UsageError(
+            f"no default serving image known for region {region}",
+            hint="set image_uri in the endpoint file, or pip install 'mlops-cli[sagemaker]'",
+        ) from None
+    uri: str = image_uris.retrieve(
+        "sagemaker-tritonserver" if gpu else "mxnet",
+        region=region,
+        version="24.09" if gpu else "1.9.0",
+        instance_type=DEFAULT_GPU_INSTANCE if gpu else DEFAULT_CPU_INSTANCE,
+        image_scope="inference",
+    )
+    return uri
+
+
+def region_of(spec: EndpointSpec) -> str:
+    """The endpoint's region: the file's, else the standard AWS configuration."""
+    if spec.region:
+        return spec.region
+    from mlops_cli import aws
+
+    region = aws.client("sagemaker").meta.region_name or os.environ.get("AWS_REGION")
+    if not region:
+        raise UsageError(
+            "no AWS region configured", hint="set region in the endpoint file, or AWS_REGION"
+        )
+    return str(region)
+
+
+def is_gpu_instance(instance_type: str) -> bool:
+    return instance_type.split(".")[1] in GPU_FAMILIES
+
+
+__all__ = [
+    "Alarms",
+    "Autoscaling",
+    "EndpointFileError",
+    "EndpointSpec",
+    "LocalSettings",
+    "default_image",
+    "is_gpu_instance",
+    "load_endpoint",
+    "region_of",
+]

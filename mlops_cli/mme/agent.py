@@ -1,0 +1,380 @@
+"""The SageMaker multi-model endpoint agent, played locally.
+
+For each endpoint (an S3 prefix of ``model.tar.gz`` files and a memory budget: one simulated
+instance), a TargetModel is loaded on its first invocation: fetched from S3, extracted safely,
+loaded into the container. Loaded models form a least-recently-used set; a load that would exceed
+the budget first unloads the least recently used idle models. Errors are SageMaker's: an HTTP
+status, an error code and a message (:class:`AgentError`).
+
+Locking: one agent lock guards the bookkeeping (cheap, never held across I/O); one lock per
+TargetModel serialises its load and unload, so concurrent first calls load it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_cli.mme.containers import Container, ContainerError, ContainerReply
+from mlops_cli.mme.extract import UnsafeArchiveError, extract_tarball
+
+_TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,1023}$")
+ACCOUNT = "000000000000"  # mme-local has no account; messages keep SageMaker's shape
+
+
+class AgentError(Exception):
+    """A SageMaker runtime error: HTTP status, error code (``x-amzn-ErrorType``), message."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"Message": self.message, "ErrorCode": self.code, **self.extra}
+
+
+@dataclass
+class ModelMetrics:
+    invocations: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    loads: int = 0
+    evictions: int = 0
+    load_seconds: float = 0.0
+    last_load_seconds: float = 0.0
+    invoke_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = asdict(self)
+        data["mean_invoke_ms"] = (
+            round(1000 * self.invoke_seconds / self.invocations, 3) if self.invocations else None
+        )
+        return data
+
+
+@dataclass
+class LoadedModel:
+    target: str
+    container_name: str
+    path: Path
+    memory_mb: float
+    inflight: int = 0
+    loaded_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class EndpointState:
+    name: str
+    s3_prefix: str
+    backend: str
+    memory_budget_mb: float
+    loaded: OrderedDict[str, LoadedModel] = field(default_factory=OrderedDict)
+    reserved_mb: float = 0.0
+    metrics: dict[str, ModelMetrics] = field(default_factory=dict)
+    load_locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    @property
+    def bucket(self) -> str:
+        return self.s3_prefix.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def key_prefix(self) -> str:
+        rest = self.s3_prefix.removeprefix("s3://").split("/", 1)
+        return rest[1] if len(rest) > 1 else ""
+
+    @property
+    def used_mb(self) -> float:
+        return sum(model.memory_mb for model in self.loaded.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "s3_prefix": self.s3_prefix,
+            "backend": self.backend,
+            "memory_budget_mb": self.memory_budget_mb,
+            "used_mb": self.used_mb,
+            "loaded": [
+                {"target": m.target, "memory_mb": m.memory_mb, "inflight": m.inflight}
+                for m in self.loaded.values()
+            ],
+            "models": {target: m.to_dict() for target, m in sorted(self.metrics.items())},
+        }
+
+
+def model_memory_mb(model_dir: Path, size_bytes: int) -> float:
+    """A model's memory: ``resources.memory_mb`` of its ``mlops.yaml``, else its size on disk."""
+    spec = model_dir / "mlops.yaml"
+    if spec.is_file():
+        with contextlib.suppress(Exception):
+            import yaml
+
+            data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+            memory = (data.get("resources") or {}).get("memory_mb")
+            if isinstance(memory, int | float) and memory > 0:
+                return float(memory)
+    return max(1.0, round(size_bytes / 2**20, 3))
+
+
+class Agent:
+    """Endpoints, their model caches and the containers models are loaded into."""
+
+    def __init__(self, workdir: Path, container_factory: Callable[[str], Container]) -> None:
+        self.workdir = workdir
+        self._factory = container_factory
+        self._lock = threading.Lock()
+        self._container_lock = threading.Lock()
+        self._containers: dict[str, Container] = {}
+        self._s3: Any = None
+        self.endpoints: dict[str, EndpointState] = {}
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def register(self, name: str, *, s3_prefix: str, backend: str, memory_budget_mb: float) -> bool:
+        """Make ``name`` known (or update its prefix and budget); True when it is new."""
+        with self._lock:
+            state = self.endpoints.get(name)
+            if state is None:
+                self.endpoints[name] = EndpointState(name, s3_prefix, backend, memory_budget_mb)
+                return True
+            state.s3_prefix, state.memory_budget_mb = s3_prefix, memory_budget_mb
+            state.backend = backend
+            return False
+
+    def endpoint(self, name: str) -> EndpointState:
+        with self._lock:
+            state = self.endpoints.get(name)
+        if state is None:
+            raise AgentError(
+                400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found."
+            )
+        return state
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "endpoints": {name: ep.describe() for name, ep in sorted(self.endpoints.items())},
+                "containers": {kind: c.url for kind, c in self._containers.items()},
+            }
+
+    def container(self, backend: str) -> Container:
+        with self._container_lock:
+            if backend not in self._containers:
+                self._containers[backend] = self._factory(backend)
+            return self._containers[backend]
+
+    def close(self) -> None:
+        with self._container_lock:
+            for container in self._containers.values():
+                with contextlib.suppress(Exception):
+                    container.stop()
+            self._containers.clear()
+
+    # -- invocation ------------------------------------------------------------------------
+
+    def invoke(
+        self, endpoint: str, target: str, body: bytes, content_type: str, accept: str
+    ) -> ContainerReply:
+        """Send one request to ``target`` on ``endpoint``, loading it first if needed."""
+        ep = self.endpoint(endpoint)
+        if not _TARGET_RE.match(target) or ".." in target:
+            raise AgentError(400, "ValidationError", f"Invalid TargetModel {target!r}.")
+        model = self._acquire(ep, target)
+        container = self.container(ep.backend)
+        started = time.perf_counter()
+        try:
+            reply = container.invoke(model.container_name, body, content_type, accept)
+        except OSError as exc:
+            raise AgentError(
+                500, "InternalFailure", f"The {ep.backend} container is unreachable: {exc}"
+            ) from None
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                model.inflight -= 1
+                metrics = ep.metrics[target]
+                metrics.invocations += 1
+                metrics.invoke_seconds += elapsed
+        if reply.status >= 400:
+            with self._lock:
+                ep.metrics[target].errors += 1
+            text = reply.body.decode("utf-8", errors="replace").strip()
+            side = "client" if reply.status < 500 else "server"
+            raise AgentError(
+                424,
+                "ModelError",
+                f"Received {side} error ({reply.status}) from model {target} with message "
+                f'"{text}". See the mme-local log for more information.',
+                OriginalStatusCode=reply.status,
+                OriginalMessage=text,
+                LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
+            )
+        return reply
+
+    def _acquire(self, ep: EndpointState, target: str) -> LoadedModel:
+        """The loaded model with one more request in flight (loading it on a miss)."""
+        with self._lock:
+            metrics = ep.metrics.setdefault(target, ModelMetrics())
+            model = ep.loaded.get(target)
+            if model is not None:
+                ep.loaded.move_to_end(target)
+                model.inflight += 1
+                metrics.cache_hits += 1
+                return model
+            load_lock = ep.load_locks.setdefault(target, threading.Lock())
+        with load_lock:
+            with self._lock:
+                model = ep.loaded.get(target)
+                if model is not None:  # loaded by a concurrent first call
+                    ep.loaded.move_to_end(target)
+                    model.inflight += 1
+                    metrics.cache_hits += 1
+                    return model
+            return self._load(ep, target)
+
+    def _s3_client(self) -> Any:
+        with self._lock:
+            if self._s3 is None:
+                from mlops_cli import aws
+
+                self._s3 = aws.client("s3", max_pool=32)
+            return self._s3
+
+    def _download(self, ep: EndpointState, target: str, into: Path) -> None:
+        key = ep.key_prefix + target
+        try:
+            response = self._s3_client().get_object(Bucket=ep.bucket, Key=key)
+            with open(into, "wb") as handle:
+                for chunk in response["Body"].iter_chunks(1 << 20):
+                    handle.write(chunk)
+        except Exception as exc:
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NoSuchBucket", "AccessDenied", "403"):
+                raise AgentError(
+                    400,
+                    "ValidationError",
+                    f"Failed to download model data(bucket: {ep.bucket}, key: {key}). Please "
+                    "ensure that there is an object located at the URL and that the role passed "
+                    "to CreateModel has permissions to download the model.",
+                ) from None
+            raise AgentError(
+                500, "InternalFailure", f"Failed to download model data for {target}: {exc}"
+            ) from None
+
+    def _load(self, ep: EndpointState, target: str) -> LoadedModel:
+        started = time.perf_counter()
+        downloads = self.workdir / "downloads"
+        downloads.mkdir(parents=True, exist_ok=True)
+        stem = target.removesuffix(".tar.gz").removesuffix(".tgz")
+        folder = self.workdir / "models" / ep.name / f"{stem}-{uuid.uuid4().hex[:8]}"
+        with tempfile.NamedTemporaryFile(dir=downloads, suffix=".tar.gz") as archive:
+            self._download(ep, target, Path(archive.name))
+            try:
+                size = extract_tarball(Path(archive.name), folder, what=f"TargetModel {target}")
+            except UnsafeArchiveError as exc:
+                raise AgentError(
+                    400, "ValidationError", f"Failed to extract model data: {exc.message}"
+                ) from None
+        need = model_memory_mb(folder, size)
+        try:
+            self._make_room(ep, target, need)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", f"{ep.name}__{stem}")
+        container = self.container(ep.backend)
+        try:
+            container.load(name, folder)
+        except (ContainerError, OSError) as exc:
+            with self._lock:
+                ep.reserved_mb -= need
+            shutil.rmtree(folder, ignore_errors=True)
+            message = getattr(exc, "message", str(exc))
+            raise AgentError(
+                424,
+                "ModelError",
+                f"Failed to load model {target} into the {ep.backend} container: {message}",
+                OriginalStatusCode=getattr(exc, "status", 500),
+                OriginalMessage=message,
+            ) from None
+        elapsed = time.perf_counter() - started
+        model = LoadedModel(target, name, folder, need, inflight=1)
+        with self._lock:
+            ep.reserved_mb -= need
+            ep.loaded[target] = model
+            metrics = ep.metrics[target]
+            metrics.loads += 1
+            metrics.load_seconds += elapsed
+            metrics.last_load_seconds = elapsed
+        return model
+
+    def _make_room(self, ep: EndpointState, target: str, need: float) -> None:
+        """Reserve ``need`` MB, unloading least recently used idle models to make room."""
+        if need > ep.memory_budget_mb:
+            raise AgentError(
+                507,
+                "InsufficientStorage",
+                f"TargetModel {target} needs {need:g} MB and the instance has "
+                f"{ep.memory_budget_mb:g} MB: it can never be loaded on endpoint {ep.name}.",
+            )
+        while True:
+            with self._lock:
+                if ep.used_mb + ep.reserved_mb + need <= ep.memory_budget_mb:
+                    ep.reserved_mb += need
+                    return
+                victim: LoadedModel | None = None
+                victim_lock: threading.Lock | None = None
+                for candidate in ep.loaded.values():  # least recently used first
+                    lock = ep.load_locks.setdefault(candidate.target, threading.Lock())
+                    if candidate.inflight == 0 and lock.acquire(blocking=False):
+                        victim, victim_lock = candidate, lock
+                        break
+                if victim is None or victim_lock is None:
+                    raise AgentError(
+                        429,
+                        "ModelNotReadyException",
+                        f"Model {target} is not ready: the instance's memory is held by models "
+                        "serving requests. Retry the request.",
+                    )
+                del ep.loaded[victim.target]
+                ep.metrics.setdefault(victim.target, ModelMetrics()).evictions += 1
+            try:
+                self._unload_files(ep, victim)
+            finally:
+                victim_lock.release()
+
+    def _unload_files(self, ep: EndpointState, model: LoadedModel) -> None:
+        with contextlib.suppress(ContainerError, OSError):
+            self.container(ep.backend).unload(model.container_name)
+        shutil.rmtree(model.path, ignore_errors=True)
+
+    def unload(self, endpoint: str, target: str, *, timeout: float = 30.0) -> bool:
+        """Unload ``target`` once its requests finish; True when it was loaded."""
+        ep = self.endpoint(endpoint)
+        with self._lock:
+            lock = ep.load_locks.setdefault(target, threading.Lock())
+        with lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                with self._lock:
+                    model = ep.loaded.get(target)
+                    if model is None:
+                        return False
+                    if model.inflight == 0 or time.monotonic() > deadline:
+                        del ep.loaded[target]
+                        break
+                time.sleep(0.02)
+            self._unload_files(ep, model)
+            return True
