@@ -32,6 +32,12 @@ class TritonLoadError(ServerError):
     """Triton refused to load a model; the message is Triton's own."""
 
 
+def one_line(message: str) -> str:
+    """Triton's multi-line error (a python traceback after ``At:``) as one line."""
+    head = message.split("\nAt:", 1)[0]
+    return " ".join(head.split()).rstrip(" ;")
+
+
 def triton_name(model: str, version: int) -> str:
     """The Triton model name of a registered version."""
     return f"{model}-v{version}"
@@ -115,7 +121,10 @@ class TritonServer:
         )
         if status != 200:
             message = payload.get("error") if isinstance(payload, dict) else payload
-            raise TritonLoadError(f"Triton server {self.name} could not load {name}: {message}")
+            raise TritonLoadError(
+                f"Triton server {self.name} could not load {name}: {one_line(str(message))}",
+                hint="the server log has the rest (`mlops local logs` for the local one)",
+            )
         deadline = time.monotonic() + timeout
         while not self.model_ready(name):
             if time.monotonic() > deadline:
