@@ -92,6 +92,12 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
     "registry": ("register_cmd", "registry_app", True, "Set up the registry backend."),
     "local": ("local_cmd", "app", True, "Run the embedded local Triton server."),
     "config": ("config_cmd", "app", True, "Inspect the effective configuration."),
+    "perftest": (
+        "perftest_cmd",
+        "perftest",
+        False,
+        "Load a model endpoint and report latency percentiles, throughput and errors; gate on an SLA.",
+    ),
 }
 _OPTIONS_WITH_VALUE = frozenset({"--config", "--set"})
 

@@ -1,0 +1,142 @@
+"""One step's figures, from the windows its workers recorded: throughput, latency percentiles,
+errors by kind, streaming metrics, per-window series and the generator's own cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlops_cli.perf.histogram import Histogram
+from mlops_cli.perf.windows import WindowStats
+
+if TYPE_CHECKING:
+    from mlops_cli.perf.engine import StepRecord
+    from mlops_cli.perf.runner import LoadOptions
+
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
+# The open loop kept its rate when at least this share of the requested rate was sent...
+RATE_KEPT = 0.98
+# ...and 99% of requests left within this many milliseconds of their intended time.
+LAG_LIMIT_MS = 10.0
+# The closed loop's generator is suspect when it kept a core this busy.
+CPU_BUSY = 0.85
+
+
+def _ms(hist: Histogram, extra: bool = True) -> dict[str, float]:
+    out = {name: hist.percentile(p) / 1000 for name, p in PERCENTILES}
+    if extra:
+        out.update(max=hist.max / 1000, min=hist.min / 1000, mean=round(hist.mean() / 1000, 4))
+    return out
+
+
+def summarize_step(
+    *,
+    label: str,
+    level: float,
+    options: LoadOptions,
+    records: Sequence[StepRecord],
+    last_window: int | None,
+    models: list[str],
+    stream: bool,
+) -> dict[str, Any]:
+    keep = last_window + 1 if last_window is not None else None
+    merged: dict[int, WindowStats] = {}
+    for record in records:
+        for window in record.windows[:keep]:
+            merged.setdefault(window.index, WindowStats(window.index)).merge(window)
+    windows = [merged[i] for i in sorted(merged)]
+    total = WindowStats(-1)
+    for window in windows:
+        total.merge(window)
+    aborted = next((r.aborted for r in records if r.aborted), None)
+    if keep is not None:
+        measured_s = keep * options.window_s
+    else:
+        measured_s = max((r.measured_ns for r in records), default=0) / 1e9
+    measured_s = max(measured_s, 1e-9)
+    errors = total.error_count
+    requests = total.ok + errors
+    sent = sum(r.sent for r in records)
+    cpu_s = sum(r.cpu_ns for r in records) / 1e9
+    warnings: list[str] = []
+    generator: dict[str, Any] = {
+        "workers": len(records),
+        "cpu_us_per_request": round(cpu_s * 1e6 / sent, 2) if sent else 0.0,
+        "cpu_cores_busy": round(cpu_s / (measured_s + options.warmup_s) / max(1, len(records)), 3),
+        "rate_sustained": True,
+        "send_lag_ms": None,
+    }
+    offered = None
+    if options.mode == "open":
+        offered = level
+        send_rate = requests / measured_s
+        lag = _ms(total.lag, extra=False) | {"max": total.lag.max / 1000}
+        generator["send_lag_ms"] = lag
+        generator["send_rate_rps"] = round(send_rate, 2)
+        if send_rate < RATE_KEPT * level or lag["p99"] > LAG_LIMIT_MS:
+            generator["rate_sustained"] = False
+            warnings.append(
+                f"the generator could not sustain {level:g} req/s: it sent {send_rate:.0f} req/s, "
+                f"p99 send lag {lag['p99']:.1f} ms (use --workers, or a lower rate)"
+            )
+    elif generator["cpu_cores_busy"] >= CPU_BUSY:
+        warnings.append(
+            f"the generator kept {generator['cpu_cores_busy']:.0%} of a core busy per worker and "
+            "may itself limit throughput (use --workers)"
+        )
+    step: dict[str, Any] = {
+        "label": label,
+        "mode": options.mode,
+        "concurrency": int(level) if options.mode == "closed" else None,
+        "rate": offered,
+        "duration_s": round(measured_s, 3),
+        "requests": requests,
+        "ok": total.ok,
+        "errors": errors,
+        "error_rate": errors / requests if requests else 0.0,
+        "errors_by_kind": dict(sorted(total.errors.items())),
+        "throughput_rps": round(total.ok / measured_s, 2),
+        "latency_ms": _ms(total.latency),
+        "stream": _stream(total, measured_s) if stream else None,
+        "generator": generator,
+        "stable": options.stability.holds(
+            [w.ok / options.window_s for w in windows],
+            [w.latency.percentile(99) / 1000 for w in windows],
+        ),
+        "windows": [
+            {
+                "index": w.index,
+                "start_s": round(w.index * options.window_s, 3),
+                "requests": w.ok + w.error_count,
+                "errors": w.error_count,
+                "throughput_rps": round(w.ok / options.window_s, 2),
+                "p50_ms": w.latency.percentile(50) / 1000,
+                "p99_ms": w.latency.percentile(99) / 1000,
+            }
+            for w in windows
+        ],
+        "per_model": {
+            (models[i] or "-"): {
+                "requests": c[0] + c[1],
+                "errors": c[1],
+                "mean_ms": round(c[2] / c[0] / 1000, 4) if c[0] else 0.0,
+            }
+            for i, c in sorted(total.per_model.items())
+        },
+        "histogram": total.latency.to_dict(),
+        "warnings": warnings,
+        "aborted": aborted,
+    }
+    return step
+
+
+def _stream(total: WindowStats, measured_s: float) -> dict[str, Any]:
+    ttft = total.ttft or Histogram()
+    itl = total.itl or Histogram()
+    return {
+        "ttft_ms": _ms(ttft),
+        "itl_ms": _ms(itl),
+        "tokens": total.tokens,
+        "tokens_per_request": round(total.tokens / total.ok, 3) if total.ok else 0.0,
+        "tokens_per_s": round(total.tokens / measured_s, 2),
+    }

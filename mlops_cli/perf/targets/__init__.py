@@ -1,0 +1,49 @@
+"""Load-test targets, chosen by protocol name: ``http`` (Triton KServe v2 over HTTP), ``grpc``
+(Triton over gRPC), ``sagemaker`` (SageMaker runtime, real or a loopback stand-in), ``http-json``
+(any HTTP JSON endpoint) and ``router`` (the tenant router; not available yet)."""
+
+from __future__ import annotations
+
+from mlops_cli.errors import NotSupportedError, UsageError
+from mlops_cli.perf.targets.base import PROTOCOLS, Completion, Target, TargetSpec
+
+__all__ = ["PROTOCOLS", "Completion", "Target", "TargetSpec", "make_target"]
+
+
+def make_target(spec: TargetSpec) -> Target:
+    """The target for ``spec.protocol``; unknown protocols list the valid ones."""
+    target: Target
+    if spec.protocol == "http":
+        from mlops_cli.perf.targets.http import TritonHttpTarget
+
+        target = TritonHttpTarget(spec)
+    elif spec.protocol == "http-json":
+        from mlops_cli.perf.targets.http import HttpJsonTarget
+
+        target = HttpJsonTarget(spec)
+    elif spec.protocol == "grpc":
+        from mlops_cli.perf.targets.grpc import TritonGrpcTarget
+
+        target = TritonGrpcTarget(spec)
+    elif spec.protocol == "sagemaker":
+        from mlops_cli.perf.targets.sagemaker import SageMakerTarget
+
+        target = SageMakerTarget(spec)
+    elif spec.protocol == "router":
+        raise NotSupportedError(
+            "the router target needs the tenant router service (`mlops router serve`), "
+            "which does not exist yet",
+            hint="test the Triton or SageMaker endpoint behind it directly "
+            "(--protocol http|grpc|sagemaker)",
+        )
+    else:
+        raise UsageError(
+            f"unknown protocol '{spec.protocol}'", hint=f"valid protocols: {', '.join(PROTOCOLS)}"
+        )
+    if spec.stream and not target.supports_stream:
+        raise NotSupportedError(
+            f"the {spec.protocol} target does not stream "
+            "(botocore's InvokeEndpointWithResponseStream takes no TargetModel)",
+            hint="drop --stream, or stream through Triton (--protocol http or grpc)",
+        )
+    return target

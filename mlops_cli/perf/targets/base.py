@@ -1,0 +1,102 @@
+"""The contract every load-test target implements, and the description that recreates one.
+
+A target turns payloads into prepared requests once (``prepare``) and then sends them many times
+(``submit``). ``submit`` never blocks and never raises: it arranges for ``done(error_kind,
+token_times)`` to be called exactly once, on the event loop thread, when the request finished
+(``error_kind`` is None on success; ``token_times`` holds the ``time.monotonic_ns()`` of each
+streamed token, for streaming targets). The engine measures time around ``submit``/``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mlops_cli.perf.payloads import InputSpec, Payload
+
+Completion = Callable[[str | None, list[int] | None], None]
+PROTOCOLS = ("http", "grpc", "sagemaker", "http-json", "router")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Everything needed to build a target again, in a worker process too (picklable)."""
+
+    protocol: str
+    url: str
+    models: tuple[str, ...] = ()
+    stream: bool = False
+    timeout_s: float = 30.0
+    max_connections: int = 1024
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Target(ABC):
+    """One kind of endpoint. Capabilities are declared, not discovered: ``supports_stream``."""
+
+    supports_stream: ClassVar[bool] = False
+
+    def __init__(self, spec: TargetSpec) -> None:
+        self.spec = spec
+
+    def signature(self, model: str) -> list[InputSpec] | None:
+        """The model's inputs, when the endpoint can tell (blocking; called before the run)."""
+        return None
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Open clients on the running loop; raise ServerError when the endpoint is unreachable."""
+
+    @abstractmethod
+    def prepare(self, model: str, payload: Payload) -> Any:
+        """Encode one request once, so that sending it costs as little as possible."""
+
+    @abstractmethod
+    def submit(self, prepared: Any, done: Completion) -> None:
+        """Send a prepared request; see the module docstring."""
+
+    @abstractmethod
+    def in_flight(self) -> int:
+        """Requests sent and not yet finished."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; pending requests end with the 'cancelled' kind."""
+
+
+class CoroutineSlots:
+    """Runs one coroutine per request with at most ``limit`` in flight (the rest wait in order);
+    for targets whose clients are coroutines (gRPC) or threads (boto3)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self.waiting: deque[Callable[[], Coroutine[Any, Any, None]]] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def launch(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self.running >= self.limit:
+            self.waiting.append(make)
+            return
+        self.running += 1
+        task = asyncio.get_running_loop().create_task(make())
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.running -= 1
+        if self.waiting:
+            self.launch(self.waiting.popleft())
+
+    async def cancel(self) -> None:
+        self.waiting.clear()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,146 @@
+"""Triton over gRPC (tritonclient's asyncio client): ``ModelInfer``, and for streams one
+bidirectional ``ModelStreamInfer`` call per request, read until Triton's empty final response."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+from mlops_cli.errors import NotFoundError, ServerError
+from mlops_cli.perf.payloads import InputSpec, Payload
+from mlops_cli.perf.targets.base import Completion, CoroutineSlots, Target, TargetSpec
+
+
+def _address(url: str) -> str:
+    for prefix in ("grpc://", "http://"):
+        if url.startswith(prefix):
+            return url[len(prefix) :].rstrip("/")
+    return url.rstrip("/")
+
+
+def _error_kind(exc: BaseException) -> str:
+    status = getattr(exc, "status", lambda: None)()
+    if status:
+        return "grpc_" + str(status).replace("StatusCode.", "").lower()
+    return "grpc_error"
+
+
+class TritonGrpcTarget(Target):
+    supports_stream: ClassVar[bool] = True
+
+    def __init__(self, spec: TargetSpec) -> None:
+        super().__init__(spec)
+        self.address = _address(spec.url)
+        self.client: Any = None
+        self.slots = CoroutineSlots(spec.max_connections)
+
+    def signature(self, model: str) -> list[InputSpec] | None:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        client = grpcclient.InferenceServerClient(self.address)
+        try:
+            meta = client.get_model_metadata(
+                model, as_json=True, client_timeout=self.spec.timeout_s
+            )
+        except InferenceServerException as exc:
+            if "unavailable" in str(exc.status()).lower():
+                raise ServerError(f"cannot reach Triton gRPC at {self.address}: {exc}") from exc
+            raise NotFoundError(
+                f"Triton at {self.address} has no ready model '{model}': {exc.message()}",
+                hint="load it first (mlops deploy, or Triton's repository API)",
+            ) from exc
+        finally:
+            client.close()
+        return [
+            InputSpec(str(i["name"]), str(i["datatype"]), tuple(int(d) for d in i["shape"]))
+            for i in meta.get("inputs", [])
+        ]
+
+    async def start(self) -> None:
+        from tritonclient.grpc.aio import InferenceServerClient
+        from tritonclient.utils import InferenceServerException
+
+        self.client = InferenceServerClient(self.address)
+        try:
+            await self.client.is_server_live(client_timeout=min(self.spec.timeout_s, 10.0))
+        except InferenceServerException as exc:
+            await self.client.close()
+            raise ServerError(
+                f"cannot connect to Triton gRPC at {self.address}: {exc.message()}",
+                hint="check the address (host:port) and that the server is running",
+            ) from exc
+
+    def prepare(self, model: str, payload: Payload) -> Any:
+        import numpy as np
+        from tritonclient.grpc import InferInput
+
+        inputs = []
+        for tensor in payload.tensors or ():
+            item = InferInput(tensor.name, list(tensor.shape), tensor.datatype)
+            if tensor.datatype == "BYTES":
+                array = np.array([str(v).encode() for v in tensor.data], dtype=object)
+            else:
+                from tritonclient.utils import triton_to_np_dtype
+
+                array = np.array(tensor.data, dtype=triton_to_np_dtype(tensor.datatype))
+            item.set_data_from_numpy(array.reshape(tensor.shape))
+            inputs.append(item)
+        return model, inputs
+
+    def submit(self, prepared: Any, done: Completion) -> None:
+        if self.spec.stream:
+            self.slots.launch(lambda: self._stream(prepared, done))
+        else:
+            self.slots.launch(lambda: self._infer(prepared, done))
+
+    async def _infer(self, prepared: Any, done: Completion) -> None:
+        model, inputs = prepared
+        try:
+            await self.client.infer(model, inputs, client_timeout=self.spec.timeout_s)
+        except asyncio.CancelledError:
+            done("cancelled", None)
+            raise
+        except Exception as exc:  # tritonclient raises its own exception type for every failure
+            done(_error_kind(exc), None)
+            return
+        done(None, None)
+
+    async def _stream(self, prepared: Any, done: Completion) -> None:
+        model, inputs = prepared
+        tokens: list[int] = []
+
+        async def requests() -> Any:
+            yield {
+                "model_name": model,
+                "inputs": inputs,
+                "parameters": {"triton_enable_empty_final_response": True},
+            }
+
+        kind: str | None = None
+        try:
+            call = self.client.stream_infer(requests(), stream_timeout=self.spec.timeout_s)
+            async for result, error in call:
+                if error is not None:
+                    kind = "stream_error"
+                    break
+                params = result.get_response().parameters
+                if "triton_final_response" in params and params["triton_final_response"].bool_param:
+                    break
+                tokens.append(time.monotonic_ns())
+            call.cancel()
+        except asyncio.CancelledError:
+            done("cancelled", tokens)
+            raise
+        except Exception as exc:
+            kind = _error_kind(exc)
+        done(kind, tokens)
+
+    def in_flight(self) -> int:
+        return self.slots.running
+
+    async def close(self) -> None:
+        await self.slots.cancel()
+        if self.client is not None:
+            await self.client.close()

@@ -1,0 +1,214 @@
+"""A loopback HTTP/1.1 server with a controllable delay and a stall switch, for load-test tests.
+
+Every request (any method, any path) is answered ``200 {"ok": true, ...}`` after ``delay_ms``. While
+the server is stalled it neither starts nor finishes a request: what arrives waits until the stall
+ends and then still takes its delay; what was being processed is answered at the end of the stall.
+``POST /endpoints/<name>/invocations`` answers like SageMaker runtime (the JSON echoes the
+``X-Amzn-SageMaker-Target-Model`` header), so boto3 can be pointed here with
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``.
+
+Control (answered at once, stall or not): ``POST /control`` with a JSON object of any of
+``delay_ms``, ``stall_s`` (stall now, for that long), ``shutdown_after_s`` (stop listening and drop
+every connection after that long); ``GET /control`` returns the settings and the request count.
+
+Run ``python -m tests.servers.delay_http`` (prints ``PORT <n>``), or use :class:`DelayServer`,
+which starts it as a subprocess on 127.0.0.1 and a free port and stops it by its pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import httptools
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class _State:
+    def __init__(self) -> None:
+        self.delay_s = 0.0
+        self.stall_until = 0.0
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+        self.connections: set[asyncio.Transport] = set()
+
+    def stalled(self, now: float) -> bool:
+        return now < self.stall_until
+
+
+STATE = _State()
+
+
+class _Handler(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.body = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        STATE.connections.add(self.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            STATE.connections.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self.transport is not None
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self.url, self.body, self.headers = b"", b"", {}
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        path = self.url.split(b"?")[0]
+        method = self.parser.get_method()
+        if path == b"/control":
+            self._control(method)
+            return
+        STATE.requests += 1
+        reply: dict[str, Any] = {"ok": True}
+        if path.startswith(b"/endpoints/"):
+            target = self.headers.get(b"x-amzn-sagemaker-target-model", b"").decode()
+            reply = {"endpoint": path.split(b"/")[2].decode(), "target_model": target}
+        payload = json.dumps(reply).encode()
+        now = time.monotonic()
+        begin = STATE.stall_until if STATE.stalled(now) else now
+        self.loop.call_later(begin + STATE.delay_s - now, self._finish, payload)
+
+    def _finish(self, payload: bytes) -> None:
+        now = time.monotonic()
+        if STATE.stalled(now):
+            self.loop.call_later(STATE.stall_until - now, self._finish, payload)
+            return
+        self._write(payload)
+
+    def _write(self, payload: bytes, status: str = "200 OK") -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+
+    def _control(self, method: bytes) -> None:
+        if method == b"POST":
+            settings = json.loads(self.body or b"{}")
+            if "delay_ms" in settings:
+                STATE.delay_s = float(settings["delay_ms"]) / 1000
+            if "stall_s" in settings:
+                STATE.stall_until = time.monotonic() + float(settings["stall_s"])
+            if "shutdown_after_s" in settings:
+                self.loop.call_later(float(settings["shutdown_after_s"]), _shutdown)
+        status = {"delay_ms": STATE.delay_s * 1000, "requests": STATE.requests}
+        self._write(json.dumps(status).encode())
+
+
+def _shutdown() -> None:
+    if STATE.server is not None:
+        STATE.server.close()
+    for transport in list(STATE.connections):
+        transport.abort()
+
+
+async def _serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    STATE.server = await loop.create_server(_Handler, "127.0.0.1", port, reuse_address=True)
+    bound = STATE.server.sockets[0].getsockname()[1]
+    print(f"PORT {bound}", flush=True)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+class DelayServer:
+    """The server above as a subprocess on 127.0.0.1 (a free port), stopped by its own pid."""
+
+    def __init__(self, *, delay_ms: float = 0.0) -> None:
+        self.delay_ms = delay_ms
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> DelayServer:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.servers.delay_http"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"delay server did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.control(delay_ms=self.delay_ms)
+        return self
+
+    def control(self, **settings: float) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url + "/control", data=json.dumps(settings).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            result: dict[str, Any] = json.loads(response.read())
+        return result
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.process = None
+
+    def __enter__(self) -> DelayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.run(_serve(int(os.environ.get("DELAY_SERVER_PORT", "0"))))
+    except ImportError:
+        asyncio.run(_serve(int(os.environ.get("DELAY_SERVER_PORT", "0"))))
