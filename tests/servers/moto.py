@@ -152,6 +152,18 @@ class MotoServer:
             if response.status != 200:
                 raise RuntimeError(f"moto reset answered HTTP {response.status}")
 
+    def calls(self) -> list[dict[str, object]]:
+        """Every AWS request since the last reset (see 5. in ``moto_launcher.py``)."""
+        import json
+
+        with urllib.request.urlopen(f"{self.endpoint}/mlops-test/calls", timeout=10.0) as response:
+            calls: list[dict[str, object]] = json.loads(response.read())
+        return calls
+
+    def mutating_calls(self) -> list[str]:
+        """The operations of the mutating requests since the last reset, in order."""
+        return [str(call["operation"]) for call in self.calls() if call["mutating"]]
+
     def env(self) -> dict[str, str]:
         """Environment for boto3 clients (and subprocesses) to talk to this server."""
         return {

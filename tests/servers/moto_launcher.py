@@ -41,6 +41,14 @@ Patches applied to ``moto.sagemaker`` (each one fills a gap in stock moto 5.2.5)
    has one, else ``DEFAULT_FAILURE_REASON``. ``EndpointConfigName`` keeps naming the
    new config (there is no rollback). Until then the status is ``Creating``/``Updating``
    exactly as in 3.
+
+5. Call log (test-only route). Every request is recorded as ``{"service", "operation",
+   "method", "path", "mutating"}``: the operation comes from ``X-Amz-Target`` (JSON
+   protocols), the ``/operation/<Op>`` path (smithy RPC v2 CBOR, e.g. CloudWatch), the
+   ``Action=`` form field (query protocol), else ``<METHOD> <path>`` (REST, e.g. S3).
+   An operation named Create*/Update*/Delete*/Put*/Register*/Deregister*/Add*/Tag*/Untag*,
+   or a REST PUT/POST/DELETE, is mutating. ``GET /mlops-test/calls`` returns the log as a
+   JSON list; ``POST /moto-api/reset`` also clears it.
 """
 
 from __future__ import annotations
@@ -198,6 +206,68 @@ def apply_patches(creating_describes: int) -> None:
     responses.SageMakerResponse.update_endpoint = update_endpoint_handler  # type: ignore[attr-defined]
 
 
+MUTATING_RE = re.compile(r"^(Create|Update|Delete|Put|Register|Deregister|Add|Tag|Untag)")
+CALLS_PATH = "/mlops-test/calls"
+
+
+class CallLog:
+    """WSGI middleware that records every AWS request (see 5. in the module docstring)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.calls: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        import io
+        import json
+        from urllib.parse import parse_qs
+
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == CALLS_PATH:
+            with self.lock:
+                body = json.dumps(self.calls).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        if path.startswith("/moto-api/reset"):
+            with self.lock:
+                self.calls.clear()
+            return self.app(environ, start_response)
+        if path.startswith("/moto-api"):
+            return self.app(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        service, operation, rest = "", "", False
+        if target:
+            service, _, operation = target.rpartition(".")
+        elif "/operation/" in path:
+            parts = path.strip("/").split("/")
+            service, operation = parts[1] if len(parts) > 1 else "", parts[-1]
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            content_type = environ.get("CONTENT_TYPE", "")
+            if length and content_type.startswith("application/x-www-form-urlencoded"):
+                raw = environ["wsgi.input"].read(length)
+                environ["wsgi.input"] = io.BytesIO(raw)
+                operation = parse_qs(raw.decode("utf-8", "replace")).get("Action", [""])[0]
+            if not operation:
+                rest = True
+                operation = f"{method} {path}"
+        mutating = (
+            method in ("PUT", "POST", "DELETE") if rest else bool(MUTATING_RE.match(operation))
+        )
+        entry = {
+            "service": service,
+            "operation": operation,
+            "method": method,
+            "path": path,
+            "mutating": mutating,
+        }
+        with self.lock:
+            self.calls.append(entry)
+        return self.app(environ, start_response)
+
+
 def serve(host: str, port: int) -> None:
     """Serve moto's app on host:port until SIGTERM/SIGINT."""
     from moto.moto_server.werkzeug_app import (
@@ -212,7 +282,7 @@ def serve(host: str, port: int) -> None:
     server = make_server(
         host,
         port,
-        DomainDispatcherApplication(create_backend_app),
+        CallLog(DomainDispatcherApplication(create_backend_app)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -1,0 +1,519 @@
+"""The SageMaker control plane of one multi-model endpoint, on boto3 (botocore) alone.
+
+What an endpoint needs: a Model in ``MultiModel`` mode whose ``ModelDataUrl`` is the endpoint's
+S3 prefix, an EndpointConfig (instance type, count, variant), the Endpoint, an Application Auto
+Scaling target and target-tracking policy, and CloudWatch alarms. Model and config names carry a
+digest of their content, so a changed endpoint file yields new ones and an unchanged one matches
+what exists: :meth:`ControlPlane.plan` describes (never mutates) and says what differs;
+:meth:`ControlPlane.apply` changes only that. A failed endpoint update is rolled back to the
+previous EndpointConfig; a failed creation is deleted; either way the error carries SageMaker's
+``FailureReason``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_cli import aws
+from mlops_cli.deploy.base import Action
+from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec
+from mlops_cli.errors import MlopsError
+from mlops_cli.progress import SILENT, Reporter, running
+
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+FAILED = ("Failed", "UpdateRollbackFailed")
+_ALARM_KEYS = (
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "Threshold",
+    "Period",
+    "EvaluationPeriods",
+    "ComparisonOperator",
+    "Dimensions",
+    "AlarmActions",
+)
+
+
+class EndpointFailedError(MlopsError):
+    """The endpoint is (or went) Failed; carries SageMaker's reason."""
+
+
+class EndpointTimeoutError(MlopsError):
+    """The endpoint did not settle in time."""
+
+
+def _digest(document: Any) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _code(exc: BaseException) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _missing(exc: BaseException) -> bool:
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    return _code(exc) in ("ValidationException", "ResourceNotFound") and (
+        "Could not find" in message or "not found" in message.lower()
+    )
+
+
+@dataclass
+class Observed:
+    status: str
+    config_name: str
+    failure_reason: str = ""
+    instance_type: str | None = None
+
+
+@dataclass
+class ControlPlan:
+    """What :meth:`ControlPlane.apply` will do; also the names it decided."""
+
+    model_name: str
+    config_name: str
+    create_model: bool = False
+    create_config: bool = False
+    endpoint: str = "keep"  # create | update | keep
+    previous_config: str | None = None
+    scaling: bool = False
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        return bool(
+            self.create_model
+            or self.create_config
+            or self.endpoint != "keep"
+            or self.scaling
+            or self.alarms
+        )
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        spec: EndpointSpec,
+        *,
+        region: str,
+        image: str,
+        instance_type: str,
+        poll_seconds: float = 15.0,
+    ) -> None:
+        self.spec = spec
+        self.region = region
+        self.image = image
+        self.instance_type = instance_type
+        self.poll_seconds = poll_seconds
+        self.what = f"endpoint {spec.name}"
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def _client(self, service: str) -> Any:
+        client = aws.client(service)
+        if client.meta.region_name == self.region:
+            return client
+        import botocore.session
+
+        return botocore.session.get_session().create_client(service, region_name=self.region)
+
+    def _call(self, service: str, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(self._client(service), operation)(**params)
+        except Exception as exc:
+            if type(exc).__module__.startswith("botocore"):
+                raise aws.translate(exc, what=f"{self.what}: {operation}") from None
+            raise
+
+    # -- desired documents --------------------------------------------------------------------
+
+    def _tags(self) -> list[dict[str, str]]:
+        tags = {"mlops:endpoint": self.spec.name, **self.spec.tags}
+        return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+    def model_document(self) -> dict[str, Any]:
+        return {
+            "ExecutionRoleArn": self.spec.require_role(),
+            "PrimaryContainer": {
+                "Image": self.image,
+                "Mode": "MultiModel",
+                "ModelDataUrl": self.spec.s3_prefix,
+            },
+        }
+
+    def model_name(self) -> str:
+        return f"{self.spec.name[:54]}-{_digest(self.model_document())}"
+
+    def variant_document(self) -> dict[str, Any]:
+        return {
+            "VariantName": self.spec.variant,
+            "ModelName": self.model_name(),
+            "InitialInstanceCount": self.spec.instance_count,
+            "InstanceType": self.instance_type,
+        }
+
+    def config_name(self) -> str:
+        return f"{self.spec.name[:54]}-{_digest([self.variant_document(), self._tags()])}"
+
+    def resource_id(self) -> str:
+        return f"endpoint/{self.spec.name}/variant/{self.spec.variant}"
+
+    def policy_name(self) -> str:
+        return f"{self.spec.name}-invocations-per-instance"
+
+    def alarm_documents(self) -> list[dict[str, Any]]:
+        alarms = self.spec.alarms
+        if not alarms.enabled:
+            return []
+        dimensions = [
+            {"Name": "EndpointName", "Value": self.spec.name},
+            {"Name": "VariantName", "Value": self.spec.variant},
+        ]
+        common = {
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": dimensions,
+            "Period": 60,
+            "EvaluationPeriods": 3,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": list(alarms.actions),
+        }
+        return [
+            {
+                "AlarmName": f"{self.spec.name}-5xx-errors",
+                "AlarmDescription": "mlops: 5xx errors of the multi-model endpoint",
+                "MetricName": "Invocation5XXErrors",
+                "Statistic": "Sum",
+                "Threshold": float(alarms.errors_5xx),
+                **common,
+            },
+            {
+                "AlarmName": f"{self.spec.name}-model-latency",
+                "AlarmDescription": "mlops: mean model latency (microseconds)",
+                "MetricName": "ModelLatency",
+                "Statistic": "Average",
+                "Threshold": float(alarms.latency_ms * 1000),
+                **common,
+            },
+        ]
+
+    # -- observation --------------------------------------------------------------------------
+
+    def observe(self) -> Observed | None:
+        try:
+            found = self._client("sagemaker").describe_endpoint(EndpointName=self.spec.name)
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise aws.translate(exc, what=f"{self.what}: DescribeEndpoint") from None
+        variants = found.get("ProductionVariants") or [{}]
+        return Observed(
+            status=str(found.get("EndpointStatus")),
+            config_name=str(found.get("EndpointConfigName")),
+            failure_reason=str(found.get("FailureReason") or ""),
+            instance_type=variants[0].get("CurrentInstanceType") or None,
+        )
+
+    def _exists(self, operation: str, **params: Any) -> bool:
+        try:
+            getattr(self._client("sagemaker"), operation)(**params)
+            return True
+        except Exception as exc:
+            if _missing(exc):
+                return False
+            raise aws.translate(exc, what=f"{self.what}: {operation}") from None
+
+    def _scaling_matches(self) -> bool:
+        scaling = self.spec.autoscaling
+        if scaling is None:
+            return True
+        targets = self._call(
+            "application-autoscaling",
+            "describe_scalable_targets",
+            ServiceNamespace="sagemaker",
+            ResourceIds=[self.resource_id()],
+            ScalableDimension=SCALABLE_DIMENSION,
+        ).get("ScalableTargets", [])
+        if not any(
+            t.get("MinCapacity") == scaling.min and t.get("MaxCapacity") == scaling.max
+            for t in targets
+        ):
+            return False
+        policies = self._call(
+            "application-autoscaling",
+            "describe_scaling_policies",
+            ServiceNamespace="sagemaker",
+            ResourceId=self.resource_id(),
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyNames=[self.policy_name()],
+        ).get("ScalingPolicies", [])
+        return any(
+            p.get("TargetTrackingScalingPolicyConfiguration") == self.scaling_configuration()
+            for p in policies
+        )
+
+    def scaling_configuration(self) -> dict[str, Any]:
+        scaling = self.spec.autoscaling
+        assert scaling is not None
+        return {
+            "TargetValue": float(scaling.target_invocations_per_instance),
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+            "ScaleInCooldown": scaling.scale_in_cooldown,
+            "ScaleOutCooldown": scaling.scale_out_cooldown,
+        }
+
+    def _alarms_to_put(self) -> list[dict[str, Any]]:
+        wanted = self.alarm_documents()
+        if not wanted:
+            return []
+        found = self._call(
+            "cloudwatch", "describe_alarms", AlarmNames=[a["AlarmName"] for a in wanted]
+        ).get("MetricAlarms", [])
+        by_name = {a["AlarmName"]: a for a in found}
+        stale = []
+        for alarm in wanted:
+            current = by_name.get(alarm["AlarmName"])
+            if current is None or any(
+                _normal(current.get(key)) != _normal(alarm[key]) for key in _ALARM_KEYS
+            ):
+                stale.append(alarm)
+        return stale
+
+    def plan(self) -> ControlPlan:
+        """Describe what exists and decide what to change (no mutating call)."""
+        model_name, config_name = self.model_name(), self.config_name()
+        plan = ControlPlan(model_name=model_name, config_name=config_name)
+        observed = self.observe()
+        if observed is not None and observed.status in FAILED:
+            raise EndpointFailedError(
+                f"endpoint {self.spec.name} is {observed.status}: "
+                f"{observed.failure_reason or 'no reason given'}",
+                hint=f"delete it (aws sagemaker delete-endpoint --endpoint-name {self.spec.name})"
+                " and deploy again",
+            )
+        name = self.spec.name
+        plan.create_model = not self._exists("describe_model", ModelName=model_name)
+        plan.create_config = not self._exists(
+            "describe_endpoint_config", EndpointConfigName=config_name
+        )
+        if plan.create_model:
+            plan.actions.append(Action("create", "sagemaker-model", where=model_name))
+        if plan.create_config:
+            plan.actions.append(
+                Action(
+                    "create",
+                    "endpoint-config",
+                    where=config_name,
+                    detail=f"{self.spec.instance_count} x {self.instance_type}",
+                )
+            )
+        if observed is None:
+            plan.endpoint = "create"
+            plan.actions.append(Action("create", "endpoint", where=name, detail=config_name))
+        elif observed.config_name != config_name:
+            plan.endpoint, plan.previous_config = "update", observed.config_name
+            plan.actions.append(
+                Action(
+                    "update",
+                    "endpoint",
+                    where=name,
+                    detail=f"{observed.config_name} -> {config_name}",
+                )
+            )
+        scaling = self.spec.autoscaling
+        if scaling is not None:
+            plan.scaling = plan.endpoint != "keep" or not self._scaling_matches()
+            if plan.scaling:
+                plan.actions.append(
+                    Action(
+                        "put",
+                        "autoscaling",
+                        where=name,
+                        detail=f"{scaling.min}-{scaling.max} instances, "
+                        f"{scaling.target_invocations_per_instance:g} invocations/instance",
+                    )
+                )
+        plan.alarms = self.alarm_documents() if observed is None else self._alarms_to_put()
+        for alarm in plan.alarms:
+            plan.actions.append(Action("put", "alarm", where=alarm["AlarmName"]))
+        return plan
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def apply(self, plan: ControlPlan, *, reporter: Reporter = SILENT) -> None:
+        """Make the endpoint match; on failure undo what this call created."""
+        created: list[tuple[str, dict[str, Any]]] = []
+        try:
+            if plan.create_model:
+                self._call(
+                    "sagemaker",
+                    "create_model",
+                    ModelName=plan.model_name,
+                    Tags=self._tags(),
+                    **self.model_document(),
+                )
+                created.append(("delete_model", {"ModelName": plan.model_name}))
+            if plan.create_config:
+                self._call(
+                    "sagemaker",
+                    "create_endpoint_config",
+                    EndpointConfigName=plan.config_name,
+                    ProductionVariants=[self.variant_document()],
+                    Tags=self._tags(),
+                )
+                created.append(("delete_endpoint_config", {"EndpointConfigName": plan.config_name}))
+            if plan.endpoint == "create":
+                self._create_endpoint(plan.config_name, reporter)
+            elif plan.endpoint == "update":
+                assert plan.previous_config is not None
+                self._update_endpoint(plan.config_name, plan.previous_config, reporter)
+        except BaseException:
+            for operation, params in reversed(created):
+                with contextlib.suppress(Exception):
+                    getattr(self._client("sagemaker"), operation)(**params)
+            raise
+        if plan.scaling:
+            self._put_scaling()
+        for alarm in plan.alarms:
+            self._call("cloudwatch", "put_metric_alarm", **alarm)
+
+    def _create_endpoint(self, config_name: str, reporter: Reporter) -> None:
+        self._call(
+            "sagemaker",
+            "create_endpoint",
+            EndpointName=self.spec.name,
+            EndpointConfigName=config_name,
+            Tags=self._tags(),
+        )
+        observed = self.wait(reporter, "creating")
+        if observed.status != "InService":
+            with contextlib.suppress(Exception):
+                self._client("sagemaker").delete_endpoint(EndpointName=self.spec.name)
+            raise EndpointFailedError(
+                f"endpoint {self.spec.name} failed to create: {observed.failure_reason}",
+                hint="fix the cause, then deploy again (the failed endpoint was deleted)",
+            )
+
+    def _update_endpoint(self, config_name: str, previous: str, reporter: Reporter) -> None:
+        self._call(
+            "sagemaker",
+            "update_endpoint",
+            EndpointName=self.spec.name,
+            EndpointConfigName=config_name,
+        )
+        observed = self.wait(reporter, "updating")
+        if observed.status == "InService" and observed.config_name == config_name:
+            return
+        reason = observed.failure_reason or f"the endpoint is {observed.status}"
+        self.rollback(previous, reporter)
+        raise EndpointFailedError(
+            f"endpoint {self.spec.name} update to {config_name} failed: {reason}; "
+            f"rolled back to {previous}"
+        )
+
+    def rollback(self, previous: str, reporter: Reporter) -> None:
+        """Serve ``previous`` again: SageMaker may have rolled back itself; else update back to
+        it; a Failed endpoint (which only accepts DeleteEndpoint) is recreated on it."""
+        observed = self.observe()
+        if observed is not None and (observed.status, observed.config_name) == (
+            "InService",
+            previous,
+        ):
+            return
+        name = self.spec.name
+        with running(reporter, f"rolling {name} back to {previous}"):
+            try:
+                self._client("sagemaker").update_endpoint(
+                    EndpointName=name, EndpointConfigName=previous
+                )
+            except Exception as exc:
+                if _code(exc) != "ValidationException":
+                    raise aws.translate(exc, what=f"{self.what}: rollback") from None
+                self._call("sagemaker", "delete_endpoint", EndpointName=name)
+                self._wait_deleted()
+                self._call(
+                    "sagemaker",
+                    "create_endpoint",
+                    EndpointName=name,
+                    EndpointConfigName=previous,
+                    Tags=self._tags(),
+                )
+        self.wait(reporter, "rolling back")
+
+    def _wait_deleted(self) -> None:
+        deadline = time.monotonic() + self.spec.wait_timeout
+        delay = 0.05
+        while self.observe() is not None:
+            if time.monotonic() > deadline:
+                raise EndpointTimeoutError(f"endpoint {self.spec.name} was not deleted in time")
+            time.sleep(delay)
+            delay = min(delay * 2, self.poll_seconds)
+
+    def wait(self, reporter: Reporter, doing: str) -> Observed:
+        """Poll until the endpoint leaves Creating/Updating (backing off up to poll_seconds)."""
+        deadline = time.monotonic() + self.spec.wait_timeout
+        delay = 0.05
+        with running(reporter, f"{doing} endpoint {self.spec.name}") as task:
+            while True:
+                observed = self.observe()
+                if observed is None:
+                    raise EndpointFailedError(f"endpoint {self.spec.name} disappeared")
+                if observed.status not in IN_PROGRESS:
+                    return observed
+                task.update(f"{doing} endpoint {self.spec.name}: {observed.status}")
+                if time.monotonic() > deadline:
+                    raise EndpointTimeoutError(
+                        f"endpoint {self.spec.name} still {observed.status} after "
+                        f"{self.spec.wait_timeout:g} s",
+                        hint="raise wait_timeout in the endpoint file, or check the console",
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_seconds)
+
+    def _put_scaling(self) -> None:
+        scaling = self.spec.autoscaling
+        assert scaling is not None
+        self._call(
+            "application-autoscaling",
+            "register_scalable_target",
+            ServiceNamespace="sagemaker",
+            ResourceId=self.resource_id(),
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=scaling.min,
+            MaxCapacity=scaling.max,
+        )
+        self._call(
+            "application-autoscaling",
+            "put_scaling_policy",
+            PolicyName=self.policy_name(),
+            ServiceNamespace="sagemaker",
+            ResourceId=self.resource_id(),
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=self.scaling_configuration(),
+        )
+
+
+def _normal(value: Any) -> Any:
+    """Compare alarm fields loosely: numbers as floats, lists of dicts order-free."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        return sorted(json.dumps(_normal(v), sort_keys=True) for v in value)
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+__all__ = ["ControlPlan", "ControlPlane", "EndpointFailedError", "Observed"]

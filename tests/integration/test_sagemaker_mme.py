@@ -1,0 +1,202 @@
+"""`mlops deploy --target sagemaker-mme` against a real moto server (with the SageMaker patches of
+tests/servers/moto_launcher.py: GPU instance types, UpdateEndpoint, a Creating/Updating phase and
+failure injection by tag). Every mutating AWS request is counted by the server's call log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_cli.aws import client
+from mlops_cli.cli.main import main
+from tests.servers.mme_models import make_model
+
+pytestmark = pytest.mark.integration
+
+ROLE = "arn:aws:iam::123456789012:role/mlops-mme"
+BUCKET = "mme-models"
+
+
+@pytest.fixture
+def env(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
+    client("s3").create_bucket(Bucket=BUCKET)
+    return aws
+
+
+def endpoint_file(tmp_path: Path, name: str = "mme-a", **overrides: Any) -> Path:
+    document: dict[str, Any] = {
+        "name": name,
+        "s3_prefix": f"s3://{BUCKET}/endpoints/{name}/",
+        "role_arn": ROLE,
+        "instance_type": "ml.g5.xlarge",
+        "autoscaling": {"min": 1, "max": 4, "target_invocations_per_instance": 50},
+        "alarms": {"latency_ms": 250},
+        **overrides,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
+    result = main([*args, "--json"])
+    captured = capsys.readouterr()
+    assert result == code, captured.err + captured.out
+    return json.loads(captured.out) if captured.out.strip() else None
+
+
+def error_line(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> str:
+    assert main(list(args)) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def register(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, version: int) -> None:
+    folder = make_model(tmp_path / "src", name, version=version, scale=version)
+    assert run(capsys, "register", str(folder))["version"] == version
+
+
+def deploy(capsys: pytest.CaptureFixture[str], ref: str, endpoint: Path, *extra: str) -> Any:
+    args = ["deploy", ref, "--target", "sagemaker-mme", "--endpoint", str(endpoint)]
+    return run(capsys, *args, "--drain", "0", *extra)
+
+
+def tarballs(prefix: str = "endpoints/mme-a/") -> set[str]:
+    listed = client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {item["Key"].removeprefix(prefix) for item in listed}
+
+
+def test_full_deploy_creates_the_endpoint_scaling_and_alarms_then_changes_nothing(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path)
+    for name in ("alpha", "beta"):
+        register(capsys, tmp_path, name, 1)
+    before = len(env.calls())
+    dry = deploy(capsys, "alpha@1", endpoint, "--dry-run")
+    ops = [(a["op"], a["model"]) for a in dry["actions"]]
+    assert ("create", "endpoint") in ops and ("publish", "alpha") in ops
+    assert [c for c in env.calls()[before:] if c["mutating"]] == []  # --dry-run only describes
+
+    deploy(capsys, "alpha@1", endpoint)
+    deploy(capsys, "beta@1", endpoint)
+
+    sm = client("sagemaker")
+    described = sm.describe_endpoint(EndpointName="mme-a")
+    assert described["EndpointStatus"] == "InService"
+    config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+    [variant] = config["ProductionVariants"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.g5.xlarge", 1)
+    container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    assert container["Mode"] == "MultiModel"
+    assert container["ModelDataUrl"] == f"s3://{BUCKET}/endpoints/mme-a/"
+    assert tarballs() == {"alpha-v1.tar.gz", "beta-v1.tar.gz"}
+
+    scaling = client("application-autoscaling")
+    [target] = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert target["ResourceId"] == "endpoint/mme-a/variant/AllTraffic"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    [policy] = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 50.0
+    assert (
+        tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "SageMakerVariantInvocationsPerInstance"
+    )
+    alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix="mme-a-")["MetricAlarms"]
+    assert {(a["MetricName"], a["Threshold"]) for a in alarms} == {
+        ("Invocation5XXErrors", 1.0),
+        ("ModelLatency", 250_000.0),
+    }
+
+    before = len(env.calls())
+    again = deploy(capsys, "alpha@1", endpoint)
+    assert again["changes"] is False and again["applied"] is False
+    new_calls = env.calls()[before:]
+    assert new_calls, "the re-deploy described the endpoint"
+    assert [c["operation"] for c in new_calls if c["mutating"]] == []
+
+    status = run(capsys, "status")["deployments"]
+    assert {(r["model"], r["state"]) for r in status} == {("alpha", "READY"), ("beta", "READY")}
+
+
+def test_new_version_is_published_and_the_old_tarball_retired(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, alarms={"enabled": False})
+    register(capsys, tmp_path, "alpha", 1)
+    register(capsys, tmp_path, "alpha", 2)
+    deploy(capsys, "alpha@1", endpoint)
+    before = len(env.calls())
+    result = deploy(capsys, "alpha@2", endpoint)
+    assert result["retired"] == [1]
+    assert result["detail"]["target_model"] == "alpha-v2.tar.gz"
+    assert result["detail"]["where"] == "mme-a"
+    assert tarballs() == {"alpha-v2.tar.gz"}
+    services = {c["service"] for c in env.calls()[before:] if c["mutating"]}
+    assert services == {""}, "only S3 changed: the endpoint itself was left alone"
+
+
+def test_endpoint_update_and_rollback_on_an_injected_failure(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(capsys, tmp_path, "alpha", 1)
+    register(capsys, tmp_path, "alpha", 2)
+    deploy(capsys, "alpha@1", endpoint_file(tmp_path))
+    sm = client("sagemaker")
+    first_config = sm.describe_endpoint(EndpointName="mme-a")["EndpointConfigName"]
+
+    # An update: two instances -> a new EndpointConfig, UpdateEndpoint, wait for InService.
+    deploy(capsys, "alpha@1", endpoint_file(tmp_path, instance_count=2))
+    updated = sm.describe_endpoint(EndpointName="mme-a")
+    assert updated["EndpointStatus"] == "InService"
+    assert updated["EndpointConfigName"] != first_config
+    assert updated["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    assert "UpdateEndpoint" in env.mutating_calls()
+
+    # An update whose config SageMaker fails: rolled back to the config that served before.
+    failing = endpoint_file(
+        tmp_path,
+        instance_count=3,
+        tags={"mlops-test:fail-update": "true", "mlops-test:failure-reason": "CUDA OOM in test"},
+    )
+    line = error_line(
+        capsys,
+        "deploy",
+        "alpha@2",
+        "--target",
+        "sagemaker-mme",
+        "--endpoint",
+        str(failing),
+        code=1,
+    )
+    assert "CUDA OOM in test" in line and f"rolled back to {updated['EndpointConfigName']}" in line
+    after = sm.describe_endpoint(EndpointName="mme-a")
+    assert after["EndpointStatus"] == "InService"
+    assert after["EndpointConfigName"] == updated["EndpointConfigName"]
+    configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
+    assert configs == {first_config, updated["EndpointConfigName"]}  # the failed one is gone
+    assert tarballs() == {"alpha-v1.tar.gz"}  # v2's tarball was removed again
+    versions = [r["version"] for r in run(capsys, "status")["deployments"]]
+    assert versions == [1]
+
+
+def test_print_iam_policy_is_scoped_to_the_endpoint(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_cli.deploy.sagemaker import iam_policy_for
+
+    policy = iam_policy_for(endpoint_file(tmp_path))
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["PassExecutionRole"]["Resource"] == ROLE
+    assert statements["ModelTarballs"]["Resource"] == f"arn:aws:s3:::{BUCKET}/endpoints/mme-a/*"
+    assert "sagemaker:UpdateEndpoint" in statements["MultiModelEndpoint"]["Action"]
+    assert all(r != "*" for r in statements["MultiModelEndpoint"]["Resource"])
+    assert {"Autoscaling", "Alarms"} <= set(statements)
