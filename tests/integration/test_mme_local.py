@@ -1,0 +1,248 @@
+"""mme-local end to end: moto for S3, the mme-local server (started as `mlops local up --mme`
+does), a REAL multi-model-server behind it, and boto3's sagemaker-runtime client pointed at it
+through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME with no other change."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_cli.aws import client
+from mlops_cli.cli.main import main
+from tests.conftest import require
+from tests.servers.mme_models import evil_tarball, make_model
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "mme-local-models"
+
+
+@pytest.fixture(scope="module")
+def mme_server(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One mme-local server for the module, in its own workspace, reading S3 from moto."""
+    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.workspace import Workspace
+    from tests.servers.mms import mms_unavailable_reason
+
+    reason = mms_unavailable_reason()
+    require(reason is None, f"multi-model-server cannot run: {reason}")
+    workspace = Workspace(tmp_path_factory.mktemp("mme-ws") / ".mlops")
+    manager = LocalMME(workspace)
+    environ = {**os.environ, **moto_server.env()}
+    manager.up(environ=environ)
+    try:
+        yield manager
+    finally:
+        manager.down()
+
+
+@pytest.fixture
+def env(aws: Any, mme_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MLOPS_WORKSPACE", str(mme_server.workspace.root))
+    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", mme_server.url())
+    client("s3").create_bucket(Bucket=BUCKET)
+    return mme_server
+
+
+def endpoint_file(tmp_path: Path, name: str, *, budget: float = 1024) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "s3_prefix": f"s3://{BUCKET}/{name}/",
+                "local": {"backend": "mms", "memory_budget_mb": budget},
+            }
+        )
+    )
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
+    result = main([*args, "--json"])
+    captured = capsys.readouterr()
+    assert result == code, captured.err + captured.out
+    return json.loads(captured.out) if captured.out.strip() else None
+
+
+def error_line(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> str:
+    assert main(list(args)) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def register(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, version: int, **kw: Any
+) -> None:
+    folder = make_model(tmp_path / "src", name, version=version, scale=10 * version, **kw)
+    assert run(capsys, "register", str(folder))["version"] == version
+
+
+def deploy(capsys: pytest.CaptureFixture[str], ref: str, endpoint: Path, *extra: str) -> Any:
+    args = ["deploy", ref, "--target", "mme-local", "--endpoint", str(endpoint), "--drain", "0"]
+    return run(capsys, *args, *extra)
+
+
+def runtime() -> Any:
+    import boto3
+
+    return boto3.client("sagemaker-runtime", region_name="us-east-1")
+
+
+def invoke(endpoint: str, target: str, values: list[float]) -> dict[str, Any]:
+    response = runtime().invoke_endpoint(
+        EndpointName=endpoint,
+        TargetModel=target,
+        Body=json.dumps({"inputs": values}).encode(),
+        ContentType="application/json",
+    )
+    answer: dict[str, Any] = json.loads(response["Body"].read())
+    return answer
+
+
+def endpoint_metrics(server: Any, name: str) -> dict[str, Any]:
+    from mlops_cli.mme.manager import http_json
+
+    found: dict[str, Any] = http_json(f"{server.url()}/mme/endpoints/{name}")
+    return found
+
+
+def test_two_models_two_versions_each_answer_from_the_right_version(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, "full")
+    for name in ("alpha", "beta"):
+        register(capsys, tmp_path, name, 1)
+        register(capsys, tmp_path, name, 2)
+        deploy(capsys, f"{name}@1", endpoint)  # -> the default alias
+        deploy(capsys, f"{name}@2", endpoint, "--alias", "staging")  # v1 stays in use
+    listed = client("s3").list_objects_v2(Bucket=BUCKET, Prefix="full/")["Contents"]
+    assert {o["Key"] for o in listed} == {
+        f"full/{m}-v{v}.tar.gz" for m in ("alpha", "beta") for v in (1, 2)
+    }
+
+    for name in ("alpha", "beta"):
+        for version in (1, 2):
+            answer = invoke("full", f"{name}-v{version}.tar.gz", [1.0, 2.0])
+            assert (answer["model"], answer["version"]) == (name, version)
+            assert answer["outputs"] == [10.0 * version, 20.0 * version]
+    out = run(capsys, "invoke", "beta@2", "--input", '{"inputs": [3]}')
+    assert out["outputs"] == {"model": "beta", "version": 2, "outputs": [60.0]}
+
+    metrics = endpoint_metrics(env, "full")["models"]
+    assert metrics["beta-v2.tar.gz"]["invocations"] == 2
+    assert metrics["beta-v2.tar.gz"]["loads"] == 1 and metrics["beta-v2.tar.gz"]["cache_hits"] == 1
+    assert metrics["alpha-v1.tar.gz"]["last_load_seconds"] > 0
+
+    again = deploy(capsys, "alpha@1", endpoint)
+    assert again["changes"] is False
+    rows = run(capsys, "status")["deployments"]
+    assert {(r["model"], r["version"], r["state"]) for r in rows} == {
+        (m, v, "READY") for m in ("alpha", "beta") for v in (1, 2)
+    }
+
+    # Streaming: SageMaker's response stream has no TargetModel; say so clearly.
+    line = error_line(capsys, "invoke", "alpha@1", "--input", '{"inputs": [1]}', "--stream", code=1)
+    assert "TargetModel" in line
+
+
+def test_least_recently_used_model_is_unloaded_beyond_the_budget_and_reloaded(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, "lru", budget=150)  # models declare 64 MB: two fit
+    for name in ("a", "b", "c"):
+        register(capsys, tmp_path, name, 1)
+        deploy(capsys, f"{name}@1", endpoint)
+    invoke("lru", "a-v1.tar.gz", [1])
+    invoke("lru", "b-v1.tar.gz", [1])
+    invoke("lru", "a-v1.tar.gz", [1])  # a is now the most recently used
+    invoke("lru", "c-v1.tar.gz", [1])  # evicts b
+    state = endpoint_metrics(env, "lru")
+    assert {m["target"] for m in state["loaded"]} == {"a-v1.tar.gz", "c-v1.tar.gz"}
+    assert state["used_mb"] <= 150
+    assert state["models"]["b-v1.tar.gz"]["evictions"] == 1
+    assert invoke("lru", "b-v1.tar.gz", [2])["outputs"] == [20.0]  # reloaded, evicts a
+    models = endpoint_metrics(env, "lru")["models"]
+    assert models["b-v1.tar.gz"]["loads"] == 2
+    assert models["a-v1.tar.gz"]["evictions"] == 1
+    assert models["a-v1.tar.gz"]["cache_hits"] == 1
+
+
+def test_handler_error_is_a_model_error_with_the_container_message(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, "errors")
+    register(capsys, tmp_path, "broken", 1, fail_on_invoke=True)
+    deploy(capsys, "broken@1", endpoint)
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as caught:
+        invoke("errors", "broken-v1.tar.gz", [1])
+    error = caught.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 500
+    assert "configured to fail" in error["OriginalMessage"]
+    line = error_line(capsys, "invoke", "broken@1", "--input", '{"inputs": [1]}', code=1)
+    assert "the model failed (HTTP 500)" in line and "configured to fail" in line
+
+
+def test_missing_tarball_is_one_clear_line_and_changes_nothing(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, "missing")
+    register(capsys, tmp_path, "gone", 1)
+    deploy(capsys, "gone@1", endpoint)
+    client("s3").delete_object(Bucket=BUCKET, Key="missing/gone-v1.tar.gz")
+    line = error_line(capsys, "invoke", "gone@1", "--input", '{"inputs": [1]}', code=1)
+    assert "Failed to download model data" in line and "missing/gone-v1.tar.gz" in line
+    assert endpoint_metrics(env, "missing")["loaded"] == []
+    [row] = run(capsys, "status")["deployments"]
+    assert row["state"] == "DRIFT" and "missing" in row["note"]
+
+
+def test_tarball_with_path_traversal_is_refused_and_writes_nothing_outside(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, "evil")
+    register(capsys, tmp_path, "good", 1)
+    deploy(capsys, "good@1", endpoint)
+    client("s3").put_object(Bucket=BUCKET, Key="evil/evil-v1.tar.gz", Body=evil_tarball("pwned"))
+    workdir = Path(env.workdir)
+    before = {p for p in workdir.rglob("*")}
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as caught:
+        invoke("evil", "evil-v1.tar.gz", [1])
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert "leaves the archive's folder" in caught.value.response["Error"]["Message"]
+    assert not any(p.name == "pwned" for p in workdir.parent.rglob("*"))
+    leftovers = {p for p in workdir.rglob("*")} - before
+    assert [p for p in leftovers if not p.is_dir()] == []  # not even inside its own folder
+    assert invoke("evil", "good-v1.tar.gz", [1])["model"] == "good"  # the endpoint still serves
+
+
+def test_retire_unloads_the_old_version_and_removes_its_tarball(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = endpoint_file(tmp_path, "retire")
+    register(capsys, tmp_path, "m", 1)
+    register(capsys, tmp_path, "m", 2)
+    deploy(capsys, "m@1", endpoint)
+    invoke("retire", "m-v1.tar.gz", [1])
+    result = deploy(capsys, "m@2", endpoint)
+    assert result["retired"] == [1]
+    state = endpoint_metrics(env, "retire")
+    assert "m-v1.tar.gz" not in {m["target"] for m in state["loaded"]}
+    keys = {o["Key"] for o in client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert "retire/m-v1.tar.gz" not in keys and "retire/m-v2.tar.gz" in keys
+    assert invoke("retire", "m-v2.tar.gz", [1])["version"] == 2
