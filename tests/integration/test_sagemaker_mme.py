@@ -200,3 +200,89 @@ def test_print_iam_policy_is_scoped_to_the_endpoint(
     assert "sagemaker:UpdateEndpoint" in statements["MultiModelEndpoint"]["Action"]
     assert all(r != "*" for r in statements["MultiModelEndpoint"]["Resource"])
     assert {"Autoscaling", "Alarms"} <= set(statements)
+
+
+# -- bad input: one clear line, non-zero exit, nothing changed -------------------------------
+
+
+def deploy_error(capsys: pytest.CaptureFixture[str], endpoint: Path, code: int) -> str:
+    args = ["deploy", "alpha@1", "--target", "sagemaker-mme", "--endpoint", str(endpoint)]
+    return error_line(capsys, *args, code=code)
+
+
+def test_invalid_instance_type_is_refused_before_any_call(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(capsys, tmp_path, "alpha", 1)
+    before = len(env.calls())
+    line = deploy_error(capsys, endpoint_file(tmp_path, instance_type="ml.gg5.xlarge"), 2)
+    assert "instance_type" in line and "did you mean 'g5'" in line
+    line = deploy_error(capsys, endpoint_file(tmp_path, instance_type="g5.xlarge"), 2)
+    assert "mme-a.yaml: instance_type" in line
+    assert env.calls()[before:] == []
+    assert tarballs() == set()
+
+
+def test_missing_role_names_the_key_and_changes_nothing(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(capsys, tmp_path, "alpha", 1)
+    path = endpoint_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    del document["role_arn"]
+    path.write_text(yaml.safe_dump(document))
+    before = len(env.calls())
+    line = deploy_error(capsys, path, 2)
+    assert "role_arn" in line and "execution role" in line
+    assert [c for c in env.calls()[before:] if c["mutating"]] == []
+    assert tarballs() == set()
+
+
+def test_an_endpoint_in_failed_state_is_reported_and_left_alone(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(capsys, tmp_path, "alpha", 1)
+    sm = client("sagemaker")
+    sm.create_model(
+        ModelName="broken-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "img:1", "Mode": "MultiModel", "ModelDataUrl": "s3://x/y/"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="broken-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "broken-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.g5.xlarge",
+            }
+        ],
+        Tags=[
+            {"Key": "mlops-test:fail-update", "Value": "true"},
+            {"Key": "mlops-test:failure-reason", "Value": "image pull failed"},
+        ],
+    )
+    sm.create_endpoint(EndpointName="mme-a", EndpointConfigName="broken-config")
+    while sm.describe_endpoint(EndpointName="mme-a")["EndpointStatus"] == "Creating":
+        pass
+    before = len(env.calls())
+    line = deploy_error(capsys, endpoint_file(tmp_path), 1)
+    assert "endpoint mme-a is Failed: image pull failed" in line
+    assert [c for c in env.calls()[before:] if c["mutating"]] == []
+    assert tarballs() == set()
+    assert sm.describe_endpoint(EndpointName="mme-a")["EndpointConfigName"] == "broken-config"
+
+
+def test_sagemaker_rejecting_the_config_rolls_back_what_was_created(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(capsys, tmp_path, "alpha", 1)
+    # Well formed and of a known family, but not a size SageMaker (moto) accepts.
+    line = deploy_error(capsys, endpoint_file(tmp_path, instance_type="ml.g5.huge"), 1)
+    assert "CreateEndpointConfig" in line or "create_endpoint_config" in line
+    sm = client("sagemaker")
+    assert sm.list_models()["Models"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert tarballs() == set()
