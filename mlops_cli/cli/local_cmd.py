@@ -61,6 +61,41 @@ def _render_status(status: LocalServerStatus) -> Any:
     return human
 
 
+MmeOpt = Annotated[
+    bool, typer.Option("--mme", help="mme-local, the SageMaker multi-model endpoint stand-in.")
+]
+
+
+def _mme(cli: CliContext, action: str) -> None:
+    """``up``/``down``/``status`` of the workspace's mme-local server."""
+    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.workspace import Workspace
+
+    settings = cli.settings()
+    manager = LocalMME(Workspace(settings.workspace), reporter=cli.reporter())
+    if action == "up":
+        triton = _manager(cli).read_state()
+        state, already = manager.up(triton_url=triton.http_url if triton else None)
+        cli.info("mme-local already running" if already else "mme-local started")
+        cli.emit(
+            {"already_running": already, "url": state.url, "pid": state.pid},
+            lambda console: console.print(f"mme-local: running pid {state.pid}, {state.url}"),
+        )
+    elif action == "down":
+        was_running = manager.down()
+        cli.emit(
+            {"was_running": was_running},
+            lambda console: console.print(
+                "mme-local stopped" if was_running else "mme-local was not running"
+            ),
+        )
+    else:
+        observed = manager.status()
+        cli.emit(observed, lambda console: console.print(f"mme-local: {observed['state']}"))
+        if observed["state"] != "running":
+            raise typer.Exit(1)
+
+
 @app.command("up")
 def up(
     ctx: typer.Context,
@@ -68,9 +103,13 @@ def up(
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port (0: a free one).")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Metrics port (0: a free one).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds to wait for readiness.")] = None,
+    mme: MmeOpt = False,
 ) -> None:
     """Start the local Triton server (a no-op when it already runs) and wait until it is ready."""
     cli: CliContext = ctx.obj
+    if mme:
+        _mme(cli, "up")
+        return
     manager = _manager(
         cli,
         {
@@ -89,9 +128,12 @@ def up(
 
 
 @app.command("down")
-def down(ctx: typer.Context) -> None:
+def down(ctx: typer.Context, mme: MmeOpt = False) -> None:
     """Stop the local Triton server and every backend process it started."""
     cli: CliContext = ctx.obj
+    if mme:
+        _mme(cli, "down")
+        return
     result = _manager(cli).down()
 
     def human(console: Console) -> None:
@@ -112,9 +154,12 @@ def down(ctx: typer.Context) -> None:
 
 
 @app.command("status")
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, mme: MmeOpt = False) -> None:
     """Show whether the server runs, its addresses, memory and models. Exit 1 unless running."""
     cli: CliContext = ctx.obj
+    if mme:
+        _mme(cli, "status")
+        return
     observed = _manager(cli).status()
     if observed.state == "dead":
         cli.warn(observed.note)
