@@ -246,3 +246,20 @@ def test_retire_unloads_the_old_version_and_removes_its_tarball(
     keys = {o["Key"] for o in client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert "retire/m-v1.tar.gz" not in keys and "retire/m-v2.tar.gz" in keys
     assert invoke("retire", "m-v2.tar.gz", [1])["version"] == 2
+
+
+def test_local_up_mme_starts_status_and_down_stop_it(
+    aws: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_cli.local.processes import is_same_process
+
+    monkeypatch.setenv("MLOPS_WORKSPACE", str(tmp_path / "ws"))
+    started = run(capsys, "local", "up", "--mme")
+    assert started["already_running"] is False and started["url"].startswith("http://127.0.0.1:")
+    assert run(capsys, "local", "up", "--mme")["already_running"] is True
+    observed = run(capsys, "local", "status", "--mme")
+    assert observed["state"] == "running" and observed["endpoints"] == {}
+    state = json.loads((tmp_path / "ws" / "local" / "mme.json").read_text())
+    assert run(capsys, "local", "down", "--mme")["was_running"] is True
+    assert not is_same_process(state["pid"], state["start_ticks"])
+    run(capsys, "local", "status", "--mme", code=1)
