@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,6 +83,13 @@ def deploy(
     dry_run: DryRunOpt = False,
     store: Annotated[str | None, typer.Option("--store", help="Artifact store URI.")] = None,
     registry: RegistryOpt = None,
+    print_iam_policy: Annotated[
+        bool,
+        typer.Option(
+            "--print-iam-policy",
+            help="Print the least-privilege IAM policy this deploy needs (sagemaker-mme) and stop.",
+        ),
+    ] = False,
 ) -> None:
     """Serve a registered version, cut over to it from the old one, and record it."""
     from mlops_cli.deploy.engine import deploy as run_deploy
@@ -90,6 +98,14 @@ def deploy(
     from mlops_cli.stores import open_store
 
     cli: CliContext = ctx.obj
+    if print_iam_policy:
+        if endpoint is None:
+            raise UsageError("--print-iam-policy needs the endpoint file", hint="--endpoint FILE")
+        from mlops_cli.deploy.sagemaker import iam_policy_for
+
+        policy = iam_policy_for(endpoint)
+        cli.emit(policy, lambda console: print(json.dumps(policy, indent=2)))
+        return
     if device not in (None, "cpu", "gpu"):
         raise UsageError(f"unknown --device {device!r}", hint="cpu or gpu")
     settings = cli.settings({"store": store, "registry": registry})
