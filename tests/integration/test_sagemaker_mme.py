@@ -200,6 +200,11 @@ def test_print_iam_policy_is_scoped_to_the_endpoint(
     assert "sagemaker:UpdateEndpoint" in statements["MultiModelEndpoint"]["Action"]
     assert all(r != "*" for r in statements["MultiModelEndpoint"]["Resource"])
     assert {"Autoscaling", "Alarms"} <= set(statements)
+    before = len(env.calls())
+    args = ["deploy", "alpha", "--target", "sagemaker-mme", "--endpoint"]
+    printed = run(capsys, *args, str(endpoint_file(tmp_path)), "--print-iam-policy")
+    assert printed == policy
+    assert env.calls()[before:] == []
 
 
 # -- bad input: one clear line, non-zero exit, nothing changed -------------------------------
