@@ -171,7 +171,25 @@ class Repository:
             self.remove(name)
             for file in sorted(p for p in (Path(tmp) / name).rglob("*") if p.is_file()):
                 key = f"{prefix}{name}/{file.relative_to(Path(tmp) / name).as_posix()}"
-                client.upload_file(str(file), bucket, key)
+                self._upload(client, file, bucket, key)
+
+    @staticmethod
+    def _upload(client: Any, file: Path, bucket: str, key: str) -> None:
+        from mlops_cli.stores.s3 import DEFAULT_PART_SIZE, S3ObjectWriter
+
+        if file.stat().st_size <= DEFAULT_PART_SIZE:
+            with open(file, "rb") as body:
+                client.put_object(Bucket=bucket, Key=key, Body=body)
+            return
+        writer = S3ObjectWriter(bucket, key)  # large weights: a parallel multipart upload
+        try:
+            with open(file, "rb") as source:
+                while chunk := source.read(DEFAULT_PART_SIZE):
+                    writer.write(chunk)
+            writer.complete()
+        except BaseException:
+            writer.abort()
+            raise
 
     def remove(self, name: str) -> None:
         if not self.location.startswith("s3://"):

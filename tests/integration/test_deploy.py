@@ -410,3 +410,51 @@ def test_drift_reported_after_the_server_is_killed(
         assert row["state"] == "READY"
     finally:
         main(["local", "down"])
+
+
+@pytest.mark.slow
+def test_fleet_with_its_repository_on_s3(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tritonserver started on an S3 model repository (moto); deploy writes the model there."""
+    import importlib.util
+
+    from mlops_cli.aws import client
+    from mlops_cli.config import resolve_settings
+    from mlops_cli.local import LocalTriton
+    from mlops_cli.workspace import Workspace
+    from tests.conftest import require
+
+    require(importlib.util.find_spec("pytriton") is not None, "the 'triton' extra is not installed")
+    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
+    s3 = client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(
+        Bucket="models", Key="triton/README", Body=b"the fleet's repository"
+    )  # Triton wants it to exist
+    endpoint = aws.endpoint.removeprefix("http://")  # type: ignore[attr-defined]
+    root = tmp_path / "server"
+    settings = resolve_settings(cwd=tmp_path, environ={}, set_pairs=[f"workspace={root}"])
+    server = LocalTriton(
+        Workspace(root), settings.local, model_repository=f"s3://http://{endpoint}/models/triton"
+    )
+    server.up()
+    try:
+        fleet_file = tmp_path / "fleet.yaml"
+        fleet_file.write_text(
+            "name: s3-fleet\nrepository: s3://models/triton\nservers:\n"
+            f"  - {{name: s, url: '{server.read_state().http_url}', memory_mb: 1000}}\n"
+        )
+        run(capsys, "register", str(FIXTURES / "models" / "tiny"), "--alias", "production")
+        run(capsys, "deploy", "tiny", "--target", "triton", "--fleet", str(fleet_file))
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models")["Contents"]}
+        assert {"triton/tiny-v1/config.pbtxt", "triton/tiny-v1/1/model.py"} <= keys
+        out = run(capsys, "invoke", "tiny", "--input", '{"x": [3]}')
+        assert out["outputs"]["y"] == [6.0]
+        run(capsys, "undeploy", "tiny", "--target", "triton", "--fleet", str(fleet_file))
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models")["Contents"]}
+        assert keys == {"triton/README"}
+        assert ready_models(server) == set()
+    finally:
+        server.down()
