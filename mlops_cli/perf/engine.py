@@ -70,6 +70,7 @@ class StepRecord:
     cpu_ns: int
     measured_ns: int  # from the end of warmup to the end of sending (or the last window kept)
     aborted: str | None
+    waited_long: int = 0  # requests that waited over 10 ms for a connection (client cap)
 
 
 class _Done:
@@ -110,6 +111,7 @@ class StepEngine:
         self.aborted: str | None = None
         self.stopped = asyncio.Event()
         self.reported = 0  # windows handed to the controller so far
+        self.last_done_ns = 0
 
     def _set_start(self, start_ns: int) -> None:
         self.start_ns = start_ns
@@ -176,6 +178,9 @@ class StepEngine:
                 self.stop()
         elif kind is None:
             self.connect_failures = 0
+        if kind is None and self.m0 <= now < self.end_ns:
+            self._window(now).completed += 1  # throughput counts answers as they arrive
+            self.last_done_ns = now
         if start >= self.m0 and start < self.end_ns:
             window = self._window(start)
             counts = window.per_model.get(done.model)
@@ -256,5 +261,10 @@ class StepEngine:
         for window in self.windows[self.reported :]:  # windows that ended with the sending
             self.control.window_done(window)
         await self.target.close()
-        measured = max(0, min(self.stop_ns, self.end_ns) - self.m0)
-        return StepRecord(self.windows, self.sent, cpu_ns, measured, self.aborted)
+        end = min(self.stop_ns, self.end_ns)
+        if self.plan.requests is not None and self.measured_sent >= self.plan.requests:
+            end = max(end, min(self.last_done_ns, self.end_ns))  # until the last answer
+        measured = max(0, end - self.m0)
+        return StepRecord(
+            self.windows, self.sent, cpu_ns, measured, self.aborted, self.target.waited_long()
+        )

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+# A request that waits longer than this for a connection did not leave when it was meant to.
+WAIT_LIMIT_NS = 10_000_000
 # done(status, error_kind): status 0 means no response (error_kind says why).
 Done = Callable[[int, str | None], None]
 
@@ -126,7 +128,8 @@ class ConnectionPool:
         self.idle: list[HttpConnection] = []
         self.connections: set[HttpConnection] = set()
         self.opening = 0
-        self.waiters: deque[tuple[bytes, Done, Callable[[bytes], None] | None]] = deque()
+        self.waiters: deque[tuple[bytes, Done, Callable[[bytes], None] | None, int]] = deque()
+        self.waited_long = 0  # requests that waited over WAIT_LIMIT_NS for a free connection
         self.loop = asyncio.get_running_loop()
         self._sweeper = self.loop.call_later(0.1, self._sweep)
         self.closed = False
@@ -141,7 +144,7 @@ class ConnectionPool:
             self.opening += 1
             self.loop.create_task(self._open_and_send(data, done, on_chunk))
         else:
-            self.waiters.append((data, done, on_chunk))
+            self.waiters.append((data, done, on_chunk, time.monotonic_ns()))
 
     async def _open_and_send(
         self, data: bytes, done: Done, on_chunk: Callable[[bytes], None] | None
@@ -161,7 +164,7 @@ class ConnectionPool:
             self.opening -= 1
             done(0, "connect")
             if self.waiters and not self.closed:
-                self.submit(*self.waiters.popleft())
+                self.submit(*self._next_waiter())
             return
         self.opening -= 1
         if self.closed:
@@ -173,7 +176,7 @@ class ConnectionPool:
 
     def release(self, conn: HttpConnection) -> None:
         if self.waiters:
-            conn.send(*self.waiters.popleft())
+            conn.send(*self._next_waiter())
         else:
             self.idle.append(conn)
 
@@ -182,7 +185,13 @@ class ConnectionPool:
         if conn in self.idle:
             self.idle.remove(conn)
         if self.waiters and not self.closed:
-            self.submit(*self.waiters.popleft())
+            self.submit(*self._next_waiter())
+
+    def _next_waiter(self) -> tuple[bytes, Done, Callable[[bytes], None] | None]:
+        data, done, on_chunk, queued = self.waiters.popleft()
+        if time.monotonic_ns() - queued > WAIT_LIMIT_NS:
+            self.waited_long += 1
+        return data, done, on_chunk
 
     def _sweep(self) -> None:
         deadline = time.monotonic_ns() - self.timeout_ns
@@ -200,7 +209,7 @@ class ConnectionPool:
         self.closed = True
         self._sweeper.cancel()
         while self.waiters:
-            _, done, _ = self.waiters.popleft()
+            _, done, _, _ = self.waiters.popleft()
             done(0, "cancelled")
         for conn in list(self.connections):
             if conn.transport is not None:

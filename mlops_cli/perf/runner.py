@@ -197,6 +197,7 @@ def _worker_main(
                 "cpu_ns": record.cpu_ns,
                 "measured_ns": record.measured_ns,
                 "aborted": record.aborted,
+                "waited_long": record.waited_long,
             },
         )
     )
@@ -228,7 +229,7 @@ class _Controller:
         merged = WindowStats(window.index)
         for part in self.pending.pop(window.index):
             merged.merge(part)
-        throughput = merged.ok / self.options.window_s
+        throughput = merged.completed / self.options.window_s
         p99 = merged.latency.percentile(99) / 1000
         self.throughputs.append(throughput)
         self.p99s.append(p99)
@@ -350,6 +351,7 @@ def run_step(
                         data["cpu_ns"],
                         data["measured_ns"],
                         data["aborted"],
+                        data["waited_long"],
                     )
                 )
     finally:

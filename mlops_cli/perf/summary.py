@@ -56,6 +56,7 @@ def summarize_step(
     measured_s = max(measured_s, 1e-9)
     errors = total.error_count
     requests = total.ok + errors
+    waited_long = sum(r.waited_long for r in records)
     sent = sum(r.sent for r in records)
     cpu_s = sum(r.cpu_ns for r in records) / 1e9
     warnings: list[str] = []
@@ -73,11 +74,19 @@ def summarize_step(
         lag = _ms(total.lag, extra=False) | {"max": total.lag.max / 1000}
         generator["send_lag_ms"] = lag
         generator["send_rate_rps"] = round(send_rate, 2)
+        generator["waited_for_connection"] = waited_long
         if send_rate < RATE_KEPT * level or lag["p99"] > LAG_LIMIT_MS:
             generator["rate_sustained"] = False
             warnings.append(
                 f"the generator could not sustain {level:g} req/s: it sent {send_rate:.0f} req/s, "
                 f"p99 send lag {lag['p99']:.1f} ms (use --workers, or a lower rate)"
+            )
+        elif waited_long > (1 - RATE_KEPT) * max(requests, 1):
+            generator["rate_sustained"] = False
+            warnings.append(
+                f"the generator could not sustain {level:g} req/s: {waited_long} requests waited "
+                f"over {LAG_LIMIT_MS:g} ms for one of its connections (raise --max-connections, "
+                "or the server is saturated)"
             )
     elif generator["cpu_cores_busy"] >= CPU_BUSY:
         warnings.append(
@@ -95,12 +104,12 @@ def summarize_step(
         "errors": errors,
         "error_rate": errors / requests if requests else 0.0,
         "errors_by_kind": dict(sorted(total.errors.items())),
-        "throughput_rps": round(total.ok / measured_s, 2),
+        "throughput_rps": round(total.completed / measured_s, 2),
         "latency_ms": _ms(total.latency),
         "stream": _stream(total, measured_s) if stream else None,
         "generator": generator,
         "stable": options.stability.holds(
-            [w.ok / options.window_s for w in windows],
+            [w.completed / options.window_s for w in windows],
             [w.latency.percentile(99) / 1000 for w in windows],
         ),
         "windows": [
@@ -109,7 +118,7 @@ def summarize_step(
                 "start_s": round(w.index * options.window_s, 3),
                 "requests": w.ok + w.error_count,
                 "errors": w.error_count,
-                "throughput_rps": round(w.ok / options.window_s, 2),
+                "throughput_rps": round(w.completed / options.window_s, 2),
                 "p50_ms": w.latency.percentile(50) / 1000,
                 "p99_ms": w.latency.percentile(99) / 1000,
             }

@@ -17,6 +17,7 @@ class WindowStats:
     index: int
     latency: Histogram = field(default_factory=Histogram)
     ok: int = 0
+    completed: int = 0  # successful answers that *arrived* in this window (throughput)
     errors: dict[str, int] = field(default_factory=dict)
     lag: Histogram = field(default_factory=Histogram)  # send time minus intended time (open loop)
     ttft: Histogram | None = None
@@ -32,6 +33,7 @@ class WindowStats:
         self.latency.merge(other.latency)
         self.lag.merge(other.lag)
         self.ok += other.ok
+        self.completed += other.completed
         for kind, n in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + n
         for name in ("ttft", "itl"):
@@ -53,6 +55,7 @@ class WindowStats:
             "index": self.index,
             "latency": self.latency.to_dict(),
             "ok": self.ok,
+            "completed": self.completed,
             "errors": dict(self.errors),
             "lag": self.lag.to_dict(),
             "ttft": self.ttft.to_dict() if self.ttft else None,
@@ -67,6 +70,7 @@ class WindowStats:
             index=int(data["index"]),
             latency=Histogram.from_dict(data["latency"]),
             ok=int(data["ok"]),
+            completed=int(data["completed"]),
             errors=dict(data["errors"]),
             lag=Histogram.from_dict(data["lag"]),
             ttft=Histogram.from_dict(data["ttft"]) if data.get("ttft") else None,

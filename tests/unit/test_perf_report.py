@@ -35,7 +35,7 @@ def fake_step(
         window = WindowStats(index)
         for n in range(ok):
             window.latency.record(latency_us + n % 50)
-        window.ok = ok
+        window.ok = window.completed = ok
         if errors:
             window.errors = {"http_503": errors}
         window.per_model = {0: [ok, errors, ok * latency_us]}

@@ -10,6 +10,7 @@ streamed token, for streaming targets). The engine measures time around ``submit
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 
 from mlops_cli.perf.payloads import InputSpec, Payload
 
+WAIT_LIMIT_NS = 10_000_000  # a request waiting longer for a free slot left late
 Completion = Callable[[str | None, list[int] | None], None]
 PROTOCOLS = ("http", "grpc", "sagemaker", "http-json", "router")
 
@@ -64,6 +66,10 @@ class Target(ABC):
     def in_flight(self) -> int:
         """Requests sent and not yet finished."""
 
+    def waited_long(self) -> int:
+        """Requests that waited over 10 ms for a free connection or slot (the client's cap)."""
+        return 0
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections; pending requests end with the 'cancelled' kind."""
@@ -76,12 +82,13 @@ class CoroutineSlots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.running = 0
-        self.waiting: deque[Callable[[], Coroutine[Any, Any, None]]] = deque()
+        self.waiting: deque[tuple[Callable[[], Coroutine[Any, Any, None]], int]] = deque()
+        self.waited_long = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
     def launch(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self.running >= self.limit:
-            self.waiting.append(make)
+            self.waiting.append((make, time.monotonic_ns()))
             return
         self.running += 1
         task = asyncio.get_running_loop().create_task(make())
@@ -92,7 +99,10 @@ class CoroutineSlots:
         self.tasks.discard(task)
         self.running -= 1
         if self.waiting:
-            self.launch(self.waiting.popleft())
+            make, queued = self.waiting.popleft()
+            if time.monotonic_ns() - queued > WAIT_LIMIT_NS:
+                self.waited_long += 1
+            self.launch(make)
 
     async def cancel(self) -> None:
         self.waiting.clear()

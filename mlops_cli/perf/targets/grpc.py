@@ -140,6 +140,9 @@ class TritonGrpcTarget(Target):
     def in_flight(self) -> int:
         return self.slots.running
 
+    def waited_long(self) -> int:
+        return self.slots.waited_long
+
     async def close(self) -> None:
         await self.slots.cancel()
         if self.client is not None:

@@ -109,6 +109,9 @@ class HttpTarget(Target):
     def in_flight(self) -> int:
         return self.pool.in_flight() if self.pool else 0
 
+    def waited_long(self) -> int:
+        return self.pool.waited_long if self.pool else 0
+
     async def close(self) -> None:
         if self.pool is not None:
             self.pool.close()

@@ -85,6 +85,9 @@ class SageMakerTarget(Target):
     def in_flight(self) -> int:
         return self.slots.running
 
+    def waited_long(self) -> int:
+        return self.slots.waited_long
+
     async def close(self) -> None:
         await self.slots.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
