@@ -458,3 +458,58 @@ def test_fleet_with_its_repository_on_s3(
         assert ready_models(server) == set()
     finally:
         server.down()
+
+
+@pytest.mark.slow
+def test_gpu_model_goes_to_the_gpu_server_with_gpu_instance_groups(
+    fleet: tuple[Path, list[Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Server b claims a GPU in the fleet file. The plan puts the GPU model there; the config
+    written for it asks for KIND_GPU; this machine has no GPU, so Triton refuses the load, and
+    its message is surfaced with nothing left behind."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    fleet_file, (a, b) = fleet
+    document = json.loads(fleet_file.read_text())
+    document["servers"][1]["gpu"] = {"kind": "nvidia-a10g", "count": 1}
+    fleet_file.write_text(json.dumps(document))
+    folder = tmp_path / "gpu"
+    shutil.copytree(FIXTURES / "models" / "answer", folder)
+    spec = folder / "mlops.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "memory_mb: 64", "memory_mb: 64\n  gpu: {count: 1, kind: nvidia-a10g}"
+        )
+    )
+    run(capsys, "register", str(folder))
+    target = ["--target", "triton", "--fleet", str(fleet_file)]
+    plan = run(capsys, "deploy", "answer", *target, "--dry-run")
+    [load] = [action for action in plan["actions"] if action["op"] == "load"]
+    assert load["where"] == "b" and load["detail"].startswith("GPU")
+
+    from mlops_cli.deploy.engine import desired_state, resolve_version
+    from mlops_cli.deploy.fleet import FleetTarget, Repository, load_fleet
+    from mlops_cli.progress import SILENT
+    from mlops_cli.registry import open_registry
+    from mlops_cli.stores import open_store
+
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    desired = desired_state(
+        resolve_version(registry, "answer"),
+        lambda root: open_store(root or f"file://{tmp_path / 'store'}"),
+        target=FleetTarget(load_fleet(fleet_file)),
+    )
+    written = tmp_path / "inspect"  # the renderer the target uses, into a folder to inspect
+    Repository(str(written)).write(desired, "answer-v1", reporter=SILENT)
+    config = text_format.Parse(
+        (written / "answer-v1" / "config.pbtxt").read_text(), pb.ModelConfig()
+    )
+    assert [g.kind for g in config.instance_group] == [pb.ModelInstanceGroup.KIND_GPU]
+    assert list(config.instance_group[0].gpus) == [0]
+
+    line = error_line(capsys, "deploy", "answer", *target, code=1)
+    assert "Triton server b could not load answer-v1" in line and "GPU" in line
+    assert ready_models(a) == set() and ready_models(b) == set()
+    assert not (tmp_path / "shared-repository" / "answer-v1").exists()
+    assert run(capsys, "status")["deployments"] == []
