@@ -20,9 +20,12 @@ def _address(url: str) -> str:
 
 
 def _error_kind(exc: BaseException) -> str:
-    status = getattr(exc, "status", lambda: None)()
-    if status:
-        return "grpc_" + str(status).replace("StatusCode.", "").lower()
+    """``grpc_<status code>`` from tritonclient's exception (``status()``) or grpc's (``code()``)."""
+    status = getattr(exc, "status", None) or getattr(exc, "code", None)
+    value = status() if callable(status) else None
+    if value:
+        name = getattr(value, "name", None) or str(value).replace("StatusCode.", "")
+        return "grpc_" + str(name).lower()
     return "grpc_error"
 
 
@@ -108,33 +111,44 @@ class TritonGrpcTarget(Target):
         done(None, None)
 
     async def _stream(self, prepared: Any, done: Completion) -> None:
+        # tritonclient's aio stream_infer refuses the reserved parameter that asks Triton for an
+        # empty final response, and without it a decoupled model's stream never says it ended
+        # (the sync client sets it through a flag the aio client lacks). So the request is built
+        # with tritonclient's own helper and sent on its stub directly.
+        from tritonclient.grpc._utils import _get_inference_request
+
         model, inputs = prepared
-        tokens: list[int] = []
+        request = _get_inference_request(
+            model_name=model, inputs=inputs, model_version="", request_id="", outputs=None,
+            sequence_id=0, sequence_start=False, sequence_end=False, priority=0, timeout=None,
+            parameters=None,
+        )  # fmt: skip
+        request.parameters["triton_enable_empty_final_response"].bool_param = True
 
         async def requests() -> Any:
-            yield {
-                "model_name": model,
-                "inputs": inputs,
-                "parameters": {"triton_enable_empty_final_response": True},
-            }
+            yield request
 
+        tokens: list[int] = []
         kind: str | None = None
+        call = self.client._client_stub.ModelStreamInfer(requests(), timeout=self.spec.timeout_s)
         try:
-            call = self.client.stream_infer(requests(), stream_timeout=self.spec.timeout_s)
-            async for result, error in call:
-                if error is not None:
+            async for response in call:
+                if response.error_message:
                     kind = "stream_error"
                     break
-                params = result.get_response().parameters
+                params = response.infer_response.parameters
                 if "triton_final_response" in params and params["triton_final_response"].bool_param:
+                    if response.infer_response.outputs:
+                        tokens.append(time.monotonic_ns())
                     break
                 tokens.append(time.monotonic_ns())
-            call.cancel()
         except asyncio.CancelledError:
+            call.cancel()
             done("cancelled", tokens)
             raise
         except Exception as exc:
             kind = _error_kind(exc)
+        call.cancel()
         done(kind, tokens)
 
     def in_flight(self) -> int:
