@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,6 +112,8 @@ class StepEngine:
         self.stopped = asyncio.Event()
         self.reported = 0  # windows handed to the controller so far
         self.last_done_ns = 0
+        self.request_cap = plan.requests if plan.requests is not None else -1
+        self.submit: Callable[[Any, Any], None] = target.submit
 
     def _set_start(self, start_ns: int) -> None:
         self.start_ns = start_ns
@@ -120,24 +122,31 @@ class StepEngine:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def _send(self, start: int, sent: int, user: int) -> None:
+    def _send(self, start: int, sent: int, user: int, done: _Done | None = None) -> None:
         model, prepared = self.requests[self.next_index]
-        self.next_index = (self.next_index + 1) % len(self.requests)
+        self.next_index += 1
+        if self.next_index == len(self.requests):
+            self.next_index = 0
         self.sent += 1
         if start >= self.m0:
             self.measured_sent += 1
-            if self.plan.requests is not None and self.measured_sent >= self.plan.requests:
+            if self.measured_sent == self.request_cap:
                 self.stop()
-        self.target.submit(prepared, _Done(self, start, sent, model, user))
+        if done is None:
+            done = _Done(self, start, sent, model, user)
+        else:  # a closed-loop user reuses its one completion object
+            done.start = done.sent = start
+            done.model = model
+        self.submit(prepared, done)
 
-    def _fire(self, user: int) -> None:
+    def _fire(self, user: int, now: int = 0, done: _Done | None = None) -> None:
         if self.stopping:
             return
-        now = time.monotonic_ns()
+        now = now or time.monotonic_ns()
         if now >= self.end_ns:
             self.stop()
             return
-        self._send(now, now, user)
+        self._send(now, now, user, done)
 
     async def _open_loop(self) -> None:
         rng = random.Random(self.plan.seed)
@@ -178,11 +187,15 @@ class StepEngine:
                 self.stop()
         elif kind is None:
             self.connect_failures = 0
+        windows = self.windows
         if kind is None and self.m0 <= now < self.end_ns:
-            self._window(now).completed += 1  # throughput counts answers as they arrive
+            index = (now - self.m0) // self.window_ns
+            window = windows[index] if index < len(windows) else self._window(now)
+            window.completed += 1  # throughput counts answers as they arrive
             self.last_done_ns = now
-        if start >= self.m0 and start < self.end_ns:
-            window = self._window(start)
+        if self.m0 <= start < self.end_ns:
+            index = (start - self.m0) // self.window_ns
+            window = windows[index] if index < len(windows) else self._window(start)
             counts = window.per_model.get(done.model)
             if counts is None:
                 counts = window.per_model[done.model] = [0, 0, 0]
@@ -201,7 +214,7 @@ class StepEngine:
             if kind == "connect":
                 asyncio.get_running_loop().call_later(CONNECT_BACKOFF_S, self._fire, done.user)
             else:
-                self._fire(done.user)
+                self._fire(done.user, time.monotonic_ns(), done)
 
     @staticmethod
     def _tokens(window: WindowStats, start: int, tokens: list[int]) -> None:
@@ -241,6 +254,7 @@ class StepEngine:
 
     async def run(self) -> StepRecord:
         await self.target.start()
+        self.submit = self.target.submitter()
         self._set_start(await self.control.ready())
         await asyncio.sleep(max(0.0, (self.start_ns - time.monotonic_ns()) / 1e9))
         cpu_start = time.process_time_ns()

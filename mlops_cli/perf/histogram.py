@@ -52,16 +52,15 @@ class Histogram:
         self.max = 0
 
     def record(self, value: int) -> None:
-        """Add one value (microseconds)."""
-        value = max(int(value), 0)
+        """Add one value (microseconds, not negative)."""
         if value < _SUB:
-            self.counts[value] += 1
+            self.counts[value if value > 0 else 0] += 1
         else:
             self.counts[bucket_of(value)] += 1
-        if self.count == 0 or value < self.min:
-            self.min = value
         if value > self.max:
             self.max = value
+        if value < self.min or not self.count:
+            self.min = value if value > 0 else 0
         self.count += 1
         self.total += value
 

@@ -22,8 +22,9 @@ import httptools
 
 # A request that waits longer than this for a connection did not leave when it was meant to.
 WAIT_LIMIT_NS = 10_000_000
-# done(status, error_kind): status 0 means no response (error_kind says why).
-Done = Callable[[int, str | None], None]
+# done(error_kind, None): error_kind is None for a 2xx answer, else http_<status> or why there
+# was no answer (connect, timeout, disconnect, bad_response, cancelled).
+Done = Callable[[str | None, None], None]
 
 
 def build_request(
@@ -45,7 +46,8 @@ def build_request(
 
 
 class HttpConnection(asyncio.Protocol):
-    """One keep-alive connection carrying one request at a time."""
+    """One keep-alive connection carrying one request at a time. Only the parser callbacks that
+    are needed exist (httptools calls every one that is defined): streams use the subclass."""
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
@@ -54,7 +56,6 @@ class HttpConnection(asyncio.Protocol):
         self.done: Done | None = None
         self.on_chunk: Callable[[bytes], None] | None = None
         self.started_ns = 0
-        self.status = 0
         self.timed_out = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
@@ -66,56 +67,57 @@ class HttpConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self._finish(0, "bad_response")
+            self._finish("bad_response")
             if self.transport is not None:
                 self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.discard(self)
         if self.done is not None:
-            self._finish(0, "timeout" if self.timed_out else "disconnect")
+            self._finish("timeout" if self.timed_out else "disconnect")
 
-    # -- httptools callbacks ---------------------------------------------------------------------
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        if self.on_chunk is not None:
-            self.on_chunk(body)
+    # -- httptools callback ----------------------------------------------------------------------
 
     def on_message_complete(self) -> None:
-        done, status = self.done, self.status
+        done = self.done
         self.done = None
-        self.on_chunk = None
+        status = self.parser.get_status_code()
         if self.parser.should_keep_alive():
             self.pool.release(self)
         elif self.transport is not None:
             self.transport.close()
         if done is not None:
-            done(status, None)
+            done(None if 200 <= status < 300 else f"http_{status}", None)
 
     # -- use -------------------------------------------------------------------------------------
 
     def send(self, data: bytes, done: Done, on_chunk: Callable[[bytes], None] | None) -> None:
         self.done = done
         self.on_chunk = on_chunk
-        self.status = 0
         self.started_ns = time.monotonic_ns()
-        assert self.transport is not None
-        self.transport.write(data)
+        self.transport.write(data)  # type: ignore[union-attr]
 
-    def _finish(self, status: int, kind: str | None) -> None:
+    def _finish(self, kind: str) -> None:
         done = self.done
         self.done = None
         if done is not None:
-            done(status, kind)
+            done(kind, None)
+
+
+class StreamingHttpConnection(HttpConnection):
+    """A connection whose response body is handed over chunk by chunk as it arrives."""
+
+    def on_body(self, body: bytes) -> None:
+        if self.on_chunk is not None:
+            self.on_chunk(body)
 
 
 class ConnectionPool:
     """Keep-alive connections to one ``http(s)://host:port``; see the module docstring."""
 
-    def __init__(self, base_url: str, *, max_connections: int, timeout_s: float) -> None:
+    def __init__(
+        self, base_url: str, *, max_connections: int, timeout_s: float, streaming: bool = False
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url}")
@@ -124,6 +126,7 @@ class ConnectionPool:
         self.host_header = parts.netloc
         self.ssl = ssl_module.create_default_context() if parts.scheme == "https" else None
         self.max_connections = max_connections
+        self.protocol = StreamingHttpConnection if streaming else HttpConnection
         self.timeout_ns = int(timeout_s * 1e9)
         self.idle: list[HttpConnection] = []
         self.connections: set[HttpConnection] = set()
@@ -152,7 +155,7 @@ class ConnectionPool:
         try:
             _, conn = await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: HttpConnection(self),
+                    lambda: self.protocol(self),
                     self.host,
                     self.port,
                     ssl=self.ssl,
@@ -162,14 +165,14 @@ class ConnectionPool:
             )
         except (OSError, TimeoutError):
             self.opening -= 1
-            done(0, "connect")
+            done("connect", None)
             if self.waiters and not self.closed:
                 self.submit(*self._next_waiter())
             return
         self.opening -= 1
         if self.closed:
             conn.transport.abort()  # type: ignore[union-attr]
-            done(0, "cancelled")
+            done("cancelled", None)
             return
         self.connections.add(conn)
         conn.send(data, done, on_chunk)
@@ -210,7 +213,7 @@ class ConnectionPool:
         self._sweeper.cancel()
         while self.waiters:
             _, done, _, _ = self.waiters.popleft()
-            done(0, "cancelled")
+            done("cancelled", None)
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.abort()

@@ -62,6 +62,10 @@ class Target(ABC):
     def submit(self, prepared: Any, done: Completion) -> None:
         """Send a prepared request; see the module docstring."""
 
+    def submitter(self) -> Callable[[Any, Completion], None]:
+        """The fastest callable doing what ``submit`` does (after ``start``)."""
+        return self.submit
+
     @abstractmethod
     def in_flight(self) -> int:
         """Requests sent and not yet finished."""
