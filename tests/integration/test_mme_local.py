@@ -263,3 +263,40 @@ def test_local_up_mme_starts_status_and_down_stop_it(
     assert run(capsys, "local", "down", "--mme")["was_running"] is True
     assert not is_same_process(state["pid"], state["start_ticks"])
     run(capsys, "local", "status", "--mme", code=1)
+
+
+def test_response_stream_route_frames_the_answer_as_aws_event_stream(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import urllib.request
+
+    from botocore.eventstream import EventStreamBuffer
+    from botocore.exceptions import ClientError
+
+    endpoint = endpoint_file(tmp_path, "stream")
+    register(capsys, tmp_path, "s", 1)
+    deploy(capsys, "s@1", endpoint)
+    request = urllib.request.Request(
+        f"{env.url()}/endpoints/stream/invocations-response-stream",
+        data=json.dumps({"inputs": [4]}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "X-Amzn-SageMaker-Target-Model": "s-v1.tar.gz",
+        },
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as response:
+        assert response.headers["Content-Type"] == "application/vnd.amazon.eventstream"
+        buffer = EventStreamBuffer()
+        buffer.add_data(response.read())
+    [message] = list(buffer)
+    assert message.headers[":event-type"] == "PayloadPart"
+    assert json.loads(message.payload)["outputs"] == [40.0]
+
+    # boto3 has no TargetModel for this operation: the endpoint says why it refuses.
+    with pytest.raises(ClientError) as caught:
+        runtime().invoke_endpoint_with_response_stream(
+            EndpointName="stream", Body=b'{"inputs": [1]}', ContentType="application/json"
+        )
+    assert "InvokeEndpointWithResponseStream has no TargetModel" in str(caught.value)
