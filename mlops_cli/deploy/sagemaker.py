@@ -358,6 +358,7 @@ class MMELocalTarget(MultiModelTarget):
                 "latency_ms": usage.get("mean_invoke_ms"),
                 "detail": usage,
             }
+            state: State
             if not observed:
                 state, note = "UNAVAILABLE", f"mme-local at {url} does not know the endpoint"
             elif version not in published.get(model, set()):
@@ -365,7 +366,7 @@ class MMELocalTarget(MultiModelTarget):
             else:
                 state = "READY"
                 note = "loaded" if target in loaded else "not loaded (loads on first use)"
-            found.append(DeploymentStatus(state=state, note=note, **common))  # type: ignore[arg-type]
+            found.append(DeploymentStatus(state=state, note=note, **common))
         return found + self._drift(records, published)
 
 
