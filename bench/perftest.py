@@ -11,7 +11,8 @@ when the 'triton' extra is installed.
 Three measurements, each printed per round as a Markdown table:
 1. peak throughput with 32 connections and one generator process (mlops: one worker);
 2. p50 latency at a fixed moderate load that every tool reaches (4 connections; wrk paces itself
-   with a 2 ms delay per request, the others run at the rate wrk reached);
+   with a 2 ms delay per request, the others run at the rate wrk reached; the tools take turns
+   three times and each keeps its median);
 3. the generator's own CPU per request (mlops' report: process CPU time / requests).
 The two cores of a small machine are shared by client and server, so every figure is CPU-bound
 and noisy: run it more than once.
@@ -27,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,7 @@ LOCUST_VENV = WORK / "locust-venv"
 CONNECTIONS = 32
 FIXED_CONNECTIONS = 4
 WRK_DELAY_MS = 2
+FIXED_REPEATS = 3
 
 
 # -- tools ---------------------------------------------------------------------------------------
@@ -117,7 +120,7 @@ def _ms(value: str, unit: str) -> float:
 def run_wrk(
     url: str, connections: int, seconds: float, script: Path | None = None
 ) -> dict[str, Any]:
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     if script:
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
@@ -129,7 +132,7 @@ def run_wrk(
 def run_hey(
     url: str, connections: int, seconds: float, qps_per_worker: float = 0, post: Path | None = None
 ) -> dict[str, Any]:
-    args = ["hey", "-z", f"{seconds}s", "-c", str(connections)]
+    args = ["hey", "-z", f"{seconds:g}s", "-c", str(connections)]
     if qps_per_worker:
         args += ["-q", f"{qps_per_worker:.0f}"]
     if post:
@@ -168,7 +171,7 @@ def run_locust(url: str, users: int, seconds: float, per_user_rate: float = 0) -
 
 def run_mlops(url: str, seconds: float, *extra: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "mlops_cli", "perftest", url, "--duration", f"{seconds}s",
+        [sys.executable, "-m", "mlops_cli", "perftest", url, "--duration", f"{seconds:g}s",
          "--warmup", "1s", "--json", *extra],
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout  # fmt: skip
@@ -195,14 +198,27 @@ def static_round(url: str, seconds: float) -> dict[str, dict[str, Any]]:
     }
     script = WORK / "delay.lua"
     script.write_text(f"function delay()\n  return {WRK_DELAY_MS}\nend\n")
-    wrk = run_wrk(url, FIXED_CONNECTIONS, seconds, script)
-    rate = round(wrk["rps"])
-    fixed = {
-        "wrk -t1": wrk,
-        "mlops perftest": run_mlops(url, seconds, "--method", "GET", "--rate", str(rate)),
-        "hey": run_hey(url, FIXED_CONNECTIONS, seconds, rate / FIXED_CONNECTIONS),
-        "locust": run_locust(url, FIXED_CONNECTIONS, seconds, rate / FIXED_CONNECTIONS),
-    }
+    # Sub-100 us latencies on a shared machine move with whatever else runs: the tools take turns
+    # FIXED_REPEATS times and each keeps its median p50.
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(FIXED_REPEATS):
+        wrk = run_wrk(url, FIXED_CONNECTIONS, seconds, script)
+        rate = round(wrk["rps"])
+        samples.setdefault("wrk -t1", []).append(wrk)
+        for name, result in (
+            ("mlops perftest", run_mlops(url, seconds, "--method", "GET", "--rate", str(rate))),
+            ("hey", run_hey(url, FIXED_CONNECTIONS, seconds, rate / FIXED_CONNECTIONS)),
+            ("locust", run_locust(url, FIXED_CONNECTIONS, seconds, rate / FIXED_CONNECTIONS)),
+        ):
+            samples.setdefault(name, []).append(result)
+    fixed = {}
+    for name, runs in samples.items():
+        p50s = sorted(r["p50_ms"] for r in runs)
+        fixed[name] = {
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(p50s),
+            "samples": p50s,
+        }
     return {"peak": peak, "fixed": fixed}
 
 
@@ -282,9 +298,15 @@ def table(title: str, results: dict[str, dict[str, Any]], reference: str = "wrk 
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
+        if r["p50_ms"] == 0:  # locust reports whole milliseconds: 0 means under 1 ms
+            p50, versus = "<1 (whole ms)", "n/a"
+        else:
+            p50, versus = (
+                f"{r['p50_ms']:.3f}",
+                f"{(r['p50_ms'] - ref['p50_ms']) / ref['p50_ms']:+.0%}",
+            )
         lines.append(
-            f"| {name} | {r['rps']:,.0f} | {r['rps'] / ref['rps']:.2f}x | {r['p50_ms']:.3f} | "
-            f"{(r['p50_ms'] - ref['p50_ms']) / ref['p50_ms']:+.0%} |"
+            f"| {name} | {r['rps']:,.0f} | {r['rps'] / ref['rps']:.2f}x | {p50} | {versus} |"
         )
     return "\n".join(lines)
 
@@ -309,13 +331,15 @@ def main() -> None:
                 f"mlops / wrk {mlops['rps'] / peak['wrk -t1']['rps']:.2f}x (target >= 0.5x); "
                 f"generator CPU {mlops['cpu_us_per_request']:.1f} us/request\n"
             )
-            print(
-                table(
-                    f"Round {number}: fixed load ~{fixed['wrk -t1']['rps']:,.0f} req/s, {FIXED_CONNECTIONS} connections",
-                    fixed,
-                )
+            title = (
+                f"Round {number}: fixed load ~{fixed['wrk -t1']['rps']:,.0f} req/s, "
+                f"{FIXED_CONNECTIONS} connections, median of {FIXED_REPEATS} turns"
             )
-            print()
+            print(table(title, fixed))
+            samples = "; ".join(
+                f"{name} {', '.join(f'{v:.3f}' for v in r['samples'])}" for name, r in fixed.items()
+            )
+            print(f"\np50 samples (ms): {samples}\n")
     if not args.skip_triton:
         triton = triton_round(args.duration)
         if triton is None:
