@@ -38,6 +38,10 @@ mlops register iris-classifier
 mlops deploy iris-classifier@2
 mlops route resolve acme iris-classifier
 mlops profile iris-classifier@2 --requests 20
+# load test the deployed version; exit 3 if the SLA is missed
+mlops perftest iris-classifier --concurrency 1,4 --duration 3s --sla "p99<250ms,error_rate<0.1%" --report perf
+mlops perftest tiny-lm --stream --requests 20 --template '{"prompt": "the model {{i}}", "max_tokens": 6}'
+ls perf
 mlops status
 mlops undeploy tiny-lm
 mlops status

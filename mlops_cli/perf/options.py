@@ -80,7 +80,11 @@ def resolve_target(
     scheme = target.split("://", 1)[0] if "://" in target else None
     if scheme is None:
         models = models or (target,)
-        url = _local_triton_url(settings, protocol or "http")
+        deployed = _deployed(settings, models, protocol or "http")
+        if deployed is not None:
+            url, models = deployed
+        else:
+            url = _local_triton_url(settings, protocol or "http")
         protocol = protocol or "http"
     elif scheme in ("grpc", "sagemaker", "router"):
         protocol = protocol or scheme
@@ -104,6 +108,53 @@ def resolve_target(
         method=method.upper(),
         headers=headers,
     )
+
+
+def _deployed(
+    settings: Settings, names: tuple[str, ...], protocol: str
+) -> tuple[str, tuple[str, ...]] | None:
+    """Registered models deployed by ``mlops deploy`` on Triton: the server and the Triton name
+    of the version each resolves to (``name@VERSION`` or ``name@ALIAS`` pins one; a bare name
+    takes the model's default alias, as a tenant without a route gets). None when the names are
+    not registered models, so that plain Triton model names keep working."""
+    from mlops_cli.deploy.engine import parse_model_ref, resolve_version
+    from mlops_cli.errors import MlopsError
+    from mlops_cli.registry import open_registry
+
+    try:
+        registry = open_registry(settings.registry)
+        for name in names:
+            registry.get_model(parse_model_ref(name)[0])
+    except MlopsError:
+        return None  # not (all) registered models: Triton model names, as they are
+    versions = [resolve_version(registry, name) for name in names]
+    servers: set[str] = set()
+    triton_names = []
+    for version in versions:
+        records = [
+            r
+            for r in registry.list_deployments(version.model)
+            if int(r["version"]) == version.version
+            and str(r["target"]).split(":", 1)[0] in ("local", "triton")
+        ]
+        if not records:
+            raise NotFoundError(
+                f"{version.model} v{version.version} is not deployed on Triton",
+                hint=f"mlops deploy {version.model}@{version.version}, or give the endpoint's URL",
+            )
+        detail = records[0].get("detail") or {}
+        server = (detail.get("servers") or [{}])[0]
+        if protocol == "grpc":
+            servers.add(f"grpc://{server.get('grpc_url', '')}")
+        else:
+            servers.add(str(server.get("url", "")))
+        triton_names.append(str(detail.get("triton_name") or f"{version.model}-v{version.version}"))
+    if len(servers) != 1:
+        raise UsageError(
+            "the models are deployed on different servers; test one server at a time",
+            hint="give the server's URL and --model with its Triton model names",
+        )
+    return servers.pop(), tuple(triton_names)
 
 
 def _local_triton_url(settings: Settings, protocol: str) -> str:

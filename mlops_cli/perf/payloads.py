@@ -167,6 +167,42 @@ def from_template(template: str, *, count: int = 16) -> list[Payload]:
     return payloads
 
 
+def _nested_shape(value: Any) -> tuple[int, ...]:
+    shape: list[int] = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        value = value[0] if value else None
+    return tuple(shape)
+
+
+def with_signature(payload: Payload, signature: Sequence[InputSpec]) -> Payload:
+    """A raw ``{"input": value, ...}`` document (the form ``mlops invoke --input`` takes) as named
+    tensors with the signature's datatypes; a value without the batch dimension gets one.
+    Anything else is returned as it is (and checked as it is)."""
+    by_name = {spec.name: spec for spec in signature}
+    raw = payload.raw
+    if payload.tensors is not None or not isinstance(raw, dict) or set(raw) != set(by_name):
+        return payload
+    tensors = []
+    for name, value in raw.items():
+        spec = by_name[name]
+        shape = _nested_shape(value)
+        if not shape:
+            shape = tuple(1 for _ in spec.shape)
+        elif len(shape) == len(spec.shape) - 1:
+            shape = (1, *shape)
+        data = tuple(_flatten(value))
+        if spec.datatype != "BYTES" and not all(
+            isinstance(v, int | float) and not isinstance(v, str) for v in data
+        ):
+            raise ValidationError(
+                f"input '{name}' holds values that are not numbers; the model takes {spec.datatype}",
+                source="payload",
+            )
+        tensors.append(Tensor(name, spec.datatype, shape, data))
+    return Payload(tensors=tuple(tensors))
+
+
 def check_against(
     payloads: Sequence[Payload], signature: Sequence[InputSpec], *, model: str
 ) -> None:

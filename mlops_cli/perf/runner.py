@@ -17,7 +17,7 @@ from typing import Any
 from mlops_cli import __version__
 from mlops_cli.errors import MlopsError, UsageError
 from mlops_cli.perf.engine import StepEngine, StepPlan, StepRecord
-from mlops_cli.perf.payloads import Payload, check_against, synthesize
+from mlops_cli.perf.payloads import Payload, check_against, synthesize, with_signature
 from mlops_cli.perf.summary import summarize_step
 from mlops_cli.perf.targets import TargetSpec, make_target
 from mlops_cli.perf.windows import StabilityRule, WindowStats
@@ -94,8 +94,11 @@ def prepare_payloads(
         signature = target.signature(model) if model else None
         if payloads is not None:
             if signature is not None and spec.protocol in ("http", "grpc"):
-                check_against(payloads, signature, model=model)
-            by_model[model] = list(payloads)
+                fitted = [with_signature(payload, signature) for payload in payloads]
+                check_against(fitted, signature, model=model)
+                by_model[model] = fitted
+            else:
+                by_model[model] = list(payloads)
         elif signature is not None:
             by_model[model] = synthesize(signature, seed=len(by_model))
         elif spec.protocol == "sagemaker":

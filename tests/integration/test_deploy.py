@@ -513,3 +513,30 @@ def test_gpu_model_goes_to_the_gpu_server_with_gpu_instance_groups(
     assert ready_models(a) == set() and ready_models(b) == set()
     assert not (tmp_path / "shared-repository" / "answer-v1").exists()
     assert run(capsys, "status")["deployments"] == []
+
+
+def test_perftest_finds_a_deployed_model_by_its_registered_name(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_answer(capsys, tmp_path, 1, alias="production")
+    run(capsys, "deploy", "answer")
+    report = run(
+        capsys,
+        "perftest",
+        "answer",
+        "--concurrency",
+        "2",
+        "--requests",
+        "60",
+        "--template",
+        '{"x": [1]}',
+        "--sla",
+        "error_rate<1%",
+    )
+    assert (
+    assert report["errors"] == 0 and report["throughput_rps"] > 0
+    stats = triton_request(env.read_state().http_url, "/v2/models/answer-v1/stats")
+    served = stats["model_stats"][0]["inference_stats"]["success"]["count"]  # type: ignore[index]
+    assert served >= 60
+    line = error_line(capsys, "perftest", "answer@7", "--requests", "5", code=1)
+    assert "version 7" in line

@@ -120,3 +120,20 @@ def test_zipf_traffic_prefers_the_first_models() -> None:
     assert all(abs(uniform.count(i) / len(uniform) - 0.25) < 0.03 for i in range(4))
     with pytest.raises(ValidationError.__mro__[1]):  # UsageError
         model_weights(3, "pareto")
+
+
+def test_named_values_take_the_signature_datatypes_and_batch_dimension() -> None:
+    from mlops_cli.errors import ValidationError
+    from mlops_cli.perf.payloads import InputSpec, Payload, check_against, with_signature
+
+    signature = [InputSpec("features", "FP32", (-1, 4)), InputSpec("k", "INT32", (1,))]
+    fitted = with_signature(Payload(raw={"features": [1, 2, 3, 4], "k": 3}), signature)
+    assert fitted.tensors is not None
+    features, k = fitted.tensors
+    assert (features.datatype, features.shape, features.data) == ("FP32", (1, 4), (1, 2, 3, 4))
+    assert (k.datatype, k.shape, k.data) == ("INT32", (1,), (3,))
+    check_against([fitted], signature, model="m")
+    with pytest.raises(ValidationError, match="not numbers"):
+        with_signature(Payload(raw={"features": ["a", 2, 3, 4], "k": 3}), signature)
+    partial = Payload(raw={"features": [1, 2, 3, 4]})
+    assert with_signature(partial, signature) is partial  # left for check_against to name
