@@ -4,13 +4,13 @@ foreground until SIGTERM/SIGINT (``mlops local up --mme`` runs it in the backgro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 from mlops_cli.mme.agent import Agent
 from mlops_cli.mme.containers import Container, MMSContainer
@@ -28,6 +28,23 @@ def container_factory(workdir: Path, triton_url: str | None) -> Callable[[str], 
     return make
 
 
+async def serve(agent: Agent, *, port: int, ready_file: Path | None) -> None:
+    """Serve on 127.0.0.1:``port`` until SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = MMEServer(agent)
+    bound = await server.start("127.0.0.1", port)
+    print(f"mme-local: serving on http://127.0.0.1:{bound}", flush=True)
+    if ready_file is not None:
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"port": bound}))
+        tmp.replace(ready_file)
+    await stop.wait()
+    await server.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_cli.mme", description=__doc__)
     parser.add_argument("--workdir", type=Path, required=True)
@@ -37,30 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     agent = Agent(args.workdir, container_factory(args.workdir, args.triton_url))
-    server = MMEServer(("127.0.0.1", args.port), agent)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.daemon = True
-    thread.start()
-    port = server.server_address[1]
-    print(f"mme-local: serving on http://127.0.0.1:{port}", flush=True)
-    if args.ready_file is not None:
-        tmp = args.ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"port": port}))
-        tmp.replace(args.ready_file)
-    while not stop.wait(0.2):
-        pass
-    server.shutdown()
-    server.server_close()
-    agent.close()
+    try:
+        _run_loop(serve(agent, port=args.port, ready_file=args.ready_file))
+    finally:
+        agent.close()
     print("mme-local: stopped", flush=True)
     return 0
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 if __name__ == "__main__":

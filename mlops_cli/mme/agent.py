@@ -187,29 +187,56 @@ class Agent:
     def invoke(
         self, endpoint: str, target: str, body: bytes, content_type: str, accept: str
     ) -> ContainerReply:
-        """Send one request to ``target`` on ``endpoint``, loading it first if needed."""
-        ep = self.endpoint(endpoint)
-        if not _TARGET_RE.match(target) or ".." in target:
-            raise AgentError(400, "ValidationError", f"Invalid TargetModel {target!r}.")
-        model = self._acquire(ep, target)
+        """Send one request to ``target`` on ``endpoint``, loading it first if needed.
+
+        Blocking. mme-local's event loop runs the same steps without blocking on a warm model:
+        :meth:`resolve`, :meth:`acquire_loaded` (else :meth:`acquire` in a thread), the
+        container's :meth:`~Container.invoke_request` on its own connection, :meth:`finish`.
+        """
+        ep = self.resolve(endpoint, target)
+        model = self.acquire(ep, target)
         container = self.container(ep.backend)
         started = time.perf_counter()
         try:
             reply = container.invoke(model.container_name, body, content_type, accept)
-        except OSError as exc:
+        except OSError as exc:  # finish raises: the container is unreachable
+            return self.finish(ep, model, time.perf_counter() - started, None, exc)
+        return self.finish(ep, model, time.perf_counter() - started, reply)
+
+    def resolve(self, endpoint: str, target: str) -> EndpointState:
+        """The endpoint, once ``target`` is known to be a valid TargetModel name (no I/O)."""
+        ep = self.endpoint(endpoint)
+        if not _TARGET_RE.match(target) or ".." in target:
+            raise AgentError(400, "ValidationError", f"Invalid TargetModel {target!r}.")
+        return ep
+
+    def started_container(self, backend: str) -> Container | None:
+        """The container of ``backend`` if it runs (never blocks, unlike :meth:`container`)."""
+        return self._containers.get(backend)
+
+    def finish(
+        self,
+        ep: EndpointState,
+        model: LoadedModel,
+        elapsed: float,
+        reply: ContainerReply | None,
+        error: OSError | None = None,
+    ) -> ContainerReply:
+        """Account for one invocation acquired with :meth:`acquire` or :meth:`acquire_loaded`:
+        the container's reply, or an AgentError (424 ModelError, 500 unreachable)."""
+        target = model.target
+        with self._lock:
+            model.inflight -= 1
+            metrics = ep.metrics[target]
+            metrics.invocations += 1
+            metrics.invoke_seconds += elapsed
+            if reply is not None and reply.status >= 400:
+                metrics.errors += 1
+        if reply is None:
             raise AgentError(
-                500, "InternalFailure", f"The {ep.backend} container is unreachable: {exc}"
-            ) from None
-        finally:
-            elapsed = time.perf_counter() - started
-            with self._lock:
-                model.inflight -= 1
-                metrics = ep.metrics[target]
-                metrics.invocations += 1
-                metrics.invoke_seconds += elapsed
+                500, "InternalFailure", f"The {ep.backend} container is unreachable: {error}"
+            )
         if reply.status >= 400:
-            with self._lock:
-                ep.metrics[target].errors += 1
             text = reply.body.decode("utf-8", errors="replace").strip()
             side = "client" if reply.status < 500 else "server"
             raise AgentError(
@@ -219,12 +246,24 @@ class Agent:
                 f'"{text}". See the mme-local log for more information.',
                 OriginalStatusCode=reply.status,
                 OriginalMessage=text,
-                LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
+                LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{ep.name}",
             )
         return reply
 
-    def _acquire(self, ep: EndpointState, target: str) -> LoadedModel:
-        """The loaded model with one more request in flight (loading it on a miss)."""
+    def acquire_loaded(self, ep: EndpointState, target: str) -> LoadedModel | None:
+        """The loaded model with one more request in flight, or None when it must be loaded
+        (then call :meth:`acquire`). Never blocks on I/O."""
+        with self._lock:
+            model = ep.loaded.get(target)
+            if model is None:
+                return None
+            ep.loaded.move_to_end(target)
+            model.inflight += 1
+            ep.metrics[target].cache_hits += 1
+            return model
+
+    def acquire(self, ep: EndpointState, target: str) -> LoadedModel:
+        """The loaded model with one more request in flight (loading it on a miss; blocking)."""
         with self._lock:
             metrics = ep.metrics.setdefault(target, ModelMetrics())
             model = ep.loaded.get(target)
@@ -245,12 +284,15 @@ class Agent:
             return self._load(ep, target)
 
     def _s3_client(self) -> Any:
-        with self._lock:
-            if self._s3 is None:
-                from mlops_cli import aws
+        # Built outside the agent lock: the event loop takes that lock on every invocation.
+        if self._s3 is None:
+            from mlops_cli import aws
 
-                self._s3 = aws.client("s3", max_pool=32)
-            return self._s3
+            client = aws.client("s3", max_pool=32)
+            with self._lock:
+                if self._s3 is None:
+                    self._s3 = client
+        return self._s3
 
     def _download(self, ep: EndpointState, target: str, into: Path) -> None:
         key = ep.key_prefix + target

@@ -4,6 +4,10 @@
 endpoints use) under the mme-local server: its own properties file, its own ``TMPDIR``/``TEMP``
 (pid file and worker sockets), loopback only. Calls go over keep-alive HTTP connections, one per
 thread, with Nagle disabled (``http.client`` sets ``TCP_NODELAY``).
+
+A container also builds its invoke request as bytes (:meth:`Container.invoke_request`) and says
+where it goes (:attr:`Container.address`): mme-local's event loop sends those bytes on its own
+non-blocking connections (:mod:`mlops_cli.mme.upstream`), so a warm invocation never blocks.
 """
 
 from __future__ import annotations
@@ -49,14 +53,32 @@ class ContainerReply:
 
 class Container(Protocol):
     kind: str
+    reply_type: str  # the Content-Type of an answer that names none
 
     @property
     def url(self) -> str: ...
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where :meth:`invoke_request` bytes are sent (a keep-alive HTTP/1.1 server)."""
+        ...
+
     def load(self, name: str, model_dir: Path) -> None: ...
     def unload(self, name: str) -> None: ...
     def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply: ...
+
+    def invoke_request(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
+        """The complete HTTP/1.1 request that :meth:`invoke` sends, as bytes (no I/O)."""
+        ...
+
     def stop(self) -> None: ...
+
+
+def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """One keep-alive ``POST`` as bytes."""
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
 
 
 class HttpPool:
@@ -123,9 +145,10 @@ class FastHttp:
                 pair[0].close()
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        return self.send(build_request(self.host, self.port, path, body, headers))
+
+    def send(self, request: bytes) -> tuple[int, bytes, str]:
+        """Send one complete request; (status, body, content type) of the response."""
         for attempt in (1, 2):
             pair = getattr(self._local, "pair", None)
             fresh = pair is None
@@ -198,6 +221,7 @@ class MMSContainer:
     """A multi-model-server process in ``workdir`` (started by :meth:`start`)."""
 
     kind = "mms"
+    reply_type = "application/octet-stream"
 
     def __init__(self, workdir: Path, *, workers_per_model: int = 1) -> None:
         self.workdir = workdir
@@ -211,6 +235,10 @@ class MMSContainer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -312,14 +340,20 @@ class MMSContainer:
         if status not in (200, 404):
             raise ContainerError(_message(data) or f"HTTP {status}", status=status)
 
-    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply:
+    def invoke_request(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
         headers = {"Content-Type": content_type or "application/json"}
         if accept:
             headers["Accept"] = accept
+        return build_request(
+            "127.0.0.1", self.port, f"/models/{_quote(name)}/invoke", body, headers
+        )
+
+    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply:
         if self._fast is None:
             raise ContainerError("multi-model-server is not started")
-        status, data, reply_type = self._fast.post(f"/models/{_quote(name)}/invoke", body, headers)
-        return ContainerReply(status, data, reply_type or "application/octet-stream")
+        request = self.invoke_request(name, body, content_type, accept)
+        status, data, reply_type = self._fast.send(request)
+        return ContainerReply(status, data, reply_type or self.reply_type)
 
     def stop(self) -> None:
         pid = self._java_pid()

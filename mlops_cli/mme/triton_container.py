@@ -13,16 +13,18 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from mlops_cli.mme.containers import ContainerError, ContainerReply, HttpPool
+from mlops_cli.mme.containers import ContainerError, ContainerReply, HttpPool, build_request
 
 
 class TritonContainer:
     kind = "triton"
+    reply_type = "application/json"
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         parsed = urllib.parse.urlsplit(self.url)
-        self._http = HttpPool(parsed.hostname or "127.0.0.1", parsed.port or 8000)
+        self.address = (parsed.hostname or "127.0.0.1", parsed.port or 8000)
+        self._http = HttpPool(*self.address)
 
     @classmethod
     def connect(cls, url: str | None, *, workdir: Path) -> TritonContainer:
@@ -67,6 +69,10 @@ class TritonContainer:
             "POST", f"/v2/repository/models/{urllib.parse.quote(name)}/unload", b"{}"
         )
 
+    def invoke_request(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
+        path = f"/v2/models/{urllib.parse.quote(name)}/infer"
+        return build_request(*self.address, path, body, {"Content-Type": "application/json"})
+
     def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply:
         status, data, reply_type = self._http.request(
             "POST",
@@ -74,7 +80,7 @@ class TritonContainer:
             body,
             {"Content-Type": "application/json"},
         )
-        return ContainerReply(status, data, reply_type or "application/json")
+        return ContainerReply(status, data, reply_type or self.reply_type)
 
     def stop(self) -> None:
         """The workspace's Triton is not ours to stop."""
