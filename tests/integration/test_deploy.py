@@ -533,7 +533,6 @@ def test_perftest_finds_a_deployed_model_by_its_registered_name(
         "--sla",
         "error_rate<1%",
     )
-    assert (
     assert report["errors"] == 0 and report["throughput_rps"] > 0
     stats = triton_request(env.read_state().http_url, "/v2/models/answer-v1/stats")
     served = stats["model_stats"][0]["inference_stats"]["success"]["count"]  # type: ignore[index]
