@@ -191,7 +191,7 @@ class Agent:
 
         Blocking. mme-local's event loop runs the same steps without blocking on a warm model:
         :meth:`resolve`, :meth:`acquire_loaded` (else :meth:`acquire` in a thread), the
-        container's :meth:`~Container.invoke_request` on its own connection, :meth:`finish`.
+        container's :meth:`~Container.invoke_head` on its own connection, :meth:`finish`.
         """
         ep = self.resolve(endpoint, target)
         model = self.acquire(ep, target)

@@ -5,9 +5,9 @@ endpoints use) under the mme-local server: its own properties file, its own ``TM
 (pid file and worker sockets), loopback only. Calls go over keep-alive HTTP connections, one per
 thread, with Nagle disabled (``http.client`` sets ``TCP_NODELAY``).
 
-A container also builds its invoke request as bytes (:meth:`Container.invoke_request`) and says
-where it goes (:attr:`Container.address`): mme-local's event loop sends those bytes on its own
-non-blocking connections (:mod:`mlops_cli.mme.upstream`), so a warm invocation never blocks.
+A container also builds the head of its invoke request as bytes (:meth:`Container.invoke_head`)
+and says where it goes (:attr:`Container.address`): mme-local's event loop sends the request on its
+own non-blocking connections (:mod:`mlops_cli.mme.upstream`), so a warm invocation never blocks.
 """
 
 from __future__ import annotations
@@ -60,25 +60,30 @@ class Container(Protocol):
 
     @property
     def address(self) -> tuple[str, int]:
-        """Where :meth:`invoke_request` bytes are sent (a keep-alive HTTP/1.1 server)."""
+        """Where invoke requests are sent (a keep-alive HTTP/1.1 server)."""
         ...
 
     def load(self, name: str, model_dir: Path) -> None: ...
     def unload(self, name: str) -> None: ...
     def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply: ...
 
-    def invoke_request(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
-        """The complete HTTP/1.1 request that :meth:`invoke` sends, as bytes (no I/O)."""
+    def invoke_head(self, name: str, content_type: str, accept: str) -> bytes:
+        """The request line and headers that :meth:`invoke` sends, as bytes, without
+        ``Content-Length`` and the blank line (:func:`with_body` adds them). No I/O."""
         ...
 
     def stop(self) -> None: ...
 
 
-def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    """One keep-alive ``POST`` as bytes."""
+def post_head(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
+    """The head of a keep-alive ``POST``, to be completed by :func:`with_body`."""
     head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+    return (head + "".join(f"{k}: {v}\r\n" for k, v in headers.items())).encode("latin-1")
+
+
+def with_body(head: bytes, body: bytes) -> bytes:
+    """A complete request: ``head`` (from :func:`post_head`), ``Content-Length``, ``body``."""
+    return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
 
 
 class HttpPool:
@@ -145,7 +150,7 @@ class FastHttp:
                 pair[0].close()
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        return self.send(build_request(self.host, self.port, path, body, headers))
+        return self.send(with_body(post_head(self.host, self.port, path, headers), body))
 
     def send(self, request: bytes) -> tuple[int, bytes, str]:
         """Send one complete request; (status, body, content type) of the response."""
@@ -340,18 +345,16 @@ class MMSContainer:
         if status not in (200, 404):
             raise ContainerError(_message(data) or f"HTTP {status}", status=status)
 
-    def invoke_request(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
+    def invoke_head(self, name: str, content_type: str, accept: str) -> bytes:
         headers = {"Content-Type": content_type or "application/json"}
         if accept:
             headers["Accept"] = accept
-        return build_request(
-            "127.0.0.1", self.port, f"/models/{_quote(name)}/invoke", body, headers
-        )
+        return post_head("127.0.0.1", self.port, f"/models/{_quote(name)}/invoke", headers)
 
     def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply:
         if self._fast is None:
             raise ContainerError("multi-model-server is not started")
-        request = self.invoke_request(name, body, content_type, accept)
+        request = with_body(self.invoke_head(name, content_type, accept), body)
         status, data, reply_type = self._fast.send(request)
         return ContainerReply(status, data, reply_type or self.reply_type)
 

@@ -12,9 +12,12 @@ Control routes (mlops only): ``GET /ping``, ``GET /mme/status``, ``PUT /mme/endp
 (``{"s3_prefix", "backend", "memory_budget_mb"}``), ``GET /mme/endpoints/<name>``,
 ``DELETE /mme/endpoints/<name>/models/<target>``.
 
-One asyncio event loop (uvloop where installed) serves every connection: requests are parsed by
-httptools, and a warm invocation is forwarded on a non-blocking keep-alive connection to the
-container (:mod:`mlops_cli.mme.upstream`) with callbacks only, no thread and no task. What blocks
+One asyncio event loop (uvloop where installed) serves every connection
+(:mod:`mlops_cli.mme.http_front`), and a warm invocation is forwarded on a non-blocking keep-alive
+connection to the container (:mod:`mlops_cli.mme.upstream`) with callbacks only, no thread and no
+task. What a warm invocation needs besides its body (the endpoint, the validated TargetModel,
+the container and the head of its request) is cached per route and headers, so the hot path is
+the agent's bookkeeping and two writes. What blocks
 (a model's first load: S3, extraction, the container's load; an unload that waits for requests in
 flight) runs in a thread pool. On two shared cores the front's CPU per request is what its
 overhead over the container is, so the hot path is kept short.
@@ -23,23 +26,18 @@ overhead over the container is, so the hot path is kept short.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
-import socket
 import sys
-import urllib.parse
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
-from typing import Any, cast
-
-import httptools
+from dataclasses import dataclass
+from typing import Any
 
 from mlops_cli.mme.agent import Agent, AgentError, EndpointState, LoadedModel
-from mlops_cli.mme.containers import Container, ContainerReply
+from mlops_cli.mme.containers import Container, ContainerReply, with_body
 from mlops_cli.mme.eventstream import payload_part
+from mlops_cli.mme.http_front import ClientConnection, Request
 from mlops_cli.mme.upstream import UpstreamPool
 
 TARGET_HEADER = "X-Amzn-SageMaker-Target-Model"
@@ -47,150 +45,56 @@ STREAM_CHUNK = 64 * 1024
 BACKENDS = ("mms", "triton")
 _TARGET = TARGET_HEADER.lower().encode()
 _ROUTES = ("invocations", "invocations-response-stream")
+_MAX_CACHED_ROUTES = 4096
+_VARIANT = "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
+
+RouteKey = tuple[bytes, bytes | None, bytes | None, bytes | None]  # url, target, type, accept
 
 
-@functools.cache
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """The fixed parts of an invocation of one TargetModel with the same headers."""
+
+    ep: EndpointState
+    target: str
+    stream: bool
+    container: Container
+    container_name: str
+    head: bytes  # the container request's head (Container.invoke_head)
+    pool: UpstreamPool
 
 
 def _unknown_route() -> AgentError:
     return AgentError(404, "UnknownOperationException", "unknown route")
 
 
-class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "url")
-
-    def __init__(self) -> None:
-        self.method = ""
-        self.url = b""
-        self.headers: dict[bytes, bytes] = {}
-        self.body: list[bytes] = []
-        self.keep_alive = True
-
-    def header(self, name: bytes, default: str = "") -> str:
-        value = self.headers.get(name)
-        return default if value is None else value.decode("latin-1").strip()
-
-    def parts(self) -> list[str]:
-        path = self.url.split(b"?", 1)[0].decode("latin-1").strip("/")
-        if "%" in path:
-            return [urllib.parse.unquote(part) for part in path.split("/")]
-        return path.split("/")
+def _respond_error(conn: ClientConnection, request: Request, error: AgentError) -> None:
+    body = json.dumps(error.body()).encode()
+    extra = f"x-amzn-ErrorType: {error.code}\r\n"
+    conn.respond(request, error.status, body, "application/json", extra)
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: requests are answered in the order they arrived."""
-
-    def __init__(self, front: MMEServer) -> None:
-        self.front = front
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
-        self.request = _Request()
-        self.pending: deque[_Request] = deque()
-        self.busy = False
-
-    # -- asyncio.Protocol ----------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Without this, delayed ACKs stall each small response by up to 40 ms.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._bad_request()
-        except httptools.HttpParserError:
-            self._bad_request()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.pending.clear()
-
-    # -- httptools callbacks -------------------------------------------------------------------
-
-    def on_url(self, url: bytes) -> None:
-        self.request.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.request.headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self.request.body.append(body)
-
-    def on_message_complete(self) -> None:
-        request, self.request = self.request, _Request()
-        request.method = self.parser.get_method().decode("latin-1")
-        request.keep_alive = self.parser.should_keep_alive()
-        if self.busy:
-            self.pending.append(request)
-        else:
-            self.busy = True
-            self.front.handle(self, request)
-
-    # -- responses -----------------------------------------------------------------------------
-
-    def respond(
-        self, request: _Request, status: int, body: bytes, content_type: str, extra: str = ""
-    ) -> None:
-        """Write one response (``extra``: header lines, each ending in CRLF), then serve the next
-        request that arrived meanwhile."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        close = not request.keep_alive
-        head = (
-            f"HTTP/1.1 {status} {_phrase(status)}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}"
-            + ("Connection: close\r\n\r\n" if close else "\r\n")
-        )
-        transport.write(head.encode("latin-1") + body)
-        if close:
-            transport.close()
-            return
-        if self.pending:
-            self.front.handle(self, self.pending.popleft())
-        else:
-            self.busy = False
-
-    def respond_error(self, request: _Request, error: AgentError) -> None:
-        body = json.dumps(error.body()).encode()
-        extra = f"x-amzn-ErrorType: {error.code}\r\n"
-        self.respond(request, error.status, body, "application/json", extra)
-
-    def respond_json(self, request: _Request, data: Any) -> None:
-        self.respond(request, 200, json.dumps(data).encode(), "application/json")
-
-    def _bad_request(self) -> None:
-        request = _Request()
-        request.keep_alive = False
-        self.busy = True
-        self.respond_error(request, AgentError(400, "BadRequest", "malformed HTTP request"))
+def _respond_json(conn: ClientConnection, request: Request, data: Any) -> None:
+    conn.respond(request, 200, json.dumps(data).encode(), "application/json")
 
 
 class MMEServer:
-    """mme-local's HTTP front: :meth:`start` listens, :meth:`close` stops. Runs in one event loop."""
+    """mme-local's HTTP front: :meth:`start` listens, :meth:`close` stops. Made, started and
+    closed in the event loop that serves it."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="mme-blocking")
+        self.loop = asyncio.get_running_loop()
         self._upstreams: dict[int, tuple[Container, UpstreamPool]] = {}
+        self._routes: dict[RouteKey, _Route] = {}
         self._server: asyncio.AbstractServer | None = None
         self._debug = bool(os.environ.get("MLOPS_DEBUG"))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port``; the port bound."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self), host, port, backlog=256, reuse_address=True
+        self._server = await self.loop.create_server(
+            lambda: ClientConnection(self), host, port, backlog=256, reuse_address=True
         )
         return int(self._server.sockets[0].getsockname()[1])
 
@@ -200,16 +104,33 @@ class MMEServer:
         for _, pool in self._upstreams.values():
             pool.close()
         self._upstreams.clear()
+        self._routes.clear()
         self.blocking.shutdown(wait=False, cancel_futures=True)
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def handle(self, conn: _Connection, request: _Request) -> None:
+    def handle(self, conn: ClientConnection, request: Request) -> None:
         if self._debug:
             print(f"mme-local: {request.method} {request.url.decode('latin-1')}", file=sys.stderr)
         try:
             if request.method == "POST":
-                self._post(conn, request)
+                key: RouteKey = (
+                    request.url,
+                    request.raw(_TARGET),
+                    request.raw(b"content-type"),
+                    request.raw(b"accept"),
+                )
+                route = self._routes.get(key)
+                model = None if route is None else self.agent.acquire_loaded(route.ep, route.target)
+                if route is None or model is None:
+                    self._post(conn, request, key)
+                elif (
+                    model.container_name == route.container_name
+                    and self.agent.started_container(route.ep.backend) is route.container
+                ):
+                    self._send(conn, request, route, model)
+                else:
+                    self._forward(conn, request, key, route.ep, model, route.stream)
             elif request.method == "GET":
                 self._get(conn, request)
             elif request.method == "PUT":
@@ -219,48 +140,50 @@ class MMEServer:
             else:
                 raise AgentError(405, "UnknownOperationException", "method not allowed")
         except AgentError as error:
-            conn.respond_error(request, error)
+            _respond_error(conn, request, error)
         except Exception as exc:  # a bug: answer it rather than leave the client waiting
             self._internal(conn, request, exc)
 
-    def _internal(self, conn: _Connection, request: _Request, exc: BaseException) -> None:
+    def _internal(self, conn: ClientConnection, request: Request, exc: BaseException) -> None:
         print(f"mme-local: {request.method} {request.url!r} failed: {exc!r}", file=sys.stderr)
-        conn.respond_error(request, AgentError(500, "InternalFailure", f"mme-local: {exc}"))
+        _respond_error(conn, request, AgentError(500, "InternalFailure", f"mme-local: {exc}"))
 
-    def _run_blocking(self, conn: _Connection, request: _Request, work: Any, answer: Any) -> None:
+    def _run_blocking(
+        self, conn: ClientConnection, request: Request, work: Any, answer: Any
+    ) -> None:
         """Run ``work()`` in the thread pool, then ``answer(result)`` in the loop."""
-        future = asyncio.get_running_loop().run_in_executor(self.blocking, work)
+        future = self.loop.run_in_executor(self.blocking, work)
 
         def done(future: asyncio.Future[Any]) -> None:
             try:
                 answer(future.result())
             except AgentError as error:
-                conn.respond_error(request, error)
+                _respond_error(conn, request, error)
             except Exception as exc:
                 self._internal(conn, request, exc)
 
         future.add_done_callback(done)
 
-    # -- routes --------------------------------------------------------------------------------
+    # -- control routes ------------------------------------------------------------------------
 
-    def _get(self, conn: _Connection, request: _Request) -> None:
+    def _get(self, conn: ClientConnection, request: Request) -> None:
         parts = request.parts()
         agent = self.agent
         if parts == ["ping"]:
             conn.respond(request, 200, b"", "text/plain")
         elif parts == ["mme", "status"]:
-            conn.respond_json(request, {"pid": os.getpid(), **agent.describe()})
+            _respond_json(conn, request, {"pid": os.getpid(), **agent.describe()})
         elif len(parts) == 3 and parts[:2] == ["mme", "endpoints"]:
-            conn.respond_json(request, agent.endpoint(parts[2]).describe())
+            _respond_json(conn, request, agent.endpoint(parts[2]).describe())
         else:
             raise _unknown_route()
 
-    def _put(self, conn: _Connection, request: _Request) -> None:
+    def _put(self, conn: ClientConnection, request: Request) -> None:
         parts = request.parts()
         if len(parts) != 3 or parts[:2] != ["mme", "endpoints"]:
             raise _unknown_route()
         try:
-            data = json.loads(b"".join(request.body) or b"{}")
+            data = json.loads(request.body or b"{}")
             prefix = str(data["s3_prefix"])
             backend = str(data.get("backend", "mms"))
             budget = float(data.get("memory_budget_mb", 2048))
@@ -276,9 +199,10 @@ class MMEServer:
         created = self.agent.register(
             parts[2], s3_prefix=prefix, backend=backend, memory_budget_mb=budget
         )
-        conn.respond_json(request, {"endpoint": parts[2], "created": created})
+        self._routes.clear()
+        _respond_json(conn, request, {"endpoint": parts[2], "created": created})
 
-    def _delete(self, conn: _Connection, request: _Request) -> None:
+    def _delete(self, conn: ClientConnection, request: Request) -> None:
         parts = request.parts()
         if len(parts) != 5 or parts[:2] != ["mme", "endpoints"] or parts[3] != "models":
             raise _unknown_route()
@@ -286,10 +210,13 @@ class MMEServer:
             conn,
             request,
             functools.partial(self.agent.unload, parts[2], parts[4]),
-            lambda unloaded: conn.respond_json(request, {"unloaded": unloaded}),
+            lambda unloaded: _respond_json(conn, request, {"unloaded": unloaded}),
         )
 
-    def _post(self, conn: _Connection, request: _Request) -> None:
+    # -- invocations ---------------------------------------------------------------------------
+
+    def _post(self, conn: ClientConnection, request: Request, key: RouteKey) -> None:
+        """An invocation whose route is not cached yet, or whose model must be loaded."""
         parts = request.parts()
         if len(parts) != 3 or parts[0] != "endpoints" or parts[2] not in _ROUTES:
             raise _unknown_route()
@@ -309,66 +236,71 @@ class MMEServer:
         ep = self.agent.resolve(endpoint, target)
         model = self.agent.acquire_loaded(ep, target)
         if model is not None:
-            self._forward(conn, request, ep, model, stream)
+            self._forward(conn, request, key, ep, model, stream)
             return
         self._run_blocking(
             conn,
             request,
             functools.partial(self.agent.acquire, ep, target),
-            lambda model: self._forward(conn, request, ep, model, stream),
+            lambda model: self._forward(conn, request, key, ep, model, stream),
         )
 
     def _forward(
         self,
-        conn: _Connection,
-        request: _Request,
+        conn: ClientConnection,
+        request: Request,
+        key: RouteKey,
         ep: EndpointState,
         model: LoadedModel,
         stream: bool,
     ) -> None:
-        """Send the acquired ``model`` its request; answer when the container does."""
-        agent = self.agent
-        loop = asyncio.get_running_loop()
-        container = agent.started_container(ep.backend)
+        """Send the acquired ``model`` its request, caching the route for the next ones."""
+        container = self.agent.started_container(ep.backend)
         if container is None:
             error = ConnectionError(f"the {ep.backend} container is not running")
-            agent.finish(ep, model, 0.0, None, error)  # raises AgentError
+            self.agent.finish(ep, model, 0.0, None, error)  # raises AgentError
             return
-        data = container.invoke_request(
+        head = container.invoke_head(
             model.container_name,
-            b"".join(request.body),
             request.header(b"content-type", "application/json"),
             request.header(b"accept"),
         )
-        pool = self._upstream(container)
+        route = _Route(
+            ep, model.target, stream, container, model.container_name, head, self._pool(container)
+        )
+        if len(self._routes) >= _MAX_CACHED_ROUTES:
+            self._routes.clear()
+        self._routes[key] = route
+        self._send(conn, request, route, model)
+
+    def _send(
+        self, conn: ClientConnection, request: Request, route: _Route, model: LoadedModel
+    ) -> None:
+        """The hot path: one write to the container; the answer is written when it comes."""
+        agent, loop = self.agent, self.loop
         started = loop.time()
-        reply_type = container.reply_type
 
         def done(reply: ContainerReply | None, error: OSError | None) -> None:
             try:
-                reply = agent.finish(ep, model, loop.time() - started, reply, error)
+                reply = agent.finish(route.ep, model, loop.time() - started, reply, error)
             except AgentError as exc:
-                conn.respond_error(request, exc)
+                _respond_error(conn, request, exc)
                 return
-            content_type = reply.content_type or reply_type
-            if not stream:
-                extra = "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
-                conn.respond(request, 200, reply.body, content_type, extra)
+            content_type = reply.content_type or route.container.reply_type
+            if not route.stream:
+                conn.respond(request, 200, reply.body, content_type, _VARIANT)
                 return
             body = reply.body
             frames = b"".join(
                 payload_part(body[offset : offset + STREAM_CHUNK])
                 for offset in range(0, max(len(body), 1), STREAM_CHUNK)
             )
-            extra = (
-                f"X-Amzn-SageMaker-Content-Type: {content_type}\r\n"
-                "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
-            )
+            extra = f"X-Amzn-SageMaker-Content-Type: {content_type}\r\n{_VARIANT}"
             conn.respond(request, 200, frames, "application/vnd.amazon.eventstream", extra)
 
-        pool.submit(data, done)
+        route.pool.submit(with_body(route.head, request.body), done)
 
-    def _upstream(self, container: Container) -> UpstreamPool:
+    def _pool(self, container: Container) -> UpstreamPool:
         entry = self._upstreams.get(id(container))
         if entry is None or entry[0] is not container:
             entry = (container, UpstreamPool(*container.address))

@@ -13,7 +13,7 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from mlops_cli.mme.containers import ContainerError, ContainerReply, HttpPool, build_request
+from mlops_cli.mme.containers import ContainerError, ContainerReply, HttpPool, post_head
 
 
 class TritonContainer:
@@ -69,9 +69,9 @@ class TritonContainer:
             "POST", f"/v2/repository/models/{urllib.parse.quote(name)}/unload", b"{}"
         )
 
-    def invoke_request(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
+    def invoke_head(self, name: str, content_type: str, accept: str) -> bytes:
         path = f"/v2/models/{urllib.parse.quote(name)}/infer"
-        return build_request(*self.address, path, body, {"Content-Type": "application/json"})
+        return post_head(*self.address, path, {"Content-Type": "application/json"})
 
     def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply:
         status, data, reply_type = self._http.request(
