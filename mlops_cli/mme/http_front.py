@@ -76,6 +76,11 @@ def parse_request(data: bytes) -> Request | None:
     if version not in _VERSIONS or not url.startswith(b"/") or not method.isupper():
         return None
     head = data[line_end : end + 2]
+    lines = head.count(b"\r\n") - 1
+    if (
+        head.count(b":") < lines or head.count(b"\n") != lines + 1
+    ):  # a line with no colon, a bare LF
+        return None
     lower = head.lower()
     if b"\r\ntransfer-encoding:" in lower or b"\r\nexpect:" in lower or b"\r\nupgrade:" in lower:
         return None
