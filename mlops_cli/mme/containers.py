@@ -44,7 +44,7 @@ class ContainerError(ServerError):
         self.status = status
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ContainerReply:
     status: int
     body: bytes

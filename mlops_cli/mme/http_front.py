@@ -1,9 +1,8 @@
 """HTTP/1.1 server connections for mme-local's front: parsing, ordering, responses.
 
-A request that arrives whole in one read, framed by ``Content-Length`` (what SDK clients send),
-is parsed by :func:`parse_request`, a few byte searches; anything else (a body split over reads,
-chunked bodies, pipelined requests, malformed input) goes through httptools. Requests on one
-connection are answered in the order they arrived, one at a time.
+Requests are parsed by httptools (llhttp, the parser of uvicorn and Node.js); its callbacks are
+all the Python that parsing costs, less than byte searches in Python would. Requests on one
+connection (pipelined ones included) are answered in the order they arrived, one at a time.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ from typing import Protocol, cast
 
 import httptools
 
-_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
-
 
 @functools.cache
 def _phrase(status: int) -> str:
@@ -33,27 +30,20 @@ def _phrase(status: int) -> str:
 class Request:
     """One parsed request. Header names are looked up lower-case (``b"content-type"``)."""
 
-    __slots__ = ("body", "fields", "head", "keep_alive", "lower", "method", "url")
+    __slots__ = ("body", "fields", "keep_alive", "method", "url")
 
     def __init__(self) -> None:
         self.method = ""
         self.url = b""
-        self.fields: dict[bytes, bytes] | None = None  # from httptools
-        self.head = self.lower = b""  # else the raw header block (CRLF first and last), lowered
+        self.fields: dict[bytes, bytes] = {}
         self.body = b""
         self.keep_alive = True
 
     def raw(self, name: bytes) -> bytes | None:
-        if self.fields is not None:
-            return self.fields.get(name)
-        at = self.lower.find(b"\r\n" + name + b":")
-        if at < 0:
-            return None
-        start = at + len(name) + 3
-        return self.head[start : self.head.find(b"\r\n", start)].strip()
+        return self.fields.get(name)
 
     def header(self, name: bytes, default: str = "") -> str:
-        value = self.raw(name)
+        value = self.fields.get(name)
         return default if value is None else value.decode("latin-1").strip()
 
     def parts(self) -> list[str]:
@@ -62,47 +52,6 @@ class Request:
         if "%" in path:
             return [urllib.parse.unquote(part) for part in path.split("/")]
         return path.split("/")
-
-
-def parse_request(data: bytes) -> Request | None:
-    """The request when ``data`` is exactly one whole request with no body or a
-    ``Content-Length`` one; None for anything else (the caller falls back to httptools)."""
-    line_end = data.find(b"\r\n")
-    end = data.find(b"\r\n\r\n")
-    if end < 0 or line_end <= 0:
-        return None
-    method, _, rest = data[:line_end].partition(b" ")
-    url, _, version = rest.partition(b" ")
-    if version not in _VERSIONS or not url.startswith(b"/") or not method.isupper():
-        return None
-    head = data[line_end : end + 2]
-    lines = head.count(b"\r\n") - 1
-    if (
-        head.count(b":") < lines or head.count(b"\n") != lines + 1
-    ):  # a line with no colon, a bare LF
-        return None
-    lower = head.lower()
-    if b"\r\ntransfer-encoding:" in lower or b"\r\nexpect:" in lower or b"\r\nupgrade:" in lower:
-        return None
-    length = 0
-    at = lower.find(b"\r\ncontent-length:")
-    if at >= 0:
-        try:
-            length = int(lower[at + 17 : lower.find(b"\r\n", at + 17)])
-        except ValueError:
-            return None
-    if len(data) - end - 4 != length:
-        return None
-    request = Request()
-    request.method = method.decode("latin-1")
-    request.url, request.head, request.lower = url, head, lower
-    request.body = data[end + 4 :]
-    connection = request.raw(b"connection")
-    if version == b"HTTP/1.1":
-        request.keep_alive = connection is None or b"close" not in connection.lower()
-    else:
-        request.keep_alive = connection is not None and b"keep-alive" in connection.lower()
-    return request
 
 
 class Handler(Protocol):
@@ -121,7 +70,6 @@ class ClientConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.request = Request()
         self.body: list[bytes] = []
-        self.in_message = False  # httptools holds part of a request
         self.pending: deque[Request] = deque()
         self.busy = False
 
@@ -136,12 +84,6 @@ class ClientConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        if not (self.busy or self.in_message):
-            request = parse_request(data)
-            if request is not None:
-                self.busy = True
-                self.handler.handle(self, request)
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:  # HttpParserUpgrade included: no upgrades here
@@ -154,22 +96,19 @@ class ClientConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.in_message = True
         self.request = Request()
-        self.request.fields = {}
         self.body = []
 
     def on_url(self, url: bytes) -> None:
         self.request.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.request.fields[name.lower()] = value  # type: ignore[index]
+        self.request.fields[name.lower()] = value
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.in_message = False
         request = self.request
         request.method = self.parser.get_method().decode("latin-1")
         request.keep_alive = self.parser.should_keep_alive()

@@ -1,11 +1,9 @@
 """Non-blocking keep-alive connections from mme-local's event loop to a container.
 
 A request is prebuilt ``bytes`` (from the container's :meth:`Container.invoke_head`), so sending
-is one ``transport.write``; the response is handed to a callback with no task or future per
-request. A response that arrives whole in one read with a ``Content-Length`` (what the containers
-send for a small answer) is parsed by :func:`parse_whole`, a few byte searches; any other
-(chunked, split over reads, 1xx first) goes through httptools. Idle connections are reused
-last-in first-out; a request finding none opens a new one, so there are as many connections as requests in flight. A reused
+is one ``transport.write``; the response, parsed by httptools, is handed to a callback with no
+task or future per request. Idle connections are reused last-in first-out; a request finding
+none opens a new one, so there are as many connections as requests in flight. A reused
 connection that the container had closed before answering is retried once on a fresh one (the
 request never ran). A sweeper aborts requests that exceed the timeout.
 """
@@ -27,36 +25,6 @@ from mlops_cli.mme.containers import ContainerReply
 Done = Callable[[ContainerReply | None, OSError | None], None]
 
 
-def parse_whole(data: bytes) -> tuple[ContainerReply, bool] | None:
-    """(reply, keep_alive) when ``data`` is exactly one final HTTP/1.1 response framed by
-    ``Content-Length``; None for anything else (the caller falls back to a full parser)."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0 or not data.startswith(b"HTTP/1.1 ") or data[12:13] not in (b" ", b"\r"):
-        return None
-    head = data[:end].lower()
-    at = head.find(b"\r\ncontent-length:")
-    if at < 0 or b"\r\ntransfer-encoding:" in head:
-        return None
-    stop = head.find(b"\r\n", at + 17)
-    try:
-        status, length = int(data[9:12]), int(head[at + 17 : stop if stop > 0 else end])
-    except ValueError:
-        return None
-    if status < 200 or len(data) - end - 4 != length:
-        return None
-    content_type = ""
-    at = head.find(b"\r\ncontent-type:")
-    if at >= 0:
-        stop = head.find(b"\r\n", at + 15)
-        content_type = data[at + 15 : stop if stop > 0 else end].decode("latin-1").strip()
-    keep_alive = True
-    at = head.find(b"\r\nconnection:")
-    if at >= 0:
-        stop = head.find(b"\r\n", at + 13)
-        keep_alive = head[at + 13 : stop if stop > 0 else end].strip() != b"close"
-    return ContainerReply(status, data[end + 4 :], content_type), keep_alive
-
-
 class _UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
@@ -69,7 +37,6 @@ class _UpstreamConnection(asyncio.Protocol):
         self.started = 0.0
         self.parts: list[bytes] = []
         self.content_type = ""
-        self.partial = False  # httptools holds part of the current response
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -82,12 +49,6 @@ class _UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
-        if not self.partial:
-            whole = parse_whole(data)
-            if whole is not None:
-                self._complete(*whole)
-                return
-            self.partial = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -117,7 +78,7 @@ class _UpstreamConnection(asyncio.Protocol):
         reply = ContainerReply(
             self.parser.get_status_code(), b"".join(self.parts), self.content_type
         )
-        self.parts, self.content_type, self.partial = [], "", False
+        self.parts, self.content_type = [], ""
         self._complete(reply, self.parser.should_keep_alive())
 
     def _complete(self, reply: ContainerReply, keep_alive: bool) -> None:

@@ -1,17 +1,18 @@
-"""mme-local's HTTP plumbing without servers: the byte-search parsers of whole requests and
-container answers, their httptools fallbacks (split reads, chunked bodies, pipelining) and the
-order of answers on one connection."""
+"""mme-local's HTTP plumbing without servers: requests and container answers split over reads,
+chunked or pipelined, keep-alive, malformed input, and the order of answers on one
+connection."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 
 from mlops_cli.mme.containers import ContainerReply
-from mlops_cli.mme.http_front import ClientConnection, Request, parse_request
-from mlops_cli.mme.upstream import UpstreamPool, _UpstreamConnection, parse_whole
+from mlops_cli.mme.http_front import ClientConnection, Request
+from mlops_cli.mme.upstream import UpstreamPool, _UpstreamConnection
 
 pytestmark = pytest.mark.unit
 
@@ -59,9 +60,11 @@ def connect(handler: Echo) -> tuple[ClientConnection, FakeTransport]:
     return conn, transport
 
 
-def test_a_whole_request_is_parsed_with_its_headers_and_body() -> None:
-    request = parse_request(INVOKE)
-    assert request is not None and request.fields is None  # the byte-search path
+def test_a_request_is_parsed_with_its_headers_and_body() -> None:
+    handler = Echo()
+    conn, transport = connect(handler)
+    conn.data_received(INVOKE)
+    [request] = handler.seen
     assert (request.method, request.url, request.body) == (
         "POST",
         b"/endpoints/ep/invocations",
@@ -71,6 +74,7 @@ def test_a_whole_request_is_parsed_with_its_headers_and_body() -> None:
     assert request.header(b"content-type") == "application/json"
     assert request.raw(b"accept") is None and request.keep_alive
     assert request.parts() == ["endpoints", "ep", "invocations"]
+    assert transport.written[0].endswith(b'm-v1.tar.gz {"a":1}') and not transport.closed
 
 
 @pytest.mark.parametrize(
@@ -79,30 +83,18 @@ def test_a_whole_request_is_parsed_with_its_headers_and_body() -> None:
         (b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n", False),
         (b"GET /ping HTTP/1.0\r\n\r\n", False),
         (b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True),
+        (b"GET /ping HTTP/1.1\r\n\r\n", True),
     ],
 )
 def test_keep_alive_follows_the_version_and_connection_header(
     data: bytes, keep_alive: bool
 ) -> None:
-    request = parse_request(data)
-    assert request is not None and request.keep_alive is keep_alive
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        INVOKE[:-2],  # body not all there yet
-        INVOKE + INVOKE,  # pipelined
-        b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
-        b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
-        b"GET http://elsewhere/ HTTP/1.1\r\n\r\n",
-        b"nonsense\r\n\r\n",
-        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
-        b"GET / HTTP/1.1\r\nA: 1\nB: 2\r\n\r\n",
-    ],
-)
-def test_anything_else_is_left_to_httptools(data: bytes) -> None:
-    assert parse_request(data) is None
+    handler = Echo()
+    conn, transport = connect(handler)
+    conn.data_received(data)
+    assert handler.seen[0].keep_alive is keep_alive
+    assert transport.closed is not keep_alive
+    assert (b"Connection: close" in transport.written[0]) is not keep_alive
 
 
 def test_split_and_pipelined_requests_are_answered_in_order() -> None:
@@ -112,7 +104,7 @@ def test_split_and_pipelined_requests_are_answered_in_order() -> None:
     conn.data_received(INVOKE[30:] + INVOKE.replace(b"m-v1", b"m-v2"))
     chunked = b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
     conn.data_received(chunked)
-    conn.data_received(INVOKE)  # whole again: the byte-search path
+    conn.data_received(INVOKE)
     answers = [data.split(b"\r\n\r\n", 1)[1] for data in transport.written]
     assert answers == [
         b'POST /endpoints/ep/invocations m-v1.tar.gz {"a":1}',
@@ -120,7 +112,6 @@ def test_split_and_pipelined_requests_are_answered_in_order() -> None:
         b"POST /c  hi",
         b'POST /endpoints/ep/invocations m-v1.tar.gz {"a":1}',
     ]
-    assert [r.fields is None for r in handler.seen] == [False, False, False, True]
 
 
 def test_a_malformed_request_is_refused_and_the_connection_closed() -> None:
@@ -136,19 +127,7 @@ MMS_ANSWER = (
 )
 
 
-def test_a_whole_container_answer_is_parsed() -> None:
-    assert parse_whole(MMS_ANSWER) == (ContainerReply(200, b'{"out":1}', "application/json"), True)
-    closing = b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
-    assert parse_whole(closing) == (ContainerReply(500, b"no", ""), False)
-    for other in (
-        MMS_ANSWER[:-1],
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
-        b"HTTP/1.1 100 Continue\r\n\r\n",
-    ):
-        assert parse_whole(other) is None
-
-
-def test_split_and_chunked_container_answers_go_through_httptools() -> None:
+def test_container_answers_whole_split_or_chunked() -> None:
     async def scenario() -> list[Any]:
         pool = UpstreamPool("127.0.0.1", 9)
         conn = _UpstreamConnection(pool)
@@ -175,3 +154,24 @@ def test_split_and_chunked_container_answers_go_through_httptools() -> None:
         (ContainerReply(200, b"abc", "text/plain"), None),
         (ContainerReply(200, b'{"out":1}', "application/json"), None),
     ]
+
+
+def test_a_reused_connection_closed_before_answering_is_retried_once() -> None:
+    async def scenario() -> list[Any]:
+        with socket.socket() as listener:  # a port that refuses: the retry's connect fails
+            listener.bind(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+        pool = UpstreamPool("127.0.0.1", port)
+        outcomes: list[Any] = []
+        for reused in (True, False):
+            conn = _UpstreamConnection(pool)
+            conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+            conn.send(b"POST / HTTP/1.1\r\n\r\n", lambda r, e: outcomes.append(e), reused=reused)
+            conn.connection_lost(None)
+            await asyncio.sleep(0.2)
+        pool.close()
+        return outcomes
+
+    retried, lost = asyncio.run(scenario())
+    assert isinstance(retried, ConnectionRefusedError)  # it was sent again, on a new connection
+    assert isinstance(lost, ConnectionError) and "closed the connection" in str(lost)
