@@ -144,6 +144,10 @@ class ClientConnection(asyncio.Protocol):
             self.busy = False
 
     def _bad_request(self) -> None:
+        if self.busy:  # an answer is still due: a 400 now would be read as that answer
+            if self.transport is not None:
+                self.transport.close()
+            return
         request = Request()
         request.keep_alive = False
         self.busy = True

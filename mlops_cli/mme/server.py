@@ -13,14 +13,14 @@ Control routes (mlops only): ``GET /ping``, ``GET /mme/status``, ``PUT /mme/endp
 ``DELETE /mme/endpoints/<name>/models/<target>``.
 
 One asyncio event loop (uvloop where installed) serves every connection
-(:mod:`mlops_cli.mme.http_front`), and a warm invocation is forwarded on a non-blocking keep-alive
+(:mod:`mlops_cli.mme.http_front`); a warm invocation is forwarded on a non-blocking keep-alive
 connection to the container (:mod:`mlops_cli.mme.upstream`) with callbacks only, no thread and no
-task. What a warm invocation needs besides its body (the endpoint, the validated TargetModel,
-the container and the head of its request) is cached per route and headers, so the hot path is
-the agent's bookkeeping and two writes. What blocks
-(a model's first load: S3, extraction, the container's load; an unload that waits for requests in
-flight) runs in a thread pool. On two shared cores the front's CPU per request is what its
-overhead over the container is, so the hot path is kept short.
+task. What a warm invocation needs besides its body (the endpoint, the validated TargetModel, the
+container and the head of its request) is cached per path and headers, so the hot path is the
+agent's bookkeeping and two writes. What blocks (a model's first load: S3, extraction, the
+container's load; an unload that waits for requests in flight) runs in a thread pool. On two
+shared cores the front's CPU per request is its overhead over the container, so the hot path is
+kept short.
 """
 
 from __future__ import annotations
