@@ -95,10 +95,6 @@ class ClientConnection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.request = Request()
-        self.body = []
-
     def on_url(self, url: bytes) -> None:
         self.request.url += url
 
@@ -109,10 +105,11 @@ class ClientConnection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        request = self.request
+        request, body = self.request, self.body
+        self.request, self.body = Request(), []
         request.method = self.parser.get_method().decode("latin-1")
         request.keep_alive = self.parser.should_keep_alive()
-        request.body = b"".join(self.body)
+        request.body = body[0] if len(body) == 1 else b"".join(body)
         if self.busy:
             self.pending.append(request)
         else:

@@ -114,11 +114,12 @@ class MMEServer:
             print(f"mme-local: {request.method} {request.url.decode('latin-1')}", file=sys.stderr)
         try:
             if request.method == "POST":
+                fields = request.fields
                 key: RouteKey = (
                     request.url,
-                    request.raw(_TARGET),
-                    request.raw(b"content-type"),
-                    request.raw(b"accept"),
+                    fields.get(_TARGET),
+                    fields.get(b"content-type"),
+                    fields.get(b"accept"),
                 )
                 route = self._routes.get(key)
                 model = None if route is None else self.agent.acquire_loaded(route.ep, route.target)

@@ -68,7 +68,7 @@ class _UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
+        if len(name) == 12 and name.lower() == b"content-type":
             self.content_type = value.decode("latin-1").strip()
 
     def on_body(self, body: bytes) -> None:
@@ -79,12 +79,10 @@ class _UpstreamConnection(asyncio.Protocol):
             self.parser.get_status_code(), b"".join(self.parts), self.content_type
         )
         self.parts, self.content_type = [], ""
-        self._complete(reply, self.parser.should_keep_alive())
-
-    def _complete(self, reply: ContainerReply, keep_alive: bool) -> None:
         done, self.done = self.done, None
-        if keep_alive:
-            self.pool.release(self)
+        if self.parser.should_keep_alive():
+            if not self.pool.closed:
+                self.pool.idle.append(self)
         elif self.transport is not None:
             self.transport.close()
         if done is not None:
@@ -143,10 +141,6 @@ class UpstreamPool:
             return
         self.connections.add(conn)
         conn.send(request, done, reused=False)
-
-    def release(self, conn: _UpstreamConnection) -> None:
-        if not self.closed:
-            self.idle.append(conn)
 
     def discard(self, conn: _UpstreamConnection) -> None:
         self.connections.discard(conn)
