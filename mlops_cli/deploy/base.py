@@ -18,6 +18,7 @@ Targets never touch the registry; the engine alone writes it.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -153,6 +154,12 @@ class DeployTarget(ABC):
     kind: str  # "local", "triton", "sagemaker-mme", "mme-local"
     id: str  # the registry's target key, e.g. "local", "triton:gpu-fleet"
     capabilities: Capabilities
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by the engine around a whole deploy or undeploy, so that two mlops processes
+        changing the same target take turns. Default: no lock (the conditional alias write is
+        the only guard)."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:

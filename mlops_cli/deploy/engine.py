@@ -189,6 +189,21 @@ def deploy(
     reporter: Reporter = SILENT,
 ) -> DeployResult:
     """Plan, then (unless ``dry_run`` or nothing changes) apply, switch ``alias``, retire."""
+    if dry_run:
+        return _deploy(registry, target, desired, alias, True, drain_seconds, reporter)
+    with target.lock():
+        return _deploy(registry, target, desired, alias, False, drain_seconds, reporter)
+
+
+def _deploy(
+    registry: Registry,
+    target: DeployTarget,
+    desired: Desired,
+    alias: str | None,
+    dry_run: bool,
+    drain_seconds: float,
+    reporter: Reporter,
+) -> DeployResult:
     plan, previous, retire = plan_deploy(registry, target, desired, alias=alias)
     result = DeployResult(plan=plan, applied=False, alias=alias, previous_version=previous)
     if dry_run or not plan.changes:
@@ -256,11 +271,22 @@ def undeploy(
         )
     if dry_run:
         return plan
+    with target.lock():
+        _retire_all(registry, target, model, records, reporter)
+    return plan
+
+
+def _retire_all(
+    registry: Registry,
+    target: DeployTarget,
+    model: str,
+    records: list[dict[str, Any]],
+    reporter: Reporter,
+) -> None:
     for record in records:
         number = int(record["version"])
         target.retire(model, number, record.get("detail") or {}, reporter=reporter)
         registry.remove_deployment(model, number, target.id)
-    return plan
 
 
 __all__ = [

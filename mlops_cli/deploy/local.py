@@ -5,7 +5,9 @@ Deploying starts the server when it is not running; its repository is the worksp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import fcntl
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -41,6 +43,18 @@ class LocalTarget(TritonTarget):
             servers=(server,),
             load_timeout=DEFAULT_LOAD_TIMEOUT,
         )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One deploy or undeploy at a time on the workspace's server (a lock file beside the
+        server's own, which `up` takes inside a deploy)."""
+        directory = self.manager.workspace.ensure_dir(self.manager.dir)
+        with open(directory / ".deploy.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def running(self) -> bool:
         return self.manager.status().state == "running"

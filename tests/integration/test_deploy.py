@@ -539,3 +539,26 @@ def test_perftest_finds_a_deployed_model_by_its_registered_name(
     assert served >= 60
     line = error_line(capsys, "perftest", "answer@7", "--requests", "5", code=1)
     assert "version 7" in line
+
+
+def test_concurrent_deploys_of_one_version_take_turns(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    register_answer(capsys, tmp_path, 1, alias="production")
+    command = [sys.executable, "-m", "mlops_cli", "deploy", "answer@1", "--json"]
+    processes = [
+        subprocess.Popen(
+            command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outcomes = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outcomes
+    applied = sorted(json.loads(out)["applied"] for out, _ in outcomes)
+    assert applied == [False, True]  # the second saw the first one's work and did nothing
+    assert ready_models(env) == {"answer-v1"}
+    assert [d["version"] for d in run(capsys, "status")["deployments"]] == [1]
