@@ -156,11 +156,15 @@ def plan_deploy(
                     detail=f"@{alias} {previous if previous is not None else '(new)'} -> {desired.version}",
                 )
             )
+    # Without a switch (--no-switch) the new version is deployed beside the others: a cut-over
+    # retires old versions, a side-by-side deploy never does.
     used = _versions_in_use(registry, desired.model, moving=alias)
     retire = sorted(
         int(r["version"])
         for r in records
-        if int(r["version"]) != desired.version and int(r["version"]) not in used
+        if alias is not None
+        and int(r["version"]) != desired.version
+        and int(r["version"]) not in used
     )
     for number in retire:
         where = str(_record_detail(records, number).get("where", ""))

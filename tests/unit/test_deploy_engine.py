@@ -137,6 +137,9 @@ def test_dry_run_and_no_switch(registry: Registry) -> None:
     kept = deploy(registry, target, desired(2), alias=None, drain_seconds=0)
     assert kept.retired == [] and target.loaded == {1, 2}
     assert registry.get_alias("m", "production").version == 1
+    registry.delete_alias("m", "production")  # nothing points at 1 or 2 any more
+    beside = deploy(registry, target, desired(3), alias=None, drain_seconds=0)
+    assert beside.retired == [] and target.loaded == {1, 2, 3}  # side by side retires nothing
 
 
 def test_a_lost_alias_race_undoes_the_load(registry: Registry, monkeypatch: Any) -> None:

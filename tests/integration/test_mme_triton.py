@@ -1,0 +1,107 @@
+"""mme-local with its second container: a REAL tritonserver (the session's local Triton) behind
+the sagemaker-runtime protocol. Python-backend packages are fetched from S3 (moto), loaded into
+Triton by the agent, and answered as KServe v2 JSON through boto3 with TargetModel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_cli.aws import client
+from mlops_cli.cli.main import main
+from tests.conftest import FIXTURES, triton_request
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "mme-triton-models"
+
+
+@pytest.fixture
+def mme_triton(
+    aws: Any, local_triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.workspace import Workspace
+
+    manager = LocalMME(Workspace(tmp_path / "mme-ws"))
+    manager.up(
+        triton_url=local_triton.read_state().http_url,
+        environ={**os.environ, **aws.env()},
+    )
+    monkeypatch.setenv("MLOPS_WORKSPACE", str(manager.workspace.root))
+    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", manager.url())
+    client("s3").create_bucket(Bucket=BUCKET)
+    try:
+        yield manager
+    finally:
+        manager.down()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code = main([*args, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err + captured.out
+    return json.loads(captured.out) if captured.out.strip() else None
+
+
+def test_triton_backend_serves_each_version_through_the_runtime_protocol(
+    mme_triton: Any, local_triton: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    endpoint = tmp_path / "endpoint.yaml"
+    endpoint.write_text(
+        yaml.safe_dump(
+            {
+                "name": "gpu-mme",
+                "s3_prefix": f"s3://{BUCKET}/gpu-mme/",
+                "local": {"backend": "triton", "memory_budget_mb": 1024},
+            }
+        )
+    )
+    for answer in (1, 2):
+        folder = tmp_path / f"answer-{answer}"
+        shutil.copytree(FIXTURES / "models" / "answer", folder)
+        (folder / "weights" / "answer.txt").write_text(f"{answer}\n")
+        run(capsys, "register", str(folder))
+        run(
+            capsys, "deploy", f"answer@{answer}", "--target", "mme-local",
+            "--endpoint", str(endpoint), "--no-switch",
+        )  # fmt: skip
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [0.0, 5.0]}]}
+    for answer in (2, 1, 2):
+        response = runtime.invoke_endpoint(
+            EndpointName="gpu-mme",
+            TargetModel=f"answer-v{answer}.tar.gz",
+            Body=json.dumps(body).encode(),
+            ContentType="application/json",
+        )
+        outputs = json.loads(response["Body"].read())["outputs"]
+        assert outputs[0]["name"] == "y" and outputs[0]["data"] == [float(answer)] * 2
+    from mlops_cli.mme.manager import http_json
+
+    metrics = http_json(f"{mme_triton.url()}/mme/endpoints/gpu-mme")
+    assert metrics["backend"] == "triton"
+    for answer, calls in ((1, 1), (2, 2)):
+        model = metrics["models"][f"answer-v{answer}.tar.gz"]
+        assert (model["loads"], model["invocations"]) == (1, calls)  # loaded on first use
+    invoked = run(capsys, "invoke", "answer@2", "--input", '{"x": [3]}')
+    assert invoked["outputs"]["y"] == [2.0] and invoked["target"].startswith("mme-local:")
+    url = local_triton.read_state().http_url
+    try:
+        for answer in (1, 2):  # the agent's own names for them in the container
+            stats = triton_request(url, f"/v2/models/gpu-mme__answer-v{answer}/stats")
+            assert stats["model_stats"][0]["inference_stats"]["success"]["count"] >= 1  # type: ignore[index]
+    finally:
+        for answer in (1, 2):  # the session's Triton is shared: leave it as it was
+            triton_request(url, f"/v2/repository/models/gpu-mme__answer-v{answer}/unload", {})
