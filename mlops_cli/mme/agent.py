@@ -225,6 +225,7 @@ class Agent:
         """Account for one invocation acquired with :meth:`acquire` or :meth:`acquire_loaded`:
         the container's reply, or an AgentError (424 ModelError, 500 unreachable)."""
         target = model.target
+        forgotten = False
         with self._lock:
             model.inflight -= 1
             metrics = ep.metrics[target]
@@ -232,6 +233,13 @@ class Agent:
             metrics.invoke_seconds += elapsed
             if reply is not None and reply.status >= 400:
                 metrics.errors += 1
+            if reply is not None and reply.status == 404 and ep.loaded.get(target) is model:
+                # The container no longer has it (restarted, or unloaded behind our back): forget
+                # it, so that the next call loads it again, as SageMaker's agent would.
+                del ep.loaded[target]
+                forgotten = True
+        if forgotten:
+            shutil.rmtree(model.path, ignore_errors=True)
         if reply is None:
             raise AgentError(
                 500, "InternalFailure", f"The {ep.backend} container is unreachable: {error}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,20 @@ def test_triton_backend_serves_each_version_through_the_runtime_protocol(
     finally:
         for answer in (1, 2):  # the session's Triton is shared: leave it as it was
             triton_request(url, f"/v2/repository/models/gpu-mme__answer-v{answer}/unload", {})
+    # The container lost them (unloaded behind mme-local's back): the first call fails with the
+    # container's message, and mme-local forgets the model, so the next call loads it again.
+    from botocore.exceptions import ClientError
+
+    time.sleep(1.5)  # Triton finishes an unload in the background
+    request = {
+        "EndpointName": "gpu-mme",
+        "TargetModel": "answer-v1.tar.gz",
+        "ContentType": "application/json",
+    }
+    with pytest.raises(ClientError, match="ModelError"):
+        runtime.invoke_endpoint(Body=json.dumps(body).encode(), **request)
+    again = runtime.invoke_endpoint(Body=json.dumps(body).encode(), **request)
+    assert json.loads(again["Body"].read())["outputs"][0]["data"] == [1.0, 1.0]
+    metrics = http_json(f"{mme_triton.url()}/mme/endpoints/gpu-mme")
+    assert metrics["models"]["answer-v1.tar.gz"]["loads"] == 2
+    triton_request(url, "/v2/repository/models/gpu-mme__answer-v1/unload", {})
