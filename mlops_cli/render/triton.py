@@ -162,7 +162,9 @@ def render_triton(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     config = model_dir / "config.pbtxt"
-    write_atomic(config, config_pbtxt(spec, model_name=name, device=device, memory_mb=memory_mb).encode())
+    write_atomic(
+        config, config_pbtxt(spec, model_name=name, device=device, memory_mb=memory_mb).encode()
+    )
     os.chmod(config, FILE_MODE)
     os.utime(config, (FIXED_MTIME, FIXED_MTIME))
     return model_dir
