@@ -78,7 +78,10 @@ def deploy(
         bool, typer.Option("--allow-cpu", help="Serve a model that asks for a GPU on CPU.")
     ] = False,
     drain: Annotated[
-        float, typer.Option(help="Seconds between the switch and unloading the old version.")
+        float,
+        typer.Option(
+            min=0, max=3600, help="Seconds between the switch and unloading the old version."
+        ),
     ] = 2.0,
     dry_run: DryRunOpt = False,
     store: Annotated[str | None, typer.Option("--store", help="Artifact store URI.")] = None,

@@ -95,7 +95,9 @@ def invoke(
     target: Annotated[
         str | None, typer.Option("--target", "-t", help="Prefer the deployment on this target.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="Seconds to wait for the answer.")
+    ] = 60.0,
     registry: RegistryOpt = None,
 ) -> None:
     """Send one request to the version a tenant is routed to, and print the answer."""

@@ -260,6 +260,14 @@ def test_bad_input_changes_nothing(
     line = error_line(capsys, "invoke", "answer", "--input", '{"q": [1]}', code=2)
     assert "'q' is not an input" in line
     assert "is not deployed" in error_line(capsys, "undeploy", "answer@5", code=1)
+    assert "--drain" in error_line(capsys, "deploy", "answer", "--drain", "-1", code=2)
+    assert "--timeout" in error_line(
+        capsys, "invoke", "answer", "--input", '{"x": [1]}', "--timeout", "0", code=2
+    )
+    assert "invalid alias" in error_line(capsys, "deploy", "answer", "--alias", "BAD NAME", code=2)
+    assert "cannot read missing.json" in error_line(
+        capsys, "invoke", "answer", "--input", "@missing.json", code=2
+    )
     assert ready_models(env) == {"answer-v1"}
     assert [d["version"] for d in run(capsys, "status")["deployments"]] == [1]
 
