@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from mlops_cli.cli.context import CliContext
 from mlops_cli.cli.register_cmd import RegistryOpt
-
-if TYPE_CHECKING:
-    from mlops_cli.modelspec import ModelSpec
-    from mlops_cli.registry import Registry
-    from mlops_cli.registry.base import VersionRecord
 
 
 def read_inputs(value: str) -> dict[str, Any]:
@@ -42,35 +37,6 @@ def read_inputs(value: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{source} must be a JSON object of input name -> value")
     return data
-
-
-def version_spec(version: VersionRecord, store_uri: str) -> ModelSpec:
-    from mlops_cli.render.common import package_spec
-    from mlops_cli.stores import open_store
-    from mlops_cli.upload import parse_package_ref
-
-    root, digest = parse_package_ref(version.package_uri)
-    store = open_store(root or store_uri)
-    return package_spec(store, store.get_manifest(digest))
-
-
-def find_deployment(
-    registry: Registry, model: str, version: int, target: str | None
-) -> dict[str, Any]:
-    from mlops_cli.errors import NotFoundError
-
-    records = [
-        r
-        for r in registry.list_deployments(model)
-        if int(r["version"]) == version
-        and (target is None or r["target"] == target or str(r["target"]).startswith(f"{target}:"))
-    ]
-    if not records:
-        raise NotFoundError(
-            f"{model} v{version} is not deployed" + (f" on {target}" if target else ""),
-            hint=f"mlops deploy {model}@{version}",
-        )
-    return records[0]
 
 
 def invoke(
@@ -103,9 +69,10 @@ def invoke(
     """Send one request to the version a tenant is routed to, and print the answer."""
     from mlops_cli.deploy import invoke_recorded
     from mlops_cli.deploy.base import InvokeRequest
-    from mlops_cli.deploy.engine import parse_model_ref
+    from mlops_cli.deploy.engine import find_deployment, parse_model_ref, version_package
     from mlops_cli.errors import UsageError
     from mlops_cli.registry.routing import Router
+    from mlops_cli.stores import open_store
 
     cli: CliContext = ctx.obj
     if protocol not in ("http", "grpc"):
@@ -122,10 +89,11 @@ def invoke(
     else:
         number, source = int(selector), "explicit"
     version = backend.get_version(model, number)
-    record = find_deployment(backend, model, number, target)
+    record = find_deployment(backend, model, number, target=target)
+    _, _, spec = version_package(version, lambda root: open_store(root or settings.store))
     request = InvokeRequest(
         inputs=inputs,
-        spec=version_spec(version, settings.store),
+        spec=spec,
         stream=stream,
         protocol="grpc" if protocol == "grpc" else "http",
         timeout=timeout,

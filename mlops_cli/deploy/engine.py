@@ -9,6 +9,7 @@ from typing import Any
 
 from mlops_cli.deploy.base import Action, DeployTarget, Desired, Device, Plan
 from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, UsageError
+from mlops_cli.modelspec import ModelSpec
 from mlops_cli.package import PackageManifest
 from mlops_cli.progress import SILENT, Reporter
 from mlops_cli.registry.base import Registry, VersionRecord, check_name
@@ -76,6 +77,42 @@ def resolve_version(registry: Registry, ref: str) -> VersionRecord:
     return version
 
 
+def version_package(
+    version: VersionRecord, open_store: Callable[[str | None], ArtifactStore]
+) -> tuple[ArtifactStore, PackageManifest, ModelSpec]:
+    """The store holding a version's package, its manifest and its spec (``open_store`` gets
+    the store URI the package reference names, or None for the configured store)."""
+    root, digest = parse_package_ref(version.package_uri)
+    store = open_store(root)
+    manifest = store.get_manifest(digest)
+    return store, manifest, package_spec(store, manifest)
+
+
+def find_deployment(
+    registry: Registry,
+    model: str,
+    version: int,
+    *,
+    target: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """The registry's record of ``model`` v``version`` deployed on ``target`` (an id such as
+    ``triton:fleet`` or a kind such as ``triton``; any when None) and of one of ``kinds``."""
+    for record in registry.list_deployments(model):
+        target_id = str(record["target"])
+        kind = target_id.split(":", 1)[0]
+        if (
+            int(record["version"]) == version
+            and (target is None or target in (target_id, kind))
+            and (kinds is None or kind in kinds)
+        ):
+            return record
+    where = f" on {target}" if target else (f" on {' or '.join(kinds)}" if kinds else "")
+    raise NotFoundError(
+        f"{model} v{version} is not deployed{where}", hint=f"mlops deploy {model}@{version}"
+    )
+
+
 def desired_state(
     version: VersionRecord,
     open_store: Callable[[str | None], ArtifactStore],
@@ -86,10 +123,7 @@ def desired_state(
 ) -> Desired:
     """Read the version's package and decide the device, refusing a GPU model on a CPU-only
     target unless ``allow_cpu``."""
-    root, digest = parse_package_ref(version.package_uri)
-    store = open_store(root)
-    manifest: PackageManifest = store.get_manifest(digest)
-    spec = package_spec(store, manifest)
+    store, manifest, spec = version_package(version, open_store)
     if spec.streaming and not target.capabilities.streaming:
         raise NotSupportedError(
             f"{version.model} streams (decoupled) and target {target.id} cannot stream"
@@ -299,8 +333,10 @@ __all__ = [
     "GpuRequiredError",
     "deploy",
     "desired_state",
+    "find_deployment",
     "parse_model_ref",
     "plan_deploy",
     "resolve_version",
     "undeploy",
+    "version_package",
 ]

@@ -117,7 +117,7 @@ def _deployed(
     of the version each resolves to (``name@VERSION`` or ``name@ALIAS`` pins one; a bare name
     takes the model's default alias, as a tenant without a route gets). None when the names are
     not registered models, so that plain Triton model names keep working."""
-    from mlops_cli.deploy.engine import parse_model_ref, resolve_version
+    from mlops_cli.deploy.engine import find_deployment, parse_model_ref, resolve_version
     from mlops_cli.errors import MlopsError
     from mlops_cli.registry import open_registry
 
@@ -131,18 +131,10 @@ def _deployed(
     servers: set[str] = set()
     triton_names = []
     for version in versions:
-        records = [
-            r
-            for r in registry.list_deployments(version.model)
-            if int(r["version"]) == version.version
-            and str(r["target"]).split(":", 1)[0] in ("local", "triton")
-        ]
-        if not records:
-            raise NotFoundError(
-                f"{version.model} v{version.version} is not deployed on Triton",
-                hint=f"mlops deploy {version.model}@{version.version}, or give the endpoint's URL",
-            )
-        detail = records[0].get("detail") or {}
+        record = find_deployment(
+            registry, version.model, version.version, kinds=("local", "triton")
+        )
+        detail = record.get("detail") or {}
         server = (detail.get("servers") or [{}])[0]
         if protocol == "grpc":
             servers.add(f"grpc://{server.get('grpc_url', '')}")
