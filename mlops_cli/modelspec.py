@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.validation import parse_yaml, validate_document
+from mlops_cli.validation import read_yaml_file, validate_document
 
 SPEC_FILE = "mlops.yaml"
 RUNTIMES = ("triton-python", "sagemaker-mms")
@@ -177,15 +177,8 @@ class ModelSpec:
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error is a SpecError with line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(
-            f"no {path.name} in {path.parent}", hint="create one with `mlops init DIR`"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read: {exc}", source=str(path)) from None
-    return parse_yaml(text, source=str(path), error_class=SpecError)
+    missing = SpecError(f"no {path.name} in {path.parent}", hint="create one with `mlops init DIR`")
+    return read_yaml_file(path, error_class=SpecError, missing=missing)
 
 
 def load_spec(model_dir: Path) -> ModelSpec:

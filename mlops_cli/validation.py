@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from mlops_cli.errors import ValidationError
+from mlops_cli.errors import MlopsError, ValidationError
 from mlops_cli.resources import load_schema
 
 
@@ -85,3 +86,16 @@ def parse_yaml(
         raise error_class(f"malformed YAML: {exc.problem}", source=where) from None
     except yaml.YAMLError as exc:
         raise error_class(f"malformed YAML: {exc}", source=source) from None
+
+
+def read_yaml_file(path: Path, *, error_class: type[ValidationError], missing: MlopsError) -> Any:
+    """Parse a YAML file: ``missing`` when it does not exist, ``error_class`` naming the file
+    when it cannot be read, and (through :func:`parse_yaml`) with line and column when its
+    syntax is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise missing from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error_class(f"cannot read: {exc}", source=str(path)) from None
+    return parse_yaml(text, source=str(path), error_class=error_class)

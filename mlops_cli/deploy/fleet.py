@@ -38,7 +38,7 @@ from mlops_cli.deploy.triton import (
 )
 from mlops_cli.errors import MlopsError, ValidationError
 from mlops_cli.progress import SILENT, Reporter, running
-from mlops_cli.validation import parse_yaml, validate_document
+from mlops_cli.validation import read_yaml_file, validate_document
 
 DEFAULT_LOAD_TIMEOUT = 300.0
 
@@ -78,13 +78,8 @@ class Fleet:
 
 def load_fleet(path: Path) -> Fleet:
     """Read and validate a fleet file (``schemas/fleet.schema.json``)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FleetFileError(f"fleet file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FleetFileError(f"cannot read fleet file {path}: {exc}") from None
-    data = parse_yaml(text, source=str(path), error_class=FleetFileError) or {}
+    missing = FleetFileError(f"fleet file {path} does not exist")
+    data = read_yaml_file(path, error_class=FleetFileError, missing=missing) or {}
     validate_document(data, "fleet", source=str(path), error_class=FleetFileError)
     servers = []
     for index, entry in enumerate(data["servers"]):

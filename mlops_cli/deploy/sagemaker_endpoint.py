@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_cli.errors import UsageError, ValidationError
-from mlops_cli.validation import parse_yaml, suggestion, validate_document
+from mlops_cli.validation import read_yaml_file, suggestion, validate_document
 
 DEFAULT_GPU_INSTANCE = "ml.g5.xlarge"
 DEFAULT_CPU_INSTANCE = "ml.m5.xlarge"
@@ -219,15 +219,8 @@ class EndpointSpec:
 
 def load_endpoint(path: Path) -> EndpointSpec:
     """Read and validate an endpoint file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(
-            f"endpoint file {path} does not exist", hint="--endpoint endpoint.yaml"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EndpointFileError(f"cannot read: {exc}", source=str(path)) from None
-    data = parse_yaml(text, source=str(path), error_class=EndpointFileError)
+    missing = UsageError(f"endpoint file {path} does not exist", hint="--endpoint endpoint.yaml")
+    data = read_yaml_file(path, error_class=EndpointFileError, missing=missing)
     return EndpointSpec.from_dict(data if data is not None else {}, source=str(path))
 
 
