@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mlops_cli.cli.main import main
+from tests.cli import error_line, run
 from tests.conftest import FIXTURES, triton_request
 
 pytestmark = pytest.mark.integration
@@ -27,20 +28,6 @@ def env(local_triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> A
     monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
     monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
     return local_triton
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
-    result = main([*args, "--json"])
-    captured = capsys.readouterr()
-    assert result == code, captured.err + captured.out
-    return json.loads(captured.out) if captured.out.strip() else None
-
-
-def error_line(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> str:
-    assert main(list(args)) == code
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def register_answer(

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.cli import run
 from tests.conftest import REPO_ROOT
-from tests.integration.test_deploy import env, run  # noqa: F401  (the fixture is used by name)
+from tests.integration.test_deploy import env  # noqa: F401  (the fixture is used by name)
 
 pytestmark = pytest.mark.integration
 

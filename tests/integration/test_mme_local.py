@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlops_cli.aws import client
-from mlops_cli.cli.main import main
+from tests.cli import error_line, run
 from tests.conftest import require
 from tests.servers.mme_models import evil_tarball, make_model
 
@@ -64,20 +64,6 @@ def endpoint_file(tmp_path: Path, name: str, *, budget: float = 1024) -> Path:
         )
     )
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
-    result = main([*args, "--json"])
-    captured = capsys.readouterr()
-    assert result == code, captured.err + captured.out
-    return json.loads(captured.out) if captured.out.strip() else None
-
-
-def error_line(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> str:
-    assert main(list(args)) == code
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def register(

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_cli.aws import client
-from mlops_cli.cli.main import main
+from tests.cli import run
 from tests.conftest import FIXTURES, triton_request
 
 pytestmark = pytest.mark.integration
@@ -45,13 +45,6 @@ def mme_triton(
         yield manager
     finally:
         manager.down()
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code = main([*args, "--json"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err + captured.out
-    return json.loads(captured.out) if captured.out.strip() else None
 
 
 def test_triton_backend_serves_each_version_through_the_runtime_protocol(

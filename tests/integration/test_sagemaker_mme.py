@@ -4,7 +4,6 @@ failure injection by tag). Every mutating AWS request is counted by the server's
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from mlops_cli.aws import client
-from mlops_cli.cli.main import main
+from tests.cli import error_line, run
 from tests.servers.mme_models import make_model
 
 pytestmark = pytest.mark.integration
@@ -42,20 +41,6 @@ def endpoint_file(tmp_path: Path, name: str = "mme-a", **overrides: Any) -> Path
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
-    result = main([*args, "--json"])
-    captured = capsys.readouterr()
-    assert result == code, captured.err + captured.out
-    return json.loads(captured.out) if captured.out.strip() else None
-
-
-def error_line(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> str:
-    assert main(list(args)) == code
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def register(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, version: int) -> None:
