@@ -175,6 +175,7 @@ def plan_deploy(
     records = _target_records(registry, target, desired.model)
     plan = target.plan(desired, records)
     plan.state["apply"] = plan.changes  # the target itself has work to do
+    plan.state["recorded"] = records
     previous: int | None = None
     if alias is not None:
         try:
@@ -246,7 +247,7 @@ def _deploy(
     result = DeployResult(plan=plan, applied=False, alias=alias, previous_version=previous)
     if dry_run or not plan.changes:
         return result
-    records = _target_records(registry, target, desired.model)
+    records: list[dict[str, Any]] = plan.state["recorded"]
     loads = bool(plan.state.get("apply"))
     if loads:
         detail = target.apply(plan, reporter=reporter)

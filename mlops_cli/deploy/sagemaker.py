@@ -114,6 +114,19 @@ class MultiModelTarget(DeployTarget):
         )
         return True
 
+    @contextlib.contextmanager
+    def _publishing(self, plan: Plan, reporter: Reporter) -> Iterator[None]:
+        """Publish the planned tarball; delete it again if what the block does fails."""
+        published = self._publish(plan, reporter)
+        try:
+            yield
+        except BaseException:
+            if published:
+                desired: Desired = plan.state["desired"]
+                with contextlib.suppress(MlopsError):
+                    self._delete_tarball(desired.model, desired.version)
+            raise
+
     def detail(self, model: str, version: int, **extra: Any) -> dict[str, Any]:
         return {
             "where": self.spec.name,
@@ -184,14 +197,8 @@ class SageMakerMMETarget(MultiModelTarget):
     def apply(self, plan: Plan, *, reporter: Reporter = SILENT) -> dict[str, Any]:
         desired: Desired = plan.state["desired"]
         control: ControlPlane = plan.state["control"]
-        published = self._publish(plan, reporter)
-        try:
+        with self._publishing(plan, reporter):
             control.apply(plan.state["endpoint_plan"], reporter=reporter)
-        except BaseException:
-            if published:
-                with contextlib.suppress(MlopsError):
-                    self._delete_tarball(desired.model, desired.version)
-            raise
         return self.detail(
             desired.model,
             desired.version,
@@ -303,17 +310,11 @@ class MMELocalTarget(MultiModelTarget):
 
         desired: Desired = plan.state["desired"]
         url = plan.state["url"]
-        published = self._publish(plan, reporter)
-        try:
+        with self._publishing(plan, reporter):
             if plan.state.get("register"):
                 http_json(
                     f"{url}/mme/endpoints/{self.spec.name}", method="PUT", body=self._registration()
                 )
-        except BaseException:
-            if published:
-                with contextlib.suppress(MlopsError):
-                    self._delete_tarball(desired.model, desired.version)
-            raise
         return self.detail(
             desired.model,
             desired.version,
