@@ -1,5 +1,13 @@
 """Semantic checks of a model folder beyond its schema: files exist, the entry point defines what
-the runtime calls, shapes and batching agree, streaming has a decoupled runtime, memory is known.
+the runtime calls, shapes and batching agree, streaming has a decoupled runtime, memory is known,
+weights hold bytes.
+
+:func:`inspect_model_dir` is what ``mlops validate`` reports: every schema problem, every finding
+and the folder scan ``upload`` runs, as one list of :class:`Finding`. :func:`validate_model_dir`
+is what ``upload`` runs: the same checks, raising the first error.
+
+A weights pattern that matches only empty files is a warning, not an error (exit 0): an empty
+file can be a deliberate placeholder, and the upload still says so.
 
 Checks read files and parse code with :mod:`ast`; they never import or run the model's code.
 """
@@ -9,9 +17,18 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from mlops_cli.modelspec import SPEC_FILE, ModelSpec, SpecError, load_spec
+from mlops_cli.modelspec import (
+    SPEC_FILE,
+    ModelSpec,
+    SpecError,
+    entrypoint_leaves_folder,
+    read_yaml,
+    runtime_entrypoint_problem,
+    spec_problems,
+)
+from mlops_cli.package import PackageError, scan_folder
 
 
 @dataclass(frozen=True)
@@ -19,13 +36,36 @@ class Finding:
     severity: Literal["error", "warning"]
     key_path: str
     message: str
+    hint: str | None = None
 
     def line(self, source: str) -> str:
-        return (
+        text = (
             f"{source}: {self.key_path}: {self.message}"
             if self.key_path
             else f"{source}: {self.message}"
         )
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "key_path": self.key_path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``mlops validate`` reports for a folder; ``spec`` is None when the schema failed."""
+
+    source: str
+    spec: ModelSpec | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity == "error"]
 
 
 def _definitions(tree: ast.Module) -> tuple[set[str], dict[str, set[str]]]:
@@ -46,6 +86,15 @@ def _definitions(tree: ast.Module) -> tuple[set[str], dict[str, set[str]]]:
 
 def _check_entrypoint(model_dir: Path, spec: ModelSpec) -> list[Finding]:
     path = model_dir / spec.entrypoint
+    if entrypoint_leaves_folder(model_dir, spec.entrypoint):
+        return [
+            Finding(
+                "error",
+                "entrypoint",
+                f"{spec.entrypoint} is a symlink out of the model folder",
+                "copy the file into the model folder instead of linking to it",
+            )
+        ]
     if not path.is_file():
         return [Finding("error", "entrypoint", f"file {spec.entrypoint} does not exist")]
     if path.suffix != ".py":
@@ -63,13 +112,10 @@ def _check_entrypoint(model_dir: Path, spec: ModelSpec) -> list[Finding]:
         return [Finding("error", "entrypoint", f"cannot read {spec.entrypoint}: {exc}")]
     functions, classes = _definitions(tree)
     findings: list[Finding] = []
+    loadable = runtime_entrypoint_problem(spec)
+    if loadable is not None:
+        findings.append(Finding("error", loadable.key_path, loadable.message, loadable.hint))
     if spec.runtime == "triton-python":
-        if spec.entrypoint != "model.py" and not spec.entrypoint.endswith("/model.py"):
-            findings.append(
-                Finding(
-                    "error", "entrypoint", "the Triton python backend loads a file named model.py"
-                )
-            )
         methods = classes.get("TritonPythonModel")
         if methods is None:
             findings.append(
@@ -155,8 +201,21 @@ def _check_files(model_dir: Path, spec: ModelSpec) -> list[Finding]:
             findings.append(
                 Finding("error", f"weights[{index}]", f"{pattern!r} leaves the model folder")
             )
-        elif not any(path.is_file() for path in model_dir.glob(pattern)):
+            continue
+        matched = sorted(path for path in model_dir.glob(pattern) if path.is_file())
+        if not matched:
             findings.append(Finding("error", f"weights[{index}]", f"no file matches {pattern!r}"))
+        elif all(path.stat().st_size == 0 for path in matched):
+            names = ", ".join(path.relative_to(model_dir).as_posix() for path in matched[:3])
+            more = f" and {len(matched) - 3} more" if len(matched) > 3 else ""
+            findings.append(
+                Finding(
+                    "warning",
+                    f"weights[{index}]",
+                    f"{pattern!r} matches only empty files ({names}{more})",
+                    "check that the weights were written completely",
+                )
+            )
     if spec.source is None and not spec.weights:
         findings.append(
             Finding(
@@ -189,20 +248,63 @@ def check_model(model_dir: Path, spec: ModelSpec) -> list[Finding]:
     return findings
 
 
-def validate_model_dir(model_dir: Path) -> tuple[ModelSpec, list[Finding]]:
-    """Load the spec (SpecError on schema errors) and run every semantic check.
+def _scan_finding(model_dir: Path, spec: ModelSpec) -> list[Finding]:
+    """The scan ``upload`` runs (unsafe entries refused), as a finding."""
+    try:
+        scan_folder(model_dir, ignore=spec.ignore)
+    except PackageError as exc:
+        message = exc.message
+        if exc.source and message.startswith(f"{exc.source}: "):
+            message = message[len(exc.source) + 2 :]
+        return [Finding("error", "", message, exc.hint)]
+    return []
 
-    Raises SpecError for the first error finding; returns the spec and the warnings otherwise.
-    """
+
+def _inspect(model_dir: Path, *, scan: bool) -> Inspection:
     if not model_dir.is_dir():
-        raise SpecError(f"model folder {model_dir} does not exist or is not a folder")
-    spec = load_spec(model_dir)
-    findings = check_model(model_dir, spec)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SpecError(
-            first.message + more, source=str(model_dir / SPEC_FILE), key_path=first.key_path
+            f"model folder {model_dir} does not exist or is not a folder",
+            hint="give the folder holding mlops.yaml",
         )
-    return spec, findings
+    source = str(model_dir / SPEC_FILE)
+    document = read_yaml(model_dir / SPEC_FILE) or {}
+    problems = spec_problems(document)
+    if problems:
+        findings = [Finding("error", p.key_path, p.message, p.hint) for p in problems]
+        return Inspection(source, None, tuple(findings))
+    spec = ModelSpec.from_valid_dict(document)
+    findings = check_model(model_dir, spec)
+    if scan:
+        findings.extend(_scan_finding(model_dir, spec))
+    return Inspection(source, spec, tuple(findings))
+
+
+def inspect_model_dir(model_dir: Path) -> Inspection:
+    """Every schema problem and finding of a model folder, and the upload's folder scan.
+
+    Raises SpecError only when there is nothing to inspect: no folder, or an ``mlops.yaml``
+    that is missing, too large or not YAML.
+    """
+    return _inspect(model_dir, scan=True)
+
+
+def validate_model_dir(model_dir: Path) -> tuple[ModelSpec, list[Finding]]:
+    """Load the spec and run every semantic check (the caller scans the folder itself).
+
+    Raises SpecError for the first error, counting the others; returns the spec and the
+    warnings otherwise.
+    """
+    inspection = _inspect(model_dir, scan=False)
+    errors = inspection.errors
+    if errors or inspection.spec is None:
+        first = errors[0]
+        more = (
+            f" (and {len(errors) - 1} more; `mlops validate` lists them)" if len(errors) > 1 else ""
+        )
+        raise SpecError(
+            first.message + more,
+            source=inspection.source,
+            key_path=first.key_path or None,
+            hint=first.hint,
+        )
+    return inspection.spec, list(inspection.findings)

@@ -1,19 +1,34 @@
 """ModelSpec: ``mlops.yaml`` loaded, validated against ``schemas/model.schema.json`` and turned into
 frozen dataclasses.
 
+Every reader of a spec (validate, upload, register, render, mme-local) goes through
+:meth:`ModelSpec.from_dict`, so the rules that keep a package's code inside the package hold
+everywhere: ``entrypoint`` is a relative path with no ``..`` (it is stored normalised), and
+:func:`load_spec` also refuses one that a symlink leads out of the folder. Whether the runtime can
+load it (a ``triton-python`` entrypoint is ``model.py`` at the package root, the one file Triton's
+python backend loads) is :func:`runtime_entrypoint_problem`, which the folder checks and the
+readers of stored packages apply.
+
 (The design sketch called this module ``manifest.py``; here "manifest" names a package's list of
 files and digests, so the spec has a module of its own.)
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.validation import read_yaml_file, validate_document
+from mlops_cli.validation import (
+    SchemaProblem,
+    excerpt,
+    raise_first,
+    read_yaml_file,
+    schema_problems,
+)
 
 SPEC_FILE = "mlops.yaml"
 RUNTIMES = ("triton-python", "sagemaker-mms")
@@ -37,6 +52,51 @@ DTYPE_NUMPY = {
 
 class SpecError(ValidationError):
     """mlops.yaml is malformed, does not match the schema, or fails a semantic check."""
+
+
+TRITON_PYTHON_FILE = "model.py"
+
+
+def entrypoint_problem(entrypoint: str) -> SchemaProblem | None:
+    """Why ``entrypoint`` is not a path inside the model folder, or None when it is."""
+    shown = excerpt(entrypoint)
+    inside = "copy the file into the model folder and give its path relative to the folder"
+    if "\\" in entrypoint or "\0" in entrypoint:
+        return SchemaProblem("entrypoint", f"{shown} is not a relative POSIX path", inside)
+    path = PurePosixPath(entrypoint)
+    if path.is_absolute():
+        return SchemaProblem("entrypoint", f"{shown} is an absolute path", inside)
+    if ".." in path.parts:
+        return SchemaProblem("entrypoint", f"{shown} leaves the model folder ('..')", inside)
+    return None
+
+
+def runtime_entrypoint_problem(spec: ModelSpec) -> SchemaProblem | None:
+    """Why the runtime cannot load ``spec.entrypoint``: Triton's python backend loads
+    ``model.py`` at the root of the model's version folder and no other file."""
+    if spec.runtime == "triton-python" and spec.entrypoint != TRITON_PYTHON_FILE:
+        return SchemaProblem(
+            "entrypoint",
+            f"the Triton python backend loads {TRITON_PYTHON_FILE} at the root of the model "
+            f"folder, not {excerpt(spec.entrypoint)}",
+            f"move it to {TRITON_PYTHON_FILE} (the modules it imports can stay in a subfolder)",
+        )
+    return None
+
+
+def spec_problems(document: Any) -> list[SchemaProblem]:
+    """Every schema violation of a parsed ``mlops.yaml``, then the rules the schema cannot say."""
+    problems = schema_problems(document, "model")
+    if problems:
+        return problems
+    entrypoint = entrypoint_problem(document["entrypoint"])
+    return [entrypoint] if entrypoint else []
+
+
+def entrypoint_leaves_folder(model_dir: Path, entrypoint: str) -> bool:
+    """True when ``<model_dir>/<entrypoint>`` (symlinks followed) lies outside ``model_dir``."""
+    root = model_dir.resolve()
+    return not (root / entrypoint).resolve().is_relative_to(root)
 
 
 @dataclass(frozen=True)
@@ -128,7 +188,12 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = SPEC_FILE) -> ModelSpec:
         """Build from a parsed document; raises SpecError naming ``source`` and the key path."""
-        validate_document(data, "model", source=source, error_class=SpecError)
+        raise_first(spec_problems(data), source=source, error_class=SpecError)
+        return cls.from_valid_dict(data)
+
+    @classmethod
+    def from_valid_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Build from a document that :func:`spec_problems` found nothing wrong with."""
 
         def tensors(key: str) -> tuple[TensorSpec, ...]:
             return tuple(
@@ -143,7 +208,7 @@ class ModelSpec:
         return cls(
             name=data["name"],
             runtime=data["runtime"],
-            entrypoint=data["entrypoint"],
+            entrypoint=posixpath.normpath(data["entrypoint"]),
             inputs=tensors("inputs"),
             outputs=tensors("outputs"),
             description=data.get("description", ""),
@@ -182,6 +247,15 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_spec(model_dir: Path) -> ModelSpec:
-    """Read and schema-validate ``<model_dir>/mlops.yaml``."""
+    """Read and schema-validate ``<model_dir>/mlops.yaml``; its entrypoint must stay in the
+    folder with symlinks followed."""
     path = model_dir / SPEC_FILE
-    return ModelSpec.from_dict(read_yaml(path) or {}, source=str(path))
+    spec = ModelSpec.from_dict(read_yaml(path) or {}, source=str(path))
+    if entrypoint_leaves_folder(model_dir, spec.entrypoint):
+        raise SpecError(
+            f"{spec.entrypoint} is a symlink out of the model folder",
+            source=str(path),
+            key_path="entrypoint",
+            hint="copy the file into the model folder instead of linking to it",
+        )
+    return spec

@@ -2,7 +2,8 @@
 
 The package is verified first (its manifest hashes to its digest, every blob is in the store at
 its size; with ``verify="full"`` every blob is read and hashed), so nothing is recorded for a
-package that could not be served. A model folder or ``hf://`` source is uploaded first.
+package that could not be served, and a package's ``mlops.yaml`` must be valid (its entrypoint a
+file of the package). A model folder or ``hf://`` source is uploaded first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlops_cli.hashcache import HashCache
 from mlops_cli.package import PackageManifest
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.registry.base import NewVersion, Registered, Registry, check_name
+from mlops_cli.render.common import stored_spec
 from mlops_cli.stores import ArtifactStore, open_store
 from mlops_cli.stores.base import DigestMismatchError
 
@@ -159,6 +161,7 @@ def register(
         ref_store, digest = parse_package_ref(source)
         store = open_store(ref_store or store_uri)
     manifest = verify_package(store, digest, verify=verify, reporter=reporter)
+    stored_spec(store, manifest)  # a package made elsewhere meets the spec's rules too
     lineage: dict[str, Any] = {
         **git_lineage(lineage_folder),
         "user": _user(),

@@ -1,4 +1,9 @@
-"""`mlops validate`: check a model folder's mlops.yaml and code without uploading anything."""
+"""`mlops validate`: check a model folder's mlops.yaml, code and files without uploading anything.
+
+It reports what ``upload`` would refuse, all of it at once: every schema problem, every semantic
+finding and the folder scan. Each finding is one ``error: ...`` or ``warning: ...`` line on stderr;
+with ``--json`` the same findings are one JSON document on stdout. Exit 2 when any is an error.
+"""
 
 from __future__ import annotations
 
@@ -18,32 +23,31 @@ def validate(
     folder: Annotated[Path, typer.Argument(help="Model folder holding mlops.yaml.")] = Path("."),
 ) -> None:
     """Validate mlops.yaml against the schema, then check files, code, shapes and streaming."""
-    from mlops_cli.checks import check_model
-    from mlops_cli.errors import ValidationError
-    from mlops_cli.modelspec import SPEC_FILE, load_spec
+    from mlops_cli.checks import inspect_model_dir
 
     cli: CliContext = ctx.obj
-    if not folder.is_dir():
-        raise ValidationError(f"model folder {folder} does not exist or is not a folder")
-    spec = load_spec(folder)
-    findings = check_model(folder, spec)
-    source = str(folder / SPEC_FILE)
-    errors = [f for f in findings if f.severity == "error"]
+    inspection = inspect_model_dir(folder)
+    spec = inspection.spec
+    errors = inspection.errors
     result = {
         "valid": not errors,
-        "name": spec.name,
-        "runtime": spec.runtime,
-        "findings": [
-            {"severity": f.severity, "key_path": f.key_path, "message": f.message} for f in findings
-        ],
+        "name": spec.name if spec else None,
+        "runtime": spec.runtime if spec else None,
+        "findings": [finding.to_dict() for finding in inspection.findings],
     }
+    stderr = cli.stderr
+    for finding in inspection.findings:
+        if finding.severity == "error" or not cli.quiet:
+            stderr.print(
+                f"{finding.severity}: {finding.line(inspection.source)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def human(console: Console) -> None:
-        for finding in findings:
-            colour = "red" if finding.severity == "error" else "yellow"
-            console.print(f"[{colour}]{finding.severity}[/]: {finding.line(source)}")
-        if not errors:
-            console.print(f"{source}: valid ({spec.name}, {spec.runtime})")
+        if spec is not None and not errors:
+            console.print(f"{inspection.source}: valid ({spec.name}, {spec.runtime})", markup=False)
 
     cli.emit(result, human)
     if errors:

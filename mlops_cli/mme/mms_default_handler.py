@@ -19,6 +19,16 @@ from typing import Any
 _handlers: dict[str, Callable[..., Any]] = {}
 
 
+def _inside(model_dir: str, entrypoint: str) -> str:
+    """``model_dir/entrypoint``, refused when it (symlinks followed) is not inside the folder:
+    the code a package runs is code its digest covers."""
+    root = os.path.realpath(model_dir)
+    path = os.path.realpath(os.path.join(root, entrypoint))
+    if os.path.isabs(entrypoint) or os.path.commonpath([root, path]) != root:
+        raise RuntimeError(f"{model_dir}: entrypoint {entrypoint[:200]!r} leaves the model folder")
+    return path
+
+
 def _entrypoint(model_dir: str) -> str:
     spec = os.path.join(model_dir, "mlops.yaml")
     if os.path.isfile(spec):
@@ -26,7 +36,7 @@ def _entrypoint(model_dir: str) -> str:
             for line in handle:
                 match = re.match(r"^entrypoint:\s*['\"]?([^'\"#\s]+)", line)
                 if match:
-                    return os.path.join(model_dir, match.group(1))
+                    return _inside(model_dir, match.group(1))
     for name in ("handler.py", "inference.py", "code/inference.py"):
         if os.path.isfile(os.path.join(model_dir, name)):
             return os.path.join(model_dir, name)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from mlops_cli.errors import UsageError
 from mlops_cli.package import PackageManifest
 from mlops_cli.progress import SILENT, Reporter, running
-from mlops_cli.render.common import EXEC_MODE, FILE_MODE, FIXED_MTIME
+from mlops_cli.render.common import EXEC_MODE, FILE_MODE, FIXED_MTIME, stored_spec
 from mlops_cli.stores.base import ArtifactStore
 
 DEFAULT_LEVEL = 1
@@ -161,7 +161,9 @@ def publish_tarball(
 
     S3: one multipart upload fed as the archive is produced, completed only at the end.
     Local: a temporary file beside the target, renamed into place.
+    A package whose mlops.yaml is invalid (an entrypoint outside the package) is refused first.
     """
+    stored_spec(store, manifest)
     if destination.startswith("s3://"):
         from mlops_cli.stores.s3 import S3ObjectWriter
 
