@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_cli.errors import NotFoundError, UsageError
+from mlops_cli.errors import UsageError
 from mlops_cli.hashcache import RACY_MARGIN_NS, HashCache
 from mlops_cli.modelspec import SPEC_FILE, HFSource, ModelSpec
 from mlops_cli.package import (
@@ -358,16 +358,17 @@ def _already_published(
     """The result of an upload that has nothing to do, or None when there may be work.
 
     When every file of a folder is in the hash cache unchanged, the manifest is known without
-    reading a byte; if the store already holds it, the package was validated and stored whole
-    when it was first uploaded, so one existence check is all this upload costs.
+    reading a byte; if the store already holds it and every blob it names (a blob that failed
+    verification was moved to quarantine and must be sent again), the package was validated and
+    stored whole when it was first uploaded, so existence checks are all this upload costs.
     """
     folder = Path(source)
     if str(source).startswith("hf://") or not (folder / SPEC_FILE).is_file():
         return None
     try:
-        import yaml
+        from mlops_cli.modelspec import read_yaml
 
-        document = yaml.safe_load((folder / SPEC_FILE).read_text(encoding="utf-8"))
+        document = read_yaml(folder / SPEC_FILE)  # bounded: a hostile spec costs nothing here
         name, ignore = document["name"], tuple(document.get("ignore", ()))
         if not isinstance(name, str) or "source" in document:
             return None
@@ -379,7 +380,7 @@ def _already_published(
         return None
     prepared = PreparedSource(name=name, files=files, origin={}, spec=None)
     manifest = _manifest(prepared, [d for d in digests if d is not None])
-    if not store.has_package(manifest.digest):
+    if not store.has_package(manifest.digest) or store.missing_blobs(manifest.blob_digests()):
         return None
     return _result(manifest, store.package_uri(manifest.digest), 0, 0, started)
 
@@ -407,7 +408,7 @@ def parse_package_ref(ref: str) -> tuple[str | None, str]:
         r"(?:(?P<store>.+)/packages/sha256/)?(?:sha256:)?(?P<hex>[0-9a-f]{64})(?:\.json)?", ref
     )
     if match is None:
-        raise NotFoundError(
+        raise UsageError(
             f"{ref!r} is neither a model folder nor a package reference",
             hint="give a folder holding mlops.yaml, the uri printed by `mlops upload`, or sha256:<digest> with --store",
         )

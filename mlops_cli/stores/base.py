@@ -4,6 +4,7 @@ Layout under the store's root (a folder, or an S3 bucket and prefix)::
 
     blobs/sha256/<hex>              file contents, named by their sha256
     packages/sha256/<hex>.json      package manifests, named by the manifest's sha256
+    quarantine/sha256/<hex>.<n>     blobs that failed verification, moved aside for inspection
 
 Promises every implementation keeps (tests/conformance runs them against each):
 
@@ -14,11 +15,19 @@ Promises every implementation keeps (tests/conformance runs them against each):
   check after sending and before publishing. On a mismatch it raises
   :class:`~mlops_cli.package.FileChangedError` and leaves nothing behind. It is idempotent.
 - ``ingest`` (only where ``can_ingest``) stores a file whose digest is not known yet, computing
-  it from the very bytes it stores, in one pass.
+  it from the very bytes it stores. Before publishing, the file is proved unchanged: by
+  ``unchanged`` when the caller passes it, else (a file too fresh for its times to be trusted)
+  by reading it again and finding the same digest. A file changed during the copy raises
+  :class:`~mlops_cli.package.FileChangedError` and nothing is published, whatever its age.
 - ``put_manifest`` is called last, after every blob is stored: a package exists whole or not at
   all. It refuses a manifest whose blobs are missing.
 - Reads verify: ``read_blob`` and ``open_blob`` raise :class:`DigestMismatchError` when the
-  stored bytes do not hash to the digest, and ``read_blob`` leaves no partial file.
+  stored bytes do not hash to the digest, and ``read_blob`` leaves no partial file. A blob that
+  fails verification is moved aside to ``quarantine/sha256/<hex>.<n>`` (unless the caller asks
+  not to), so the blob counts as missing and the next upload of any package holding it sends it
+  again. Only the very object that was read is moved: one replaced meanwhile stays.
+- ``list_blobs`` lists every blob (digest and size); :func:`mlops_cli.stores.verify.verify_store`
+  checks them all.
 - Errors of the underlying client (botocore, OS) are translated to mlops errors here.
 """
 
@@ -26,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,18 +45,28 @@ from mlops_cli.package import PackageManifest
 
 OnBytes = Callable[[int], None]
 Unchanged = Callable[[], bool]
+# Moves a damaged blob aside; returns where it went, or None when it was not moved.
+Quarantine = Callable[[], "str | None"]
 
 
 class DigestMismatchError(MlopsError):
     """Stored bytes do not hash to the digest they are stored under."""
 
-    def __init__(self, *, what: str, expected: str, actual: str) -> None:
+    def __init__(
+        self, *, what: str, expected: str, actual: str, quarantined: str | None = None
+    ) -> None:
+        hint = (
+            f"the damaged blob was moved to {quarantined}; upload the model again to restore it"
+            if quarantined
+            else "the store is corrupt or was tampered with; upload the model again"
+        )
         super().__init__(
             f"{what}: stored bytes hash to sha256:{actual[:12]}…, expected sha256:{expected[:12]}…",
-            hint="the store is corrupt or was tampered with; upload the model again",
+            hint=hint,
         )
         self.expected = expected
         self.actual = actual
+        self.quarantined = quarantined
 
 
 class PackageNotFoundError(NotFoundError):
@@ -65,6 +84,8 @@ class StoreStats:
     blob_bytes_sent: int = 0
     blobs_sent: int = 0
     manifests_sent: int = 0
+    stale_temporaries_removed: int = 0
+    stale_bytes_removed: int = 0
 
 
 def blob_key(digest: str) -> str:
@@ -75,20 +96,37 @@ def manifest_key(digest: str) -> str:
     return f"packages/sha256/{digest}.json"
 
 
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is a sha256 digest in lowercase hex (a blob's name)."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def check_digest(digest: str) -> str:
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+    if not is_digest(digest):
         raise NotFoundError(f"not a sha256 digest: {digest!r}")
     return digest
 
 
 class VerifyingReader:
-    """A read-only stream that hashes what passes through and checks the digest at the end."""
+    """A read-only stream that hashes what passes through and checks the digest at the end.
 
-    def __init__(self, raw: BinaryIO, *, digest: str, size: int, what: str) -> None:
+    On a mismatch it calls ``quarantine`` (when given) before raising, so the error can say where
+    the damaged bytes went."""
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        digest: str,
+        size: int,
+        what: str,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self.raw = raw
         self.expected = digest
         self.size = size
         self.what = what
+        self.quarantine = quarantine
         self._hash = hashlib.sha256()
         self._seen = 0
         self._verified = False
@@ -106,15 +144,25 @@ class VerifyingReader:
         if self._verified:
             return
         self._verified = True
-        if self._seen != self.size:
-            raise DigestMismatchError(
-                what=f"{self.what} (size {self._seen} != {self.size})",
-                expected=self.expected,
-                actual=self._hash.hexdigest(),
-            )
         actual = self._hash.hexdigest()
-        if actual != self.expected:
-            raise DigestMismatchError(what=self.what, expected=self.expected, actual=actual)
+        if self._seen == self.size and actual == self.expected:
+            return
+        what = (
+            self.what
+            if self._seen == self.size
+            else f"{self.what} (size {self._seen} != {self.size})"
+        )
+        raise DigestMismatchError(
+            what=what, expected=self.expected, actual=actual, quarantined=self._move_aside()
+        )
+
+    def _move_aside(self) -> str | None:
+        if self.quarantine is None:
+            return None
+        try:
+            return self.quarantine()
+        except Exception:  # the damage is the error to report, not a failed move
+            return None
 
     def close(self) -> None:
         self.raw.close()
@@ -157,8 +205,13 @@ class ArtifactStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot ingest")
 
     @abstractmethod
-    def open_blob(self, digest: str) -> VerifyingReader:
-        """Stream a blob; the reader raises DigestMismatchError at the end if it is corrupt."""
+    def open_blob(self, digest: str, *, quarantine_damaged: bool = True) -> VerifyingReader:
+        """Stream a blob; the reader raises DigestMismatchError at the end if it is corrupt,
+        after moving it to quarantine unless ``quarantine_damaged`` is false."""
+
+    def list_blobs(self) -> Iterator[tuple[str, int]]:
+        """Every blob the store holds, as (digest, size), in no particular order."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its blobs")
 
     @abstractmethod
     def blob_size(self, digest: str) -> int:

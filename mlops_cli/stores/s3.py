@@ -13,7 +13,8 @@ import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from mlops_cli.stores.base import (
     VerifyingReader,
     blob_key,
     check_digest,
+    is_digest,
     manifest_key,
 )
 
@@ -49,6 +51,9 @@ def _part_entry(number: int, response: dict[str, Any]) -> dict[str, Any]:
 
 class S3Store(ArtifactStore):
     """Thread-safe. ``part_size`` is also the multipart threshold (S3's minimum part is 5 MiB)."""
+
+    single_copy_limit = 5 * 1024 * MiB  # S3's limit for CopyObject
+    copy_part_size = 512 * MiB
 
     def __init__(
         self,
@@ -276,16 +281,91 @@ class S3Store(ArtifactStore):
             on_bytes(len(body))
         return _part_entry(number, response)
 
-    def open_blob(self, digest: str) -> VerifyingReader:
+    def open_blob(self, digest: str, *, quarantine_damaged: bool = True) -> VerifyingReader:
         response = self._call(
             "reading a blob", "get_object", Key=self._key(blob_key(check_digest(digest)))
         )
+        etag = str(response.get("ETag", ""))
+        size = int(response["ContentLength"])
         return VerifyingReader(
             response["Body"],
             digest=digest,
-            size=int(response["ContentLength"]),
+            size=size,
             what=f"blob {digest[:12]}",
+            quarantine=(
+                (lambda: self._quarantine(digest, etag, size)) if quarantine_damaged else None
+            ),
         )
+
+    def _quarantine(self, digest: str, etag: str, size: int) -> str | None:
+        """Copy the blob that was read (the object with ``etag``) to quarantine/, then delete it.
+
+        The copy is conditional on the ETag, so an object replaced since the read is left alone.
+        (A replacement between the copy and the delete would be deleted; the next upload of a
+        package holding it sends it again.)"""
+        from botocore.exceptions import ClientError
+
+        source = self._key(blob_key(digest))
+        target = f"quarantine/sha256/{digest}.{time.time_ns()}"
+        try:
+            self._copy_if_match(source, self._key(target), etag=etag, size=size)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in ("412", "PreconditionFailed"):
+                return None
+            raise aws.translate(exc, what=f"moving a damaged blob aside ({self.uri})") from None
+        self._call("removing a damaged blob", "delete_object", Key=source)
+        return target
+
+    def _copy_if_match(self, source: str, target: str, *, etag: str, size: int) -> None:
+        """Server-side copy of ``source`` while it still has ``etag``; a multipart copy above
+        S3's single-copy limit. Raises botocore's ClientError."""
+        copy_source = {"Bucket": self.bucket, "Key": source}
+        if size <= self.single_copy_limit:
+            self._client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource=copy_source, CopySourceIfMatch=etag
+            )
+            return
+        upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=target)["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
+                end = min(start + self.copy_part_size, size) - 1
+                response = self._client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=copy_source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                    CopySourceIfMatch=etag,
+                )
+                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=target, UploadId=upload_id
+                )
+            raise
+
+    def list_blobs(self) -> Iterator[tuple[str, int]]:
+        folder = self._key("blobs/sha256/")
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=folder
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = str(item["Key"])[len(folder) :]
+                    if is_digest(name):
+                        yield name, int(item["Size"])
+        except Exception as exc:
+            raise aws.translate(exc, what=f"listing blobs ({self.uri})") from None
 
     def blob_size(self, digest: str) -> int:
         response = self._call(

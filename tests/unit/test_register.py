@@ -130,9 +130,9 @@ def test_bad_input_leaves_the_registry_unchanged(
     before = registry_dump(capsys)
 
     assert "neither a model folder nor a package reference" in error_line(
-        capsys, "register", "file:///nowhere/x.json", code=1
+        capsys, "register", "file:///nowhere/x.json", code=2
     )
-    assert "neither a model folder" in error_line(capsys, "register", "./no-such-folder", code=1)
+    assert "neither a model folder" in error_line(capsys, "register", "./no-such-folder", code=2)
     assert "no package sha256:" in error_line(capsys, "register", "sha256:" + "1" * 64, code=1)
     assert "has no version 7" in error_line(capsys, "alias", "set", "tiny", "staging", "7", code=1)
     assert "has no alias @canary" in error_line(
@@ -167,7 +167,7 @@ def test_bad_input_leaves_the_registry_unchanged(
     assert "stored bytes hash to" in error_line(
         capsys, "register", other["uri"], "--verify", "full", code=1
     )
-    blob.unlink()
+    assert not blob.exists(), "a blob that fails verification is moved to quarantine/"
     assert "blob(s) missing" in error_line(capsys, "register", other["uri"], code=1)
     assert registry_dump(capsys) == before
     assert registered["version"] == 1
