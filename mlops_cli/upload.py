@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,7 @@ class UploadResult:
     blobs_sent: int
     seconds: float
     source: dict[str, str]
+    warnings: tuple[str, ...] = ()  # findings that did not stop the upload (e.g. empty weights)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -318,9 +319,9 @@ def upload(
         if published is not None:
             return published
     prepared = prepare_source(source)
-    for finding in prepared.warnings:
-        if finding.severity == "warning":
-            reporter.note(f"warning: {finding.line(SPEC_FILE)}")
+    warnings = tuple(
+        finding.line(SPEC_FILE) for finding in prepared.warnings if finding.severity == "warning"
+    )
     files = prepared.files
     total = sum(item.size for item in files)
     to_hash = (
@@ -347,9 +348,10 @@ def upload(
         cache.save()
     manifest = _manifest(prepared, digests)
     uri = store.put_manifest(manifest)
-    return _result(
+    result = _result(
         manifest, uri, store.stats.blob_bytes_sent - sent_before, pipeline.blobs_sent, started
     )
+    return replace(result, warnings=warnings)
 
 
 def _already_published(

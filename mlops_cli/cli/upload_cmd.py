@@ -36,6 +36,8 @@ def upload(
     settings = cli.settings({"store": store})
     cache = None if no_cache else HashCache(settings.workspace / "cache" / "hashes.json")
     result = run_upload(source, open_store(settings.store), reporter=cli.reporter(), cache=cache)
+    for warning in result.warnings:
+        cli.warn(warning)
 
     def human(console: Console) -> None:
         console.print(

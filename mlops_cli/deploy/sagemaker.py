@@ -43,7 +43,7 @@ from mlops_cli.errors import MlopsError, NotFoundError, UsageError
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.render.sagemaker import publish_tarball
 
-_TARBALL_RE = re.compile(r"^(?P<model>.+)-v(?P<version>\d+)\.tar\.gz$")
+_TARBALL_RE = re.compile(r"(?P<model>.+)-v(?P<version>\d+)\.tar\.gz")
 
 
 class MultiModelTarget(DeployTarget):
@@ -85,7 +85,7 @@ class MultiModelTarget(DeployTarget):
             for page in paginator.paginate(Bucket=self.spec.bucket, Prefix=self.spec.key_prefix):
                 for item in page.get("Contents", []):
                     name = str(item["Key"])[len(self.spec.key_prefix) :]
-                    match = _TARBALL_RE.match(name)
+                    match = _TARBALL_RE.fullmatch(name)
                     if match and "/" not in name:
                         found.setdefault(match["model"], set()).add(int(match["version"]))
         except Exception as exc:

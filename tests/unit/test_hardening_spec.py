@@ -395,7 +395,13 @@ def test_weights_matching_only_empty_files_is_a_warning(
     assert "matches only empty files" in warning["message"] and "small.bin" in warning["message"]
     assert main(["validate", str(model)]) == 0
     assert "matches only empty files" in capsys.readouterr().err
-    assert run(capsys, "upload", str(model))["files"] == 4
+    assert main(["upload", str(model), "--no-cache", "--json"]) == 0
+    captured = capsys.readouterr()
+    uploaded = json.loads(captured.out)
+    assert uploaded["files"] == 4
+    # Not a terminal and --json: the warning still reaches stderr and the JSON result.
+    assert "matches only empty files" in captured.err
+    assert any("matches only empty files" in line for line in uploaded["warnings"])
     (model / "weights" / "small.bin").write_bytes(b"w")
     document = validate_json(capsys, model, 0)
     assert not any(f["key_path"] == "weights[0]" for f in document["findings"])
