@@ -74,8 +74,10 @@ def via_mme(endpoint: str) -> Call:
 
 
 def direct(endpoint: str) -> Call:
+    from mlops_cli.mme.agent import container_name
+
     def call(client: Client, target: str) -> bytes:
-        name = f"{endpoint}__{target.removesuffix('.tar.gz')}".replace(".", "_")
+        name = container_name(endpoint, target)
         return client.post(f"/models/{name}/invoke", {"Content-Type": "application/json"})
 
     return call

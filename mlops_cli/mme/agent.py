@@ -3,16 +3,25 @@
 For each endpoint (an S3 prefix of ``model.tar.gz`` files and a memory budget: one simulated
 instance), a TargetModel is loaded on its first invocation: fetched from S3, extracted safely,
 loaded into the container. Loaded models form a least-recently-used set; a load that would exceed
-the budget first unloads the least recently used idle models. Errors are SageMaker's: an HTTP
-status, an error code and a message (:class:`AgentError`).
+the budget first unloads the least recently used idle models. When every loaded model is serving
+requests, the load waits for one of them to finish (as SageMaker holds an invocation while its
+model loads, up to the 60 s invocation timeout) and answers 429 ``ModelNotReadyException`` only
+when none finished in time. Errors are SageMaker's: an HTTP status, an error code and a message
+(:class:`AgentError`).
 
-Locking: one agent lock guards the bookkeeping (cheap, never held across I/O); one lock per
-TargetModel serialises its load and unload, so concurrent first calls load it once.
+Each TargetModel is loaded into the container under its own name (:func:`container_name`): two
+TargetModels never share one, and a container that already holds a model under that name is not
+taken to hold this TargetModel.
+
+Locking: one agent lock guards the bookkeeping (cheap, never held across I/O); its condition
+wakes loads waiting for memory when a model becomes idle or is unloaded; one lock per TargetModel
+serialises its load and unload, so concurrent first calls load it once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import shutil
 import tempfile
@@ -30,6 +39,8 @@ from mlops_cli.mme.extract import UnsafeArchiveError, extract_tarball
 
 _TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,1023}$")
 ACCOUNT = "000000000000"  # mme-local has no account; messages keep SageMaker's shape
+INVOCATION_TIMEOUT_S = 60.0  # SageMaker's limit for one invocation, a model's load included
+_READABLE_NAME_CHARS = 64
 
 
 class AgentError(Exception):
@@ -83,6 +94,7 @@ class EndpointState:
     memory_budget_mb: float
     loaded: OrderedDict[str, LoadedModel] = field(default_factory=OrderedDict)
     reserved_mb: float = 0.0
+    waiting: int = 0  # loads waiting for memory held by busy models
     metrics: dict[str, ModelMetrics] = field(default_factory=dict)
     load_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
@@ -107,7 +119,12 @@ class EndpointState:
             "memory_budget_mb": self.memory_budget_mb,
             "used_mb": self.used_mb,
             "loaded": [
-                {"target": m.target, "memory_mb": m.memory_mb, "inflight": m.inflight}
+                {
+                    "target": m.target,
+                    "container_name": m.container_name,
+                    "memory_mb": m.memory_mb,
+                    "inflight": m.inflight,
+                }
                 for m in self.loaded.values()
             ],
             "models": {target: m.to_dict() for target, m in sorted(self.metrics.items())},
@@ -128,13 +145,36 @@ def model_memory_mb(model_dir: Path, size_bytes: int) -> float:
     return max(1.0, round(size_bytes / 2**20, 3))
 
 
-class Agent:
-    """Endpoints, their model caches and the containers models are loaded into."""
+def container_name(endpoint: str, target: str) -> str:
+    """The name TargetModel ``target`` of ``endpoint`` has in the container: readable (the
+    characters containers accept) and distinct for every (endpoint, target) pair, which the
+    readable part alone is not (``col.x`` and ``col_x``), through a digest of the pair."""
+    stem = target.removesuffix(".tar.gz").removesuffix(".tgz")
+    readable = re.sub(r"[^A-Za-z0-9_-]", "_", f"{endpoint}__{stem}")[:_READABLE_NAME_CHARS]
+    # A TargetModel has no "/": the pair is read back unambiguously from "endpoint/target".
+    digest = hashlib.sha256(f"{endpoint}/{target}".encode()).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
-    def __init__(self, workdir: Path, container_factory: Callable[[str], Container]) -> None:
+
+class Agent:
+    """Endpoints, their model caches and the containers models are loaded into.
+
+    ``memory_wait_s``: how long a load waits for memory held by models serving requests before
+    it is refused with 429 (SageMaker's invocation timeout by default).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        container_factory: Callable[[str], Container],
+        *,
+        memory_wait_s: float = INVOCATION_TIMEOUT_S,
+    ) -> None:
         self.workdir = workdir
+        self.memory_wait_s = memory_wait_s
         self._factory = container_factory
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when memory may have freed
         self._container_lock = threading.Lock()
         self._containers: dict[str, Container] = {}
         self._s3: Any = None
@@ -151,6 +191,7 @@ class Agent:
                 return True
             state.s3_prefix, state.memory_budget_mb = s3_prefix, memory_budget_mb
             state.backend = backend
+            self._room.notify_all()
             return False
 
     def endpoint(self, name: str) -> EndpointState:
@@ -228,6 +269,8 @@ class Agent:
         forgotten = False
         with self._lock:
             model.inflight -= 1
+            if ep.waiting and model.inflight == 0:
+                self._room.notify_all()
             metrics = ep.metrics[target]
             metrics.invocations += 1
             metrics.invoke_seconds += elapsed
@@ -238,6 +281,7 @@ class Agent:
                 # it, so that the next call loads it again, as SageMaker's agent would.
                 del ep.loaded[target]
                 forgotten = True
+                self._room.notify_all()
         if forgotten:
             shutil.rmtree(model.path, ignore_errors=True)
         if reply is None:
@@ -270,8 +314,15 @@ class Agent:
             ep.metrics[target].cache_hits += 1
             return model
 
-    def acquire(self, ep: EndpointState, target: str) -> LoadedModel:
-        """The loaded model with one more request in flight (loading it on a miss; blocking)."""
+    def acquire(
+        self, ep: EndpointState, target: str, *, deadline: float | None = None
+    ) -> LoadedModel:
+        """The loaded model with one more request in flight (loading it on a miss; blocking).
+
+        ``deadline`` (``time.monotonic()``; default: :attr:`memory_wait_s` from now) bounds the
+        waits for a concurrent load of the same model and for memory held by busy models."""
+        if deadline is None:
+            deadline = time.monotonic() + self.memory_wait_s
         with self._lock:
             metrics = ep.metrics.setdefault(target, ModelMetrics())
             model = ep.loaded.get(target)
@@ -281,7 +332,9 @@ class Agent:
                 metrics.cache_hits += 1
                 return model
             load_lock = ep.load_locks.setdefault(target, threading.Lock())
-        with load_lock:
+        if not load_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _not_ready(target, "it is still being loaded or unloaded")
+        try:
             with self._lock:
                 model = ep.loaded.get(target)
                 if model is not None:  # loaded by a concurrent first call
@@ -289,7 +342,9 @@ class Agent:
                     model.inflight += 1
                     metrics.cache_hits += 1
                     return model
-            return self._load(ep, target)
+            return self._load(ep, target, deadline)
+        finally:
+            load_lock.release()
 
     def _s3_client(self) -> Any:
         # Built outside the agent lock: the event loop takes that lock on every invocation.
@@ -323,7 +378,7 @@ class Agent:
                 500, "InternalFailure", f"Failed to download model data for {target}: {exc}"
             ) from None
 
-    def _load(self, ep: EndpointState, target: str) -> LoadedModel:
+    def _load(self, ep: EndpointState, target: str, deadline: float) -> LoadedModel:
         started = time.perf_counter()
         downloads = self.workdir / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
@@ -339,17 +394,18 @@ class Agent:
                 ) from None
         need = model_memory_mb(folder, size)
         try:
-            self._make_room(ep, target, need)
+            self._make_room(ep, target, need, deadline)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", f"{ep.name}__{stem}")
+        name = container_name(ep.name, target)
         container = self.container(ep.backend)
         try:
-            container.load(name, folder)
+            _load_replacing_leftover(container, name, folder)
         except (ContainerError, OSError) as exc:
             with self._lock:
                 ep.reserved_mb -= need
+                self._room.notify_all()
             shutil.rmtree(folder, ignore_errors=True)
             message = getattr(exc, "message", str(exc))
             raise AgentError(
@@ -370,8 +426,9 @@ class Agent:
             metrics.last_load_seconds = elapsed
         return model
 
-    def _make_room(self, ep: EndpointState, target: str, need: float) -> None:
-        """Reserve ``need`` MB, unloading least recently used idle models to make room."""
+    def _make_room(self, ep: EndpointState, target: str, need: float, deadline: float) -> None:
+        """Reserve ``need`` MB, unloading least recently used idle models to make room; while
+        every loaded model is busy, wait (until ``deadline``) for one to become idle."""
         if need > ep.memory_budget_mb:
             raise AgentError(
                 507,
@@ -392,12 +449,19 @@ class Agent:
                         victim, victim_lock = candidate, lock
                         break
                 if victim is None or victim_lock is None:
-                    raise AgentError(
-                        429,
-                        "ModelNotReadyException",
-                        f"Model {target} is not ready: the instance's memory is held by models "
-                        "serving requests. Retry the request.",
-                    )
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise _not_ready(
+                            target, "the instance's memory is held by models serving requests"
+                        )
+                    ep.waiting += 1
+                    try:
+                        # Woken when a model becomes idle or memory is released; the timeout
+                        # is a safety net for a lock released without a notification.
+                        self._room.wait(min(remaining, 0.5))
+                    finally:
+                        ep.waiting -= 1
+                    continue
                 del ep.loaded[victim.target]
                 ep.metrics.setdefault(victim.target, ModelMetrics()).evictions += 1
             try:
@@ -424,7 +488,31 @@ class Agent:
                         return False
                     if model.inflight == 0 or time.monotonic() > deadline:
                         del ep.loaded[target]
+                        self._room.notify_all()
                         break
                 time.sleep(0.02)
             self._unload_files(ep, model)
             return True
+
+
+def _not_ready(target: str, why: str) -> AgentError:
+    return AgentError(
+        429,
+        "ModelNotReadyException",
+        f"Model {target} is not ready: {why}, and did not become ready within the invocation "
+        "timeout. Retry the request.",
+    )
+
+
+def _load_replacing_leftover(container: Container, name: str, folder: Path) -> None:
+    """Load ``folder`` as ``name``. A container that already holds a model under that name (it
+    answers 409) holds a leftover of this same TargetModel, whose load or unload failed half-way
+    and whose files are gone: it is unloaded and the load tried once more. A second refusal is an
+    error, never taken as loaded."""
+    try:
+        container.load(name, folder)
+    except ContainerError as exc:
+        if exc.status != 409:
+            raise
+        container.unload(name)
+        container.load(name, folder)

@@ -63,7 +63,11 @@ class Container(Protocol):
         """Where invoke requests are sent (a keep-alive HTTP/1.1 server)."""
         ...
 
-    def load(self, name: str, model_dir: Path) -> None: ...
+    def load(self, name: str, model_dir: Path) -> None:
+        """Load ``model_dir`` as ``name``; :class:`ContainerError` when refused (status 409:
+        the container already holds a model of that name)."""
+        ...
+
     def unload(self, name: str) -> None: ...
     def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> ContainerReply: ...
 
@@ -335,9 +339,7 @@ class MMSContainer:
         status, data, _ = self._pool().request(
             "POST", "/models", body, {"Content-Type": "application/json"}
         )
-        if status == 409:  # already registered (a retried load): the same folder
-            return
-        if status != 200:
+        if status != 200:  # 409: the name is taken; the agent decides what that means
             raise ContainerError(_message(data) or f"HTTP {status}", status=status)
 
     def unload(self, name: str) -> None:

@@ -18,9 +18,14 @@ connection to the container (:mod:`mlops_cli.mme.upstream`) with callbacks only,
 task. What a warm invocation needs besides its body (the endpoint, the validated TargetModel, the
 container and the head of its request) is cached per path and headers, so the hot path is the
 agent's bookkeeping and two writes. What blocks (a model's first load: S3, extraction, the
-container's load; an unload that waits for requests in flight) runs in a thread pool. On two
-shared cores the front's CPU per request is its overhead over the container, so the hot path is
-kept short.
+container's load; an unload that waits for requests in flight) runs in a thread pool. A model
+that is not loaded is loaded by one thread, whatever the number of requests for it: the requests
+that arrive during its load wait in the event loop and are all handed the model when the load
+ends, before anything can unload it again. On two shared cores the front's CPU per request is its
+overhead over the container, so the hot path is kept short.
+
+Request bodies are bounded as SageMaker bounds them (:data:`~mlops_cli.mme.http_front.MAX_BODY_BYTES`,
+answered 413 by :mod:`~mlops_cli.mme.http_front` before the body is read).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import functools
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +55,7 @@ _MAX_CACHED_ROUTES = 4096
 _VARIANT = "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
 
 RouteKey = tuple[bytes, bytes | None, bytes | None, bytes | None]  # url, target, type, accept
+_Waiter = tuple[ClientConnection, Request, RouteKey, bool]  # an invocation waiting for a load
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ class MMEServer:
         self.loop = asyncio.get_running_loop()
         self._upstreams: dict[int, tuple[Container, UpstreamPool]] = {}
         self._routes: dict[RouteKey, _Route] = {}
+        self._loads: dict[tuple[str, str], list[_Waiter]] = {}  # (endpoint, target) loading
         self._server: asyncio.AbstractServer | None = None
         self._debug = bool(os.environ.get("MLOPS_DEBUG"))
 
@@ -239,12 +247,52 @@ class MMEServer:
         if model is not None:
             self._forward(conn, request, key, ep, model, stream)
             return
-        self._run_blocking(
-            conn,
-            request,
-            functools.partial(self.agent.acquire, ep, target),
-            lambda model: self._forward(conn, request, key, ep, model, stream),
+        self._after_load(ep, target, (conn, request, key, stream))
+
+    def _after_load(self, ep: EndpointState, target: str, waiter: _Waiter) -> None:
+        """Forward ``waiter`` once ``target`` is loaded, starting its load unless one runs."""
+        flight = (ep.name, target)
+        waiters = self._loads.get(flight)
+        if waiters is not None:
+            waiters.append(waiter)
+            return
+        self._loads[flight] = [waiter]
+        deadline = time.monotonic() + self.agent.memory_wait_s
+        future = self.loop.run_in_executor(
+            self.blocking, functools.partial(self.agent.acquire, ep, target, deadline=deadline)
         )
+        future.add_done_callback(functools.partial(self._loaded, ep, flight))
+
+    def _loaded(
+        self, ep: EndpointState, flight: tuple[str, str], future: asyncio.Future[LoadedModel]
+    ) -> None:
+        """The load of ``flight`` ended: answer every request that waited for it."""
+        waiters = self._loads.pop(flight)
+        if future.cancelled():  # shutting down
+            return
+        try:
+            first = future.result()
+        except Exception as exc:
+            for conn, request, _, _ in waiters:
+                if isinstance(exc, AgentError):
+                    _respond_error(conn, request, exc)
+                else:
+                    self._internal(conn, request, exc)
+            return
+        # All acquired before any is forwarded: the model cannot become idle, so cannot be
+        # unloaded, before each waiting request holds it.
+        models = [first] + [self.agent.acquire_loaded(ep, first.target) for _ in waiters[1:]]
+        for waiter, model in zip(waiters, models, strict=True):
+            conn, request, key, stream = waiter
+            try:
+                if model is None:  # unloaded by a DELETE that stopped waiting: load it again
+                    self._after_load(ep, first.target, waiter)
+                else:
+                    self._forward(conn, request, key, ep, model, stream)
+            except AgentError as error:
+                _respond_error(conn, request, error)
+            except Exception as exc:
+                self._internal(conn, request, exc)
 
     def _forward(
         self,

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from mlops_cli.aws import client
+from mlops_cli.mme.agent import container_name
 from tests.cli import run
 from tests.conftest import FIXTURES, triton_request
 
@@ -94,11 +95,13 @@ def test_triton_backend_serves_each_version_through_the_runtime_protocol(
     url = local_triton.read_state().http_url
     try:
         for answer in (1, 2):  # the agent's own names for them in the container
-            stats = triton_request(url, f"/v2/models/gpu-mme__answer-v{answer}/stats")
+            name = container_name("gpu-mme", f"answer-v{answer}.tar.gz")
+            stats = triton_request(url, f"/v2/models/{name}/stats")
             assert stats["model_stats"][0]["inference_stats"]["success"]["count"] >= 1  # type: ignore[index]
     finally:
         for answer in (1, 2):  # the session's Triton is shared: leave it as it was
-            triton_request(url, f"/v2/repository/models/gpu-mme__answer-v{answer}/unload", {})
+            name = container_name("gpu-mme", f"answer-v{answer}.tar.gz")
+            triton_request(url, f"/v2/repository/models/{name}/unload", {})
     # The container lost them (unloaded behind mme-local's back): the first call fails with the
     # container's message, and mme-local forgets the model, so the next call loads it again.
     from botocore.exceptions import ClientError
@@ -115,4 +118,5 @@ def test_triton_backend_serves_each_version_through_the_runtime_protocol(
     assert json.loads(again["Body"].read())["outputs"][0]["data"] == [1.0, 1.0]
     metrics = http_json(f"{mme_triton.url()}/mme/endpoints/gpu-mme")
     assert metrics["models"]["answer-v1.tar.gz"]["loads"] == 2
-    triton_request(url, "/v2/repository/models/gpu-mme__answer-v1/unload", {})
+    name = container_name("gpu-mme", "answer-v1.tar.gz")
+    triton_request(url, f"/v2/repository/models/{name}/unload", {})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.mme.agent import Agent, AgentError, EndpointState
+from mlops_cli.mme.agent import Agent, AgentError, EndpointState, container_name
 from mlops_cli.mme.containers import ContainerReply
 from mlops_cli.mme.eventstream import decode_messages, model_stream_error, payload_part
 from mlops_cli.mme.extract import UnsafeArchiveError, extract_tarball
@@ -141,13 +141,14 @@ def test_lru_evicts_the_least_recently_used_and_counts(agent: tuple[Agent, FakeC
     models = state["models"]
     assert (models["a-v1.tar.gz"]["loads"], models["a-v1.tar.gz"]["cache_hits"]) == (1, 1)
     assert (models["b-v1.tar.gz"]["loads"], models["b-v1.tar.gz"]["evictions"]) == (2, 1)
+    a, b, c = (container_name("ep", f"{t}-v1.tar.gz") for t in "abc")
     assert container.events == [
-        "load ep__a-v1",
-        "load ep__b-v1",
-        "unload ep__b-v1",
-        "load ep__c-v1",
-        "unload ep__a-v1",
-        "load ep__b-v1",
+        f"load {a}",
+        f"load {b}",
+        f"unload {b}",
+        f"load {c}",
+        f"unload {a}",
+        f"load {b}",
     ]
 
 
@@ -169,6 +170,7 @@ def test_capacity_errors(agent: tuple[Agent, FakeContainer]) -> None:
 
 def test_busy_models_are_not_evicted(agent: tuple[Agent, FakeContainer]) -> None:
     mme, container = agent
+    mme.memory_wait_s = 0.2  # how long a load waits for a busy model to finish
     mme.invoke("ep", "a-v1.tar.gz", b"{}", "", "")
     mme.invoke("ep", "b-v1.tar.gz", b"{}", "", "")
     ep = mme.endpoint("ep")
@@ -177,7 +179,7 @@ def test_busy_models_are_not_evicted(agent: tuple[Agent, FakeContainer]) -> None
     with pytest.raises(AgentError) as caught:
         mme.invoke("ep", "c-v1.tar.gz", b"{}", "", "")
     assert (caught.value.status, caught.value.code) == (429, "ModelNotReadyException")
-    assert container.loaded == {"ep__a-v1", "ep__b-v1"}
+    assert container.loaded == {container_name("ep", f"{t}-v1.tar.gz") for t in "ab"}
 
 
 def test_concurrent_first_calls_load_once(agent: tuple[Agent, FakeContainer]) -> None:
@@ -190,6 +192,6 @@ def test_concurrent_first_calls_load_once(agent: tuple[Agent, FakeContainer]) ->
         thread.start()
     for thread in threads:
         thread.join()
-    assert container.events == ["load ep__d-v1"]
+    assert container.events == [f"load {container_name('ep', 'd-v1.tar.gz')}"]
     metrics = mme.endpoint("ep").describe()["models"]["d-v1.tar.gz"]
     assert (metrics["loads"], metrics["cache_hits"], metrics["invocations"]) == (1, 7, 8)
