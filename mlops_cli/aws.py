@@ -45,7 +45,12 @@ def client(service: str, *, max_pool: int = 16) -> Any:
         # AWS_REGION is the variable the AWS CLI v2 and most SDKs read; botocore reads only
         # AWS_DEFAULT_REGION (and the profile), so honour it here.
         region = os.environ.get("AWS_REGION") if not os.environ.get("AWS_DEFAULT_REGION") else None
-        cache[key] = session.create_client(service, region_name=region, config=config)
+        from botocore.exceptions import BotoCoreError
+
+        try:  # credentials are resolved here: partial keys or a missing profile fail now
+            cache[key] = session.create_client(service, region_name=region, config=config)
+        except BotoCoreError as exc:
+            raise translate(exc, what=f"creating the AWS {service} client") from None
     return cache[key]
 
 
@@ -64,6 +69,7 @@ CREDENTIAL_CODES = {
     "InvalidClientTokenId",
     "AccessDeniedException",
 }
+CREDENTIALS_HINT = "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a configured profile"
 NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound", "ResourceNotFoundException"}
 
 
@@ -72,15 +78,26 @@ def translate(exc: BaseException, *, what: str) -> MlopsError:
     from botocore.exceptions import (
         ClientError,
         ConnectionClosedError,
+        CredentialRetrievalError,
         EndpointConnectionError,
+        NoAuthTokenError,
         NoCredentialsError,
         PartialCredentialsError,
+        ProfileNotFound,
+        SSOError,
+        TokenRetrievalError,
     )
 
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+    if isinstance(exc, NoCredentialsError):
+        return CredentialsError(f"{what}: no AWS credentials found", hint=CREDENTIALS_HINT)
+    if isinstance(exc, PartialCredentialsError | ProfileNotFound | CredentialRetrievalError):
         return CredentialsError(
-            f"{what}: no AWS credentials found",
-            hint="configure a profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            f"{what}: AWS credentials are incomplete: {exc}", hint=CREDENTIALS_HINT
+        )
+    if isinstance(exc, NoAuthTokenError | SSOError | TokenRetrievalError):
+        return CredentialsError(
+            f"{what}: AWS credentials are missing or expired: {exc}",
+            hint="log in again (aws sso login), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
         return EndpointUnreachableError(
@@ -99,4 +116,7 @@ def translate(exc: BaseException, *, what: str) -> MlopsError:
         if code in NOT_FOUND_CODES:
             return NotFoundError(f"{what}: {message} ({code})")
         return MlopsError(f"{what}: {code}: {message}")
-    return MlopsError(f"{what}: {type(exc).__name__}: {exc}")
+    return MlopsError(
+        f"{what}: {type(exc).__name__}: {exc}",
+        hint="check the AWS configuration (AWS_REGION, AWS_ENDPOINT_URL, the profile)",
+    )

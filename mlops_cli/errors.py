@@ -2,7 +2,8 @@
 
 Every error the library raises on purpose derives from :class:`MlopsError`. Each class carries the
 process exit code the command line maps it to and an optional ``hint`` naming the next thing to
-try. Backends translate their clients' exceptions (botocore, tritonclient, OS errors) into these
+try; where a raise gives none, the command line prints the class's ``default_hint`` (``{command}``
+is replaced by the command that failed, e.g. ``mlops models update``), so every error line has one. Backends translate their clients' exceptions (botocore, tritonclient, OS errors) into these
 once, at their boundary, so callers never see a foreign exception type.
 """
 
@@ -20,6 +21,7 @@ class MlopsError(Exception):
     """Root of every error mlops raises on purpose; maps to exit code 1."""
 
     exit_code: int = EXIT_FAILED
+    default_hint: str | None = "run again with MLOPS_DEBUG=1 for details"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -31,6 +33,7 @@ class UsageError(MlopsError, ValueError):
     """The command was called wrongly (bad flag value, missing argument); exit code 2."""
 
     exit_code = EXIT_USAGE
+    default_hint = "see '{command} --help'"
 
 
 class ValidationError(UsageError):
@@ -60,13 +63,19 @@ class ConfigError(ValidationError):
 class NotFoundError(MlopsError, LookupError):
     """A named thing (model, version, endpoint, server state) does not exist; exit code 1."""
 
+    default_hint = "check the name: 'mlops models list' and 'mlops status' show what exists"
+
 
 class ConflictError(MlopsError):
     """A concurrent change won a race, or the thing already exists; exit code 1."""
 
+    default_hint = "read the current state again (it changed), then retry"
+
 
 class NotSupportedError(MlopsError):
     """A backend was asked for a capability it does not declare; exit code 1."""
+
+    default_hint = "pick another target; see '{command} --help'"
 
 
 class ExtraNotInstalledError(MlopsError):
@@ -88,6 +97,8 @@ class WorkspaceError(MlopsError):
 class ServerError(MlopsError):
     """A managed server failed to start, answer or stop; exit code 1."""
 
+    default_hint = "'mlops local status' shows the server and where its log is"
+
 
 class PortInUseError(ServerError):
     """A configured port is already bound by another process."""
@@ -105,3 +116,4 @@ class GateFailedError(MlopsError):
     """A gate or SLA was evaluated and not met; exit code 3."""
 
     exit_code = EXIT_GATE
+    default_hint = None  # the report printed before it says which limits were missed

@@ -18,6 +18,7 @@ import typer
 
 from mlops_cli import __version__
 from mlops_cli.cli.context import CliContext
+from mlops_cli.errors import EXIT_INTERRUPTED
 
 # name -> (module under mlops_cli.cli, attribute, is a group, one-line summary)
 COMMANDS: dict[str, tuple[str, str, bool, str]] = {
@@ -40,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
         "Package SOURCE (every file with size and sha256) and send the blobs the store lacks.",
     ),
     "package": ("package_cmd", "app", True, "Inspect, download and render stored packages."),
+    "store": ("store_cmd", "app", True, "Check and repair the artifact store."),
     "register": (
         "register_cmd",
         "register",
@@ -188,8 +190,28 @@ def _placeholder() -> None:  # pragma: no cover - replaced by the real command w
 def run(args: list[str]) -> int:
     """Run the app without Typer's own exit handling; errors propagate to ``main``."""
     command = typer.main.get_command(build_app(requested_command(args)))
+    plain_usage_placeholders(command)
     result = command.main(args=args, prog_name="mlops", standalone_mode=False)
+    if result == EXIT_INTERRUPTED:
+        # Typer turns Ctrl-C into a silent exit code 130; ``main`` reports it like any outcome.
+        raise KeyboardInterrupt
     return result if isinstance(result, int) else 0
+
+
+def plain_usage_placeholders(command: Any) -> None:
+    """Write positional arguments in usage lines as ``FOLDER`` / ``[FOLDER]``, as click and most
+    command lines do: Typer 0.28 writes a required one as ``{folder}``, which reads like a
+    template to fill in. Set on each argument instance (nothing is subclassed)."""
+    for param in command.params:
+        if param.param_type_name == "argument":
+            text = param.metavar or (param.name or "").upper()
+            if param.nargs != 1:
+                text += "..."
+            if not param.required:
+                text = f"[{text}]"
+            param.get_usage_pieces = lambda ctx, text=text: [text]
+    for sub in getattr(command, "commands", {}).values():
+        plain_usage_placeholders(sub)
 
 
 def usage_error_class() -> type[Exception]:

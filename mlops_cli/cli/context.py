@@ -1,4 +1,9 @@
-"""State shared by every command: global flags, the effective settings, output and progress."""
+"""State shared by every command: global flags, the effective settings, output and progress.
+
+Output is never cut to fit: on a terminal rich lays it out for the terminal's width; into a pipe or
+a file (where rich would assume 80 columns) nothing is wrapped, truncated or ellipsized, so that
+paths and values reach scripts whole.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,19 @@ if TYPE_CHECKING:
     from mlops_cli.config import Settings
     from mlops_cli.progress import Reporter
     from mlops_cli.registry import Registry
+
+
+UNBOUNDED_WIDTH = 1_000_000  # columns for a stream that is not a terminal: nothing is cut
+
+
+def rich_console(*, stderr: bool = False) -> Console:
+    """A rich Console for stdout (or stderr): the terminal's width on a terminal, else
+    :data:`UNBOUNDED_WIDTH`."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else UNBOUNDED_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 @dataclass
@@ -42,9 +60,7 @@ class CliContext:
 
     @property
     def stderr(self) -> Console:
-        from rich.console import Console
-
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return rich_console(stderr=True)
 
     def reporter(self) -> Reporter:
         """Rich spinners and bars on stderr for a terminal; silent for --json, --quiet or pipes."""
@@ -67,9 +83,7 @@ class CliContext:
             sys.stdout.flush()
             return
         if human is not None and not self.quiet:
-            from rich.console import Console
-
-            human(Console(highlight=False, soft_wrap=True))
+            human(rich_console())
 
     def warn(self, message: str) -> None:
         """A warning on stderr (hidden only by --quiet; --json keeps stdout for the result)."""

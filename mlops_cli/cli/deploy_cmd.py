@@ -10,6 +10,7 @@ import typer
 
 from mlops_cli.cli.context import CliContext
 from mlops_cli.cli.register_cmd import RegistryOpt
+from mlops_cli.registry.routing import ROUTER_CACHE_TTL_S
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,9 +81,12 @@ def deploy(
     drain: Annotated[
         float,
         typer.Option(
-            min=0, max=3600, help="Seconds between the switch and unloading the old version."
+            min=0,
+            max=3600,
+            help="Seconds between the switch and unloading the old version; never less than "
+            f"the routers' {ROUTER_CACHE_TTL_S:g}s cache TTL (a smaller value waits that long).",
         ),
-    ] = 2.0,
+    ] = ROUTER_CACHE_TTL_S,
     dry_run: DryRunOpt = False,
     store: Annotated[str | None, typer.Option("--store", help="Artifact store URI.")] = None,
     registry: RegistryOpt = None,
@@ -139,6 +143,11 @@ def deploy(
 
     def human(console: Console) -> None:
         print_plan(console, result.plan, dry_run=dry_run)
+        if drain < result.drain_seconds and any(a.op == "unload" for a in result.plan.actions):
+            console.print(
+                f"drain: {result.drain_seconds:g}s, not {drain:g}s: "
+                "routers cache a model's routes that long"
+            )
         if result.applied:
             console.print(
                 f"deployed {version.model} v{version.version} on {chosen.id}"
@@ -178,7 +187,11 @@ def undeploy(
         dry_run=dry_run,
         reporter=reporter,
     )
-    cli.emit(
-        {**plan.to_dict(), "dry_run": dry_run},
-        lambda console: print_plan(console, plan, dry_run=dry_run),
-    )
+
+    def human(console: Console) -> None:
+        print_plan(console, plan, dry_run=dry_run)
+        if not dry_run:
+            versions = ", ".join(f"v{action.version}" for action in plan.actions)
+            console.print(f"undeployed {model} {versions} from {plan.target}")
+
+    cli.emit({**plan.to_dict(), "dry_run": dry_run}, human)

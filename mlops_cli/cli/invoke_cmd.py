@@ -42,7 +42,11 @@ def read_inputs(value: str) -> dict[str, Any]:
 def invoke(
     ctx: typer.Context,
     ref: Annotated[
-        str, typer.Argument(metavar="MODEL[@VERSION]", help="Model; a version skips routing.")
+        str,
+        typer.Argument(
+            metavar="MODEL[@VERSION|@ALIAS]",
+            help="Model; a version or alias skips the tenant's route, never its visibility.",
+        ),
     ],
     input_: Annotated[
         str,
@@ -69,9 +73,9 @@ def invoke(
     """Send one request to the version a tenant is routed to, and print the answer."""
     from mlops_cli.deploy import invoke_recorded
     from mlops_cli.deploy.base import InvokeRequest
-    from mlops_cli.deploy.engine import find_deployment, parse_model_ref, version_package
+    from mlops_cli.deploy.engine import find_deployment, version_package
     from mlops_cli.errors import UsageError
-    from mlops_cli.registry.routing import Router
+    from mlops_cli.registry.routing import resolve_reference
     from mlops_cli.stores import open_store
 
     cli: CliContext = ctx.obj
@@ -80,14 +84,8 @@ def invoke(
     inputs = read_inputs(input_)
     settings = cli.settings({"registry": registry})
     backend = cli.registry(settings.registry)
-    model, selector = parse_model_ref(ref)
-    if selector is not None and not selector.isdigit():
-        selector = str(backend.get_alias(model, selector).version)
-    if selector is None:
-        resolution = Router(backend).resolve(tenant, model, request_key)
-        number, source = resolution.version, str(resolution.source)
-    else:
-        number, source = int(selector), "explicit"
+    resolution = resolve_reference(backend, ref, tenant=tenant, request_key=request_key)
+    model, number, source = resolution.model, resolution.version, resolution.source
     version = backend.get_version(model, number)
     record = find_deployment(backend, model, number, target=target)
     _, _, spec = version_package(version, lambda root: open_store(root or settings.store))

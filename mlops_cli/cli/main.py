@@ -1,9 +1,11 @@
 """Entry point: run the Typer app and turn every outcome into one exit code.
 
 Exit codes: 0 ok, 1 failed, 2 usage or validation, 3 gate or SLA not met, 130 interrupted.
-Known errors print one line (with a hint) on stderr; with --json an ``{"error": ...}`` document also
-goes to stdout so that machines always get exactly one JSON document. ``MLOPS_DEBUG=1`` adds the
-traceback.
+Known errors print one line with a hint on stderr (the error's own hint, else its class's default);
+with --json an ``{"error": ...}`` document also goes to stdout so that machines always get exactly
+one JSON document. Ctrl-C prints ``interrupted`` (and, with --json, an error document of type
+``Interrupted``). A botocore exception that escaped its backend is translated here as a last
+resort. ``MLOPS_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def _report(message: str, hint: str | None, *, exit_code: int, kind: str, as_jso
     if hint:
         line += f" (hint: {hint})"
     print(line, file=sys.stderr)
+    _json_error(message, hint, exit_code=exit_code, kind=kind, as_json=as_json)
+    return exit_code
+
+
+def _json_error(
+    message: str, hint: str | None, *, exit_code: int, kind: str, as_json: bool
+) -> None:
     if as_json:
         import json
 
@@ -56,7 +65,44 @@ def _report(message: str, hint: str | None, *, exit_code: int, kind: str, as_jso
             "error": {"type": kind, "message": message, "hint": hint, "exit_code": exit_code}
         }
         print(json.dumps(document, indent=2))
-    return exit_code
+
+
+def _interrupted(*, as_json: bool) -> int:
+    """Ctrl-C: one line on stderr (and the one JSON document with --json); exit 130."""
+    try:
+        print("interrupted", file=sys.stderr)
+        _json_error(
+            "interrupted", None, exit_code=EXIT_INTERRUPTED, kind="Interrupted", as_json=as_json
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C while reporting the first
+        pass
+    return EXIT_INTERRUPTED
+
+
+def _command_path(args: Sequence[str]) -> str:
+    """``mlops`` and the command and subcommand names in ``args`` (for a --help hint)."""
+    words = ["mlops"]
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif arg.startswith("-") or len(words) == 3:
+            break
+        else:
+            words.append(arg)
+    return " ".join(words)
+
+
+def _translate_foreign(exc: Exception) -> MlopsError | None:
+    """A botocore exception that escaped its backend (a safety net: backends translate their
+    own), as the mlops error it means; None for anything else."""
+    if not type(exc).__module__.startswith("botocore."):
+        return None
+    from mlops_cli.aws import translate
+
+    return translate(exc, what="AWS")
 
 
 def _print_traceback() -> None:
@@ -80,14 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args)
     except MlopsError as exc:
-        if debug:
-            _print_traceback()
-        return _report(
-            exc.message, exc.hint, exit_code=exc.exit_code, kind=type(exc).__name__, as_json=as_json
-        )
+        return _report_known(exc, args, debug=debug, as_json=as_json)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(as_json=as_json)
     except Exception as exc:
         from mlops_cli.cli.app import usage_error_class
 
@@ -101,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind="UsageError",
                 as_json=as_json,
             )
+        translated = _translate_foreign(exc)
+        if translated is not None:
+            return _report_known(translated, args, debug=debug, as_json=as_json)
         if debug:
             _print_traceback()
         return _report(
@@ -110,3 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             kind="InternalError",
             as_json=as_json,
         )
+
+
+def _report_known(exc: MlopsError, args: Sequence[str], *, debug: bool, as_json: bool) -> int:
+    """An error mlops raised on purpose: its line, with its hint or its class's default one."""
+    if debug:
+        _print_traceback()
+    hint = exc.hint
+    if hint is None and exc.default_hint is not None:
+        hint = exc.default_hint.format(command=_command_path(args))
+    return _report(
+        exc.message, hint, exit_code=exc.exit_code, kind=type(exc).__name__, as_json=as_json
+    )

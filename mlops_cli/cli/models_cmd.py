@@ -130,26 +130,50 @@ def update(
         str | None, typer.Option(help="Alias used when a tenant has no route.")
     ] = None,
     private_to: Annotated[
-        str | None, typer.Option(help="Comma-separated tenants; only they can resolve the model.")
+        str | None,
+        typer.Option(
+            metavar="TENANT[,TENANT...]",
+            help="Only these tenants can resolve the model (replaces the list).",
+        ),
     ] = None,
-    public: Annotated[bool, typer.Option("--public", help="Visible to every tenant.")] = False,
+    public: Annotated[
+        bool, typer.Option("--public", help="Visible to every tenant (clears --private-to).")
+    ] = False,
     registry: RegistryOpt = None,
 ) -> None:
     """Change a model's description, default alias or visibility."""
     from mlops_cli.errors import UsageError
 
     cli: CliContext = ctx.obj
-    if public and private_to:
-        raise UsageError("--public and --private-to contradict each other")
-    visibility = (
-        ()
-        if public
-        else (tuple(t.strip() for t in private_to.split(",") if t.strip()) if private_to else None)
-    )
+    if public and private_to is not None:
+        raise UsageError("--public and --private-to contradict each other", hint="give one of them")
+    visibility = () if public else _private_to(private_to)
+    if description is None and default_alias is None and visibility is None:
+        raise UsageError(
+            f"nothing to update for {model}",
+            hint="give --description, --default-alias, --private-to or --public",
+        )
     record = cli.registry(registry).update_model(
         model, description=description, default_alias=default_alias, private_to=visibility
     )
     cli.emit(record.to_dict(), lambda c: c.print(f"updated {model}"))
+
+
+def _private_to(text: str | None) -> tuple[str, ...] | None:
+    """``--private-to``: one or more tenant names, comma-separated (never empty: making a model
+    public is ``--public``, so that a blank value cannot do it by accident)."""
+    from mlops_cli.errors import UsageError
+    from mlops_cli.registry.base import check_name
+
+    if text is None:
+        return None
+    tenants = tuple(part.strip() for part in text.split(","))
+    if not all(tenants):
+        raise UsageError(
+            f"--private-to takes tenant names separated by commas, got {text!r}",
+            hint="e.g. --private-to acme,globex; --public makes the model visible to every tenant",
+        )
+    return tuple(check_name("tenant", tenant) for tenant in tenants)
 
 
 def _expected(text: str | None) -> Any:

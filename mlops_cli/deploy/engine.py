@@ -12,7 +12,8 @@ from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, Us
 from mlops_cli.modelspec import ModelSpec
 from mlops_cli.package import PackageManifest
 from mlops_cli.progress import SILENT, Reporter
-from mlops_cli.registry.base import Registry, VersionRecord, check_name
+from mlops_cli.registry.base import Registry, VersionRecord
+from mlops_cli.registry.routing import ROUTER_CACHE_TTL_S, parse_model_ref, resolve_reference
 from mlops_cli.render.common import package_spec
 from mlops_cli.stores.base import ArtifactStore
 from mlops_cli.upload import parse_package_ref
@@ -32,6 +33,7 @@ class DeployResult:
     previous_version: int | None = None
     retired: list[int] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+    drain_seconds: float = ROUTER_CACHE_TTL_S  # effective: see effective_drain
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,40 +43,29 @@ class DeployResult:
             "previous_version": self.previous_version,
             "retired": self.retired,
             "detail": self.detail,
+            "drain_seconds": self.drain_seconds,
         }
 
 
-def parse_model_ref(ref: str) -> tuple[str, str | None]:
-    """``MODEL``, ``MODEL@VERSION`` or ``MODEL@ALIAS`` -> (model, selector or None)."""
-    model, _, selector = ref.partition("@")
-    check_name("model", model)
-    if "@" in ref and not selector:
-        raise UsageError(
-            f"{ref!r} names no version or alias after @", hint="MODEL@3 or MODEL@production"
-        )
-    return model, selector or None
-
-
-def resolve_version(registry: Registry, ref: str) -> VersionRecord:
-    """The version a reference names: a number, an alias, or (none) the default alias, else the
-    latest version."""
-    model, selector = parse_model_ref(ref)
-    record = registry.get_model(model)
-    if selector is None:
-        try:
-            number = registry.get_alias(model, record.default_alias).version
-        except NotFoundError:
-            if not record.latest_version:
-                raise NotFoundError(f"model {model} has no versions") from None
-            number = record.latest_version
-    elif selector.isdigit():
-        number = int(selector)
-    else:
-        number = registry.get_alias(model, selector).version
-    version = registry.get_version(model, number)
+def resolve_version(registry: Registry, ref: str, *, tenant: str | None = None) -> VersionRecord:
+    """The deployable (active) version a reference names, resolved by
+    :func:`mlops_cli.registry.routing.resolve_reference` (no tenant: the operator's view, where a
+    bare name means the default alias, else the latest version)."""
+    resolution = resolve_reference(registry, ref, tenant=tenant)
+    version = registry.get_version(resolution.model, resolution.version)
     if version.status != "active":
-        raise UsageError(f"{model} version {number} is archived; it cannot be deployed")
+        raise UsageError(
+            f"{version.model} version {version.version} is archived; it cannot be deployed",
+            hint=f"mlops models versions {version.model} lists the active ones",
+        )
     return version
+
+
+def effective_drain(requested: float) -> float:
+    """The drain a deploy waits between the switch and unloading old versions: what was asked,
+    but never less than a Router's cache TTL, so that no client still routes to a version that
+    is gone."""
+    return max(requested, ROUTER_CACHE_TTL_S)
 
 
 def version_package(
@@ -169,9 +160,15 @@ def _versions_in_use(registry: Registry, model: str, *, moving: str | None = Non
 
 
 def plan_deploy(
-    registry: Registry, target: DeployTarget, desired: Desired, *, alias: str | None
+    registry: Registry,
+    target: DeployTarget,
+    desired: Desired,
+    *,
+    alias: str | None,
+    drain_seconds: float = ROUTER_CACHE_TTL_S,
 ) -> tuple[Plan, int | None, list[int]]:
-    """The target's plan, plus the alias switch and the versions that would be retired."""
+    """The target's plan, plus the alias switch and the versions that would be retired (after
+    the effective drain of ``drain_seconds``, which the plan says)."""
     records = _target_records(registry, target, desired.model)
     plan = target.plan(desired, records)
     plan.state["apply"] = plan.changes  # the target itself has work to do
@@ -204,7 +201,13 @@ def plan_deploy(
     for number in retire:
         where = str(_record_detail(records, number).get("where", ""))
         plan.actions.append(
-            Action("unload", desired.model, number, where, "no alias or route uses it")
+            Action(
+                "unload",
+                desired.model,
+                number,
+                where,
+                f"no alias or route uses it; after a {effective_drain(drain_seconds):g}s drain",
+            )
         )
     return plan, previous, retire
 
@@ -227,7 +230,8 @@ def deploy(
     drain_seconds: float = 2.0,
     reporter: Reporter = SILENT,
 ) -> DeployResult:
-    """Plan, then (unless ``dry_run`` or nothing changes) apply, switch ``alias``, retire."""
+    """Plan, then (unless ``dry_run`` or nothing changes) apply, switch ``alias``, retire
+    (after :func:`effective_drain` of ``drain_seconds``)."""
     if dry_run:
         return _deploy(registry, target, desired, alias, True, drain_seconds, reporter)
     with target.lock():
@@ -243,8 +247,13 @@ def _deploy(
     drain_seconds: float,
     reporter: Reporter,
 ) -> DeployResult:
-    plan, previous, retire = plan_deploy(registry, target, desired, alias=alias)
-    result = DeployResult(plan=plan, applied=False, alias=alias, previous_version=previous)
+    plan, previous, retire = plan_deploy(
+        registry, target, desired, alias=alias, drain_seconds=drain_seconds
+    )
+    drain = effective_drain(drain_seconds)
+    result = DeployResult(
+        plan=plan, applied=False, alias=alias, previous_version=previous, drain_seconds=drain
+    )
     if dry_run or not plan.changes:
         return result
     records: list[dict[str, Any]] = plan.state["recorded"]
@@ -271,11 +280,8 @@ def _deploy(
     result.applied = True
     result.detail = detail
     if retire:
-        if drain_seconds > 0:
-            reporter.note(
-                f"draining {drain_seconds:g}s before unloading v{', v'.join(map(str, retire))}"
-            )
-            time.sleep(drain_seconds)
+        reporter.note(f"draining {drain:g}s before unloading v{', v'.join(map(str, retire))}")
+        time.sleep(drain)
         for number in retire:
             target.retire(desired.model, number, _record_detail(records, number), reporter=reporter)
             registry.remove_deployment(desired.model, number, target.id)
@@ -334,6 +340,7 @@ __all__ = [
     "GpuRequiredError",
     "deploy",
     "desired_state",
+    "effective_drain",
     "find_deployment",
     "parse_model_ref",
     "plan_deploy",

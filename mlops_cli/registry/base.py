@@ -13,6 +13,8 @@ Promises every implementation keeps (``tests/conformance`` runs the same suite o
   current state is the expected one, and otherwise raise :class:`ConflictError` (a lost race is an
   error, never a silent overwrite). Without an expectation the write is unconditional but still
   atomic.
+- **Routes respect visibility.** ``set_route`` refuses (:class:`PrivateModelError`) to route a
+  tenant to a model private to other tenants, checked in the same transaction as the write.
 - **Nothing dangles.** An alias or route can only point at an existing, active version (or an
   existing alias); archiving a version that an alias, route or deployment uses is refused.
 - **Every change bumps the model's routing revision**, so caches (:class:`mlops_cli.registry.router.Router`)
@@ -52,6 +54,10 @@ _PATTERNS = {"model": MODEL_NAME, "alias": ALIAS_NAME, "tenant": TENANT_NAME, "t
 
 class RegistryNameError(UsageError):
     """A name outside the rules; the message prints the rule."""
+
+
+class PrivateModelError(UsageError):
+    """A route would send a tenant to a model private to other tenants."""
 
 
 class RegistryUnavailableError(MlopsError):
@@ -340,6 +346,15 @@ def check_new_version(model: str, new: NewVersion, alias: str | None) -> None:
         raise UsageError("a version needs a package digest and a package URI")
 
 
+def check_route_visibility(model: ModelRecord, tenant: str) -> None:
+    """Rule shared by every backend's ``set_route``: only to a model the tenant may see."""
+    if not model.visible_to(tenant):
+        raise PrivateModelError(
+            f"model {model.name} is private to other tenants; {tenant} cannot be routed to it",
+            hint=f"mlops models update {model.name} --private-to TENANTS,{tenant} (or --public) first",
+        )
+
+
 def check_route_args(
     version: int | None, alias: str | None, canary_version: int | None, canary_percent: float
 ) -> None:
@@ -364,6 +379,7 @@ __all__ = [
     "ModelRecord",
     "NewVersion",
     "NotFoundError",
+    "PrivateModelError",
     "Registered",
     "Registry",
     "RegistryNameError",
@@ -374,4 +390,5 @@ __all__ = [
     "check_name",
     "check_new_version",
     "check_route_args",
+    "check_route_visibility",
 ]

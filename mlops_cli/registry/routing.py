@@ -1,9 +1,20 @@
-"""Tenant routing: which version a tenant gets, and a cached Router for hot paths.
+"""Tenant routing: which version a name means, and a cached Router for hot paths.
 
-Precedence: the tenant's route (a version, or an alias resolved to its version), else the model's
-default alias. A route with a canary sends ``canary_percent`` of requests to the canary version,
-chosen by a stable hash of (tenant, request key), so one request key always lands on the same
-side. A model private to some tenants resolves for no other tenant: to them it does not exist.
+:func:`resolve_reference` is the one place that turns ``MODEL``, ``MODEL@VERSION`` or
+``MODEL@ALIAS`` into a version; invoke, deploy, profile and perftest all call it.
+
+- For a tenant, a bare name follows the precedence: the tenant's route (a version, or an alias
+  resolved to its version), else the model's default alias. A route with a canary sends
+  ``canary_percent`` of requests to the canary version, chosen by a stable hash of (tenant, request
+  key), so one request key always lands on the same side.
+- Visibility is checked first, whatever the reference names: a model private to some tenants
+  resolves for no other tenant, also when a version number or an alias is named. To them it does
+  not exist: the error is the one an unknown model gives, word for word.
+- Without a tenant (an operator deploying or profiling) every model is visible, and a bare name
+  means the default alias, else the latest version.
+
+:data:`ROUTER_CACHE_TTL_S` is how long a :class:`Router` may answer from its cache; a deploy never
+drains an old version for less than that (``deploy.engine``), so no cached answer outlives it.
 """
 
 from __future__ import annotations
@@ -14,18 +25,26 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from mlops_cli.errors import NotFoundError
-from mlops_cli.registry.base import Registry, RoutingState, check_name
+from mlops_cli.errors import NotFoundError, UsageError
+from mlops_cli.registry.base import ModelRecord, Registry, RoutingState, check_name
 
 CANARY_BUCKETS = 10_000
+ROUTER_CACHE_TTL_S = 2.0  # seconds a Router answers from its cache; the shortest deploy drain
+
+Source = Literal["route", "alias", "canary", "explicit", "latest"]
 
 
 @dataclass(frozen=True)
 class Resolution:
-    tenant: str
+    """The version a name means. ``source``: the tenant's ``route``, the default ``alias``, the
+    ``canary`` side of a route, a version or alias named ``explicit``ly in the reference, or the
+    ``latest`` version (operator view of a model with no default alias). ``tenant`` is None for
+    the operator view."""
+
+    tenant: str | None
     model: str
     version: int
-    source: Literal["route", "alias", "canary"]
+    source: Source
     alias: str | None = None
     routing_revision: int = 0
 
@@ -39,11 +58,77 @@ def canary_bucket(tenant: str, request_key: str) -> int:
     return int.from_bytes(digest, "big") % CANARY_BUCKETS
 
 
+def model_not_found(model: str) -> NotFoundError:
+    """The error for a model that does not exist, or is private to other tenants (the same
+    words for both, so that a tenant cannot tell them apart)."""
+    return NotFoundError(f"model {model} does not exist", hint="mlops models list")
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None]:
+    """``MODEL``, ``MODEL@VERSION`` or ``MODEL@ALIAS`` -> (model, selector or None)."""
+    model, _, selector = ref.partition("@")
+    check_name("model", model)
+    if "@" in ref and not selector:
+        raise UsageError(
+            f"{ref!r} names no version or alias after @", hint="MODEL@3 or MODEL@production"
+        )
+    return model, selector or None
+
+
+def resolve_reference(
+    registry: Registry,
+    ref: str,
+    *,
+    tenant: str | None,
+    request_key: str | None = None,
+) -> Resolution:
+    """The version ``ref`` (``MODEL``, ``MODEL@VERSION``, ``MODEL@ALIAS``) means for ``tenant``
+    (None: an operator, who sees every model). A model ``tenant`` may not see raises the same
+    NotFoundError as an unknown model, whatever the reference names."""
+    model, selector = parse_model_ref(ref)
+    if tenant is not None:
+        check_name("tenant", tenant)
+        if selector is None:
+            return resolve(registry, tenant, model, request_key)
+        record = _visible_model(registry, model, tenant)
+    else:
+        record = registry.get_model(model)
+    revision = record.routing_revision
+    if selector is not None and selector.isdigit():
+        return Resolution(tenant, model, int(selector), "explicit", routing_revision=revision)
+    if selector is not None:
+        alias = registry.get_alias(model, selector)
+        return Resolution(
+            tenant, model, alias.version, "explicit", alias=alias.alias, routing_revision=revision
+        )
+    try:  # operator view of a bare name: the default alias, else the latest version
+        alias = registry.get_alias(model, record.default_alias)
+    except NotFoundError:
+        if not record.latest_version:
+            raise NotFoundError(
+                f"model {model} has no versions", hint=f"mlops register FOLDER --model {model}"
+            ) from None
+        return Resolution(tenant, model, record.latest_version, "latest", routing_revision=revision)
+    return Resolution(
+        tenant, model, alias.version, "alias", alias=alias.alias, routing_revision=revision
+    )
+
+
+def _visible_model(registry: Registry, model: str, tenant: str) -> ModelRecord:
+    try:
+        record = registry.get_model(model)
+    except NotFoundError:
+        raise model_not_found(model) from None
+    if not record.visible_to(tenant):
+        raise model_not_found(model)
+    return record
+
+
 def resolve_state(state: RoutingState, tenant: str, request_key: str | None = None) -> Resolution:
     """Apply the precedence rules to one routing state (pure: no I/O)."""
     model = state.model
     if not model.visible_to(tenant):
-        raise NotFoundError(f"model {model.name} does not exist")  # private: say nothing more
+        raise model_not_found(model.name)  # private: say nothing more
     revision = model.routing_revision
     route = state.route
     if route is not None:
@@ -85,10 +170,17 @@ def resolve_state(state: RoutingState, tenant: str, request_key: str | None = No
 def resolve(
     registry: Registry, tenant: str, model: str, request_key: str | None = None
 ) -> Resolution:
-    """Resolve straight from the registry (no cache)."""
+    """Resolve a bare model name for ``tenant`` straight from the registry (no cache)."""
+    return resolve_state(_routing_state(registry, tenant, model), tenant, request_key)
+
+
+def _routing_state(registry: Registry, tenant: str, model: str) -> RoutingState:
     check_name("tenant", tenant)
     check_name("model", model)
-    return resolve_state(registry.routing_state(tenant, model), tenant, request_key)
+    try:
+        return registry.routing_state(tenant, model)
+    except NotFoundError:  # the contract's only NotFoundError here: an unknown model
+        raise model_not_found(model) from None
 
 
 class Router:
@@ -99,7 +191,7 @@ class Router:
     ``ttl``) or must be read again. Thread-safe.
     """
 
-    def __init__(self, registry: Registry, *, ttl: float = 2.0) -> None:
+    def __init__(self, registry: Registry, *, ttl: float = ROUTER_CACHE_TTL_S) -> None:
         self.registry = registry
         self.ttl = ttl
         self._cache: dict[tuple[str, str], tuple[RoutingState, float]] = {}
@@ -124,9 +216,7 @@ class Router:
         ):
             state = entry[0]
         else:
-            check_name("tenant", tenant)
-            check_name("model", model)
-            state = self.registry.routing_state(tenant, model)
+            state = _routing_state(self.registry, tenant, model)
         with self._lock:
             self._cache[key] = (state, now + self.ttl)
         return state

@@ -33,6 +33,7 @@ from mlops_cli.registry.base import (
     check_name,
     check_new_version,
     check_route_args,
+    check_route_visibility,
 )
 
 SCHEMA = """
@@ -119,8 +120,14 @@ class SQLiteRegistry(Registry):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, *, create: bool = True) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None and not create and not self.path.exists():
+            # A registry that does not exist yet reads as empty: only a write creates it.
+            empty = sqlite3.connect(":memory:")
+            empty.executescript(SCHEMA)
+            empty.row_factory = sqlite3.Row
+            return empty
         if connection is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,9 +281,7 @@ class SQLiteRegistry(Registry):
         connection = db or self._connection()
         row = connection.execute("SELECT * FROM models WHERE name = ?", (model,)).fetchone()
         if row is None:
-            raise NotFoundError(
-                f"model {model} does not exist", hint="register it first: mlops register"
-            )
+            raise NotFoundError(f"model {model} does not exist", hint="mlops models list")
         return row  # type: ignore[no-any-return]
 
     def get_model(self, model: str) -> ModelRecord:
@@ -500,6 +505,7 @@ class SQLiteRegistry(Registry):
         check_name("tenant", tenant)
         check_route_args(version, alias, canary_version, canary_percent)
         with self._write() as db:
+            check_route_visibility(self._model(self._model_row(db, model)), tenant)
             if version is not None:
                 self._active_version(db, model, version)
             else:

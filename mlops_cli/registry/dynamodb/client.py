@@ -163,13 +163,21 @@ class TableClient:
             body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {kind: body}
 
-    def _bump(self, model: str, *, seen: int | None = None) -> dict[str, Any]:
+    def _bump(
+        self, model: str, *, seen: int | None = None, visible_to: str | None = None
+    ) -> dict[str, Any]:
         """Add one to the model's routing revision (the model must exist; with ``seen``, only
-        if the revision is still that)."""
+        if the revision is still that; with ``visible_to``, only if that tenant may see it)."""
         e = Expr()
         condition = "attribute_exists(PK)"
         if seen is not None:
             condition += f" AND {e.n('routing_revision')} = {e.v(seen)}"
+        if visible_to is not None:
+            private = e.n("private_to")
+            condition += (
+                f" AND (attribute_not_exists({private}) OR size({private}) = {e.v(0)}"
+                f" OR contains({private}, {e.v(visible_to)}))"
+            )
         update = f"ADD {e.n('routing_revision')} {e.v(1)}"
         return self._write("Update", model, "META", e, update=update, condition=condition)
 

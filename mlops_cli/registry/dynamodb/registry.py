@@ -15,6 +15,7 @@ from mlops_cli.registry.base import (
     RoutingState,
     check_name,
     check_route_args,
+    check_route_visibility,
 )
 from mlops_cli.registry.dynamodb.items import (
     TENANT_INDEX,
@@ -156,7 +157,7 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
             condition = f"{e.n('revision')} = {e.v(expect_revision)}"
         sk = f"ROUTE#{tenant}"
         writes = [
-            self._bump(model),
+            self._bump(model, visible_to=tenant),
             self._write("Update", model, sk, e, update=update, condition=condition),
         ]
         versions = sorted({v for v in (version, canary_version) if v is not None})
@@ -170,7 +171,13 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
             self._transact(writes, f"setting the route of {tenant} to {model}")
         except Refused as refused:
             if refused.failed(0):
-                raise self._missing(model) from None
+                meta = refused.item(0)
+                if meta is None:
+                    raise self._missing(model) from None
+                check_route_visibility(model_record(meta), tenant)
+                raise ConflictError(
+                    f"model {model} changed while routing {tenant}; try again"
+                ) from None
             for index, number in enumerate(versions, start=2):
                 if refused.failed(index):
                     raise self._unusable(refused, index, model, number) from None
