@@ -19,10 +19,16 @@ def perftest(
     target: Annotated[
         str,
         typer.Argument(
-            help="A model name on the running local Triton, or a URL: http(s)://HOST:PORT[/path], "
-            "grpc://HOST:PORT, sagemaker://ENDPOINT."
+            help="A registered model (NAME, NAME@ALIAS, NAME@VERSION), followed through its "
+            "routing to wherever it is deployed while the test runs; a model name on the running "
+            "local Triton; or a URL: http(s)://HOST:PORT[/path], grpc://HOST:PORT, "
+            "sagemaker://ENDPOINT."
         ),
     ],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Follow the registered model as this tenant's requests are routed."),
+    ] = None,
     protocol: Annotated[
         str | None,
         typer.Option(help="http | grpc | sagemaker | http-json | router (default: from TARGET)."),
@@ -74,8 +80,18 @@ def perftest(
     ] = None,
     sla: Annotated[
         str | None,
-        typer.Option(help="Gate: 'p99<250ms,error_rate<0.1%,throughput>500'; exit 3 if not met."),
+        typer.Option(
+            help="Gate: 'p99<250ms,error_rate<0.1%,throughput>500' (latencies need a unit: "
+            "us, ms or s); exit 3 if not met."
+        ),
     ] = None,
+    max_error_rate: Annotated[
+        str,
+        typer.Option(
+            help="Failed requests allowed per step, as a percentage (0.5%). By default any "
+            "failed request fails the run (exit 3); a step whose every request fails is exit 1."
+        ),
+    ] = "0%",
     report: Annotated[
         Path | None, typer.Option(help="Write report.json, report.csv, summary.md, report.html.")
     ] = None,
@@ -132,6 +148,7 @@ def perftest(
     if options.window_s <= 0:
         raise UsageError("--window must be above zero")
     gate = parse_sla(sla) if sla else None
+    allowed_error_rate = opts.parse_percentage(max_error_rate, option="--max-error-rate")
     spec = opts.resolve_target(
         target,
         protocol=protocol,
@@ -142,15 +159,20 @@ def perftest(
         max_connections=max_connections,
         method=method,
         headers=tuple(headers),
+        tenant=tenant,
     )
     from mlops_cli.perf import payloads as payload_sources
     from mlops_cli.perf import report as reports
-    from mlops_cli.perf.runner import model_weights, run_perftest
+    from mlops_cli.perf.report import describe_errors
+    from mlops_cli.perf.runner import model_weights, run_perftest, step_label
     from mlops_cli.perf.targets import make_target
 
     model_weights(max(1, len(spec.models)), distribution)  # a bad --distribution fails here
     make_target(spec)  # an unsupported protocol or capability fails before any load
     previous = reports.load_baseline(baseline) if baseline else None
+    if previous is not None:
+        labels = [step_label(options, level) for level in options.levels]
+        reports.check_baseline_steps(previous, labels, source=str(baseline))
     bodies = None
     if payload:
         bodies = payload_sources.read_jsonl(Path(payload.removeprefix("@")))
@@ -161,12 +183,34 @@ def perftest(
         spec, options, payloads=bodies, on_window=_progress(cli), on_note=cli.warn
     )
     failures: list[str] = []
+    hint: str | None = None
+    if not reports.apply_error_gate(document, allowed_error_rate):
+        gate_doc = document["error_gate"]
+        failures.append(
+            "failed requests ("
+            + "; ".join(
+                f"{f['step']}: {f['errors']} of {f['requests']}, "
+                f"{describe_errors(f['errors_by_kind'])}"
+                for f in gate_doc["failures"]
+            )
+            + f") above --max-error-rate {max_error_rate}"
+        )
+        kinds: dict[str, int] = {}
+        for f in gate_doc["failures"]:
+            for kind, count in f["errors_by_kind"].items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        hint = reports.errors_hint(kinds, stream=spec.stream) or (
+            "allow some with --max-error-rate, e.g. --max-error-rate 1%"
+        )
     if gate is not None:
         reports.apply_sla(document, gate)
         sla_doc = document["sla"]
         if not sla_doc["passed"]:
             named = sorted(
-                {f"{f['term']} (at {f['step']}: {f['actual']:g})" for f in sla_doc["failures"]}
+                {
+                    f"{f['term']} (at {f['step']}: {reports.measured_text(f['actual'])})"
+                    for f in sla_doc["failures"]
+                }
             )
             failures.append("SLA not met: " + "; ".join(named or ["no step completed"]))
     if previous is not None and baseline is not None:
@@ -178,25 +222,32 @@ def perftest(
             )
     written = reports.write_reports(document, report) if report else {}
     cli.emit(document, _render(document, written))
-    _finish(cli, document, failures, report)
+    _finish(cli, document, failures, report, hint=hint, stream=spec.stream)
 
 
 def _progress(cli: CliContext) -> Any:
-    if cli.quiet or cli.json:
+    """Live progress, one line per window, on stderr (also with --json, whose result alone is on
+    stdout); none with --quiet."""
+    if cli.quiet:
         return None
     console = cli.stderr
 
     def show(label: str, window: dict[str, Any]) -> None:
+        if window["p50_ms"] is None:
+            latency = "no successful request"
+        else:
+            latency = f"p50 {window['p50_ms']:.2f} ms, p99 {window['p99_ms']:.2f} ms"
         console.print(
             f"{label} window {window['window']}: {window['throughput_rps']:,.0f} req/s, "
-            f"p50 {window['p50_ms']:.2f} ms, p99 {window['p99_ms']:.2f} ms, "
-            f"errors {window['errors']}"
+            f"{latency}, errors {window['errors']}"
         )
 
     return show
 
 
 def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
+    from mlops_cli.perf.report import latency_text, served_versions
+
     def human(console: Console) -> None:
         from rich.table import Table
 
@@ -213,23 +264,26 @@ def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
         ):
             table.add_column(column, justify="left" if column == "step" else "right")
         for step in document["steps"]:
-            lat = step["latency_ms"]
+            lat = step["latency_ms"] or {}
             mark = "" if step["generator"]["rate_sustained"] else " [yellow](rate not sustained)[/]"
             table.add_row(
                 step["label"] + mark,
                 f"{step['throughput_rps']:,.1f}",
-                *(f"{lat[k]:.3f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
+                *(latency_text(lat.get(k)) for k in ("p50", "p90", "p99", "p99.9", "max")),
                 f"{step['errors']} ({step['error_rate']:.2%})",
             )
         console.print(table)
         for step in document["steps"]:
             if step.get("stream"):
                 s = step["stream"]
+                ttft, itl = s["ttft_ms"] or {}, s["itl_ms"] or {}
                 console.print(
-                    f"{step['label']}: TTFT p50 {s['ttft_ms']['p50']:.2f} ms, p99 "
-                    f"{s['ttft_ms']['p99']:.2f} ms; ITL p50 {s['itl_ms']['p50']:.2f} ms; "
-                    f"{s['tokens_per_s']:,.1f} tokens/s"
+                    f"{step['label']}: TTFT p50 {latency_text(ttft.get('p50'))} ms, p99 "
+                    f"{latency_text(ttft.get('p99'))} ms; ITL p50 {latency_text(itl.get('p50'))} "
+                    f"ms; {s['tokens_per_s']:,.1f} tokens/s"
                 )
+        for line in served_versions(document):
+            console.print(line)
         if document.get("sla"):
             verdict = "[green]met[/]" if document["sla"]["passed"] else "[red]not met[/]"
             console.print(f"SLA {document['sla']['expression']}: {verdict}")
@@ -240,11 +294,19 @@ def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
 
 
 def _finish(
-    cli: CliContext, document: dict[str, Any], failures: list[str], report: Path | None
+    cli: CliContext,
+    document: dict[str, Any],
+    failures: list[str],
+    report: Path | None,
+    *,
+    hint: str | None,
+    stream: bool,
 ) -> None:
-    """Turn an aborted run or a failed gate into the exit code. With --json the document is
-    already on stdout, so the error goes to stderr alone (one JSON document on stdout)."""
+    """Turn an aborted run (exit 1) or a failed gate (exit 3) into the exit code. With --json the
+    document is already on stdout, so the error goes to stderr alone (one JSON document on
+    stdout)."""
     from mlops_cli.errors import GateFailedError, MlopsError, ServerError
+    from mlops_cli.perf.report import errors_hint
 
     error: MlopsError | None = None
     if document.get("aborted"):
@@ -253,12 +315,16 @@ def _finish(
             if report
             else "use --report DIR to keep partial results"
         )
+        aborted_step = next(
+            (s for s in document["steps"] if s["label"] == document["aborted"]["step"]), None
+        )
+        why = errors_hint(aborted_step["errors_by_kind"], stream=stream) if aborted_step else None
         error = ServerError(
             f"load test aborted at {document['aborted']['step']}: {document['aborted']['reason']}",
-            hint=kept,
+            hint=f"{why}; {kept}" if why else kept,
         )
     elif failures:
-        error = GateFailedError("; ".join(failures))
+        error = GateFailedError("; ".join(failures), hint=hint)
     if error is None:
         return
     if not cli.json:

@@ -74,7 +74,7 @@ class StepRecord:
 
 
 class _Done:
-    __slots__ = ("engine", "model", "sent", "start", "user")
+    __slots__ = ("engine", "model", "sent", "start", "user", "version")
 
     def __init__(self, engine: StepEngine, start: int, sent: int, model: int, user: int) -> None:
         self.engine = engine
@@ -82,6 +82,7 @@ class _Done:
         self.sent = sent
         self.model = model
         self.user = user
+        self.version: int | None = None  # the registry version served, when routing is followed
 
     def __call__(self, kind: str | None, tokens: list[int] | None) -> None:
         self.engine.finished(self, kind, tokens)
@@ -114,6 +115,7 @@ class StepEngine:
         self.last_done_ns = 0
         self.request_cap = plan.requests if plan.requests is not None else -1
         self.submit: Callable[[Any, Any], None] = target.submit
+        self.follows_routing = target.follows_routing
 
     def _set_start(self, start_ns: int) -> None:
         self.start_ns = start_ns
@@ -137,6 +139,8 @@ class StepEngine:
         else:  # a closed-loop user reuses its one completion object
             done.start = done.sent = start
             done.model = model
+        if self.follows_routing:
+            done.version = self.target.served_version(prepared)
         self.submit(prepared, done)
 
     def _fire(self, user: int, now: int = 0, done: _Done | None = None) -> None:
@@ -210,6 +214,11 @@ class StepEngine:
             else:
                 window.errors[kind] = window.errors.get(kind, 0) + 1
                 counts[1] += 1
+            if done.version is not None:
+                served = window.per_version.get((done.model, done.version))
+                if served is None:
+                    served = window.per_version[(done.model, done.version)] = [0, 0]
+                served[0 if kind is None else 1] += 1
         if done.user >= 0 and not self.stopping:
             if kind == "connect":
                 asyncio.get_running_loop().call_later(CONNECT_BACKOFF_S, self._fire, done.user)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_cli.perf.histogram import Histogram
+from mlops_cli.perf.report import describe_errors, latency_text, measured_text, served_versions
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 Series = tuple[str, list[tuple[float, float]]]
@@ -144,9 +145,10 @@ def to_html(document: dict[str, Any]) -> str:
     steps = document["steps"]
     target = document["target"]
     title = f"perftest: {target['protocol']} {target['url']}"
+    measured = [s for s in steps if s["latency_ms"] is not None]  # no latency without a success
     sweep = [
-        ("p50", [(s["throughput_rps"], s["latency_ms"]["p50"]) for s in steps]),
-        ("p99", [(s["throughput_rps"], s["latency_ms"]["p99"]) for s in steps]),
+        ("p50", [(s["throughput_rps"], s["latency_ms"]["p50"]) for s in measured]),
+        ("p99", [(s["throughput_rps"], s["latency_ms"]["p99"]) for s in measured]),
     ]
     distribution = []
     for step in steps:
@@ -157,7 +159,10 @@ def to_html(document: dict[str, Any]) -> str:
     throughput_series = [
         (s["label"], [(w["start_s"], w["throughput_rps"]) for w in s["windows"]]) for s in steps
     ]
-    p99_series = [(s["label"], [(w["start_s"], w["p99_ms"]) for w in s["windows"]]) for s in steps]
+    p99_series = [
+        (s["label"], [(w["start_s"], w["p99_ms"]) for w in s["windows"] if w["p99_ms"] is not None])
+        for s in steps
+    ]
     figures = [
         _figure(
             "Latency against throughput across the sweep",
@@ -180,7 +185,7 @@ def to_html(document: dict[str, Any]) -> str:
     ]
     rows = []
     for step in steps:
-        lat = step["latency_ms"]
+        lat = step["latency_ms"] or {}
         mark = (
             ""
             if step["generator"]["rate_sustained"]
@@ -193,18 +198,21 @@ def to_html(document: dict[str, Any]) -> str:
                 for cell in (
                     html.escape(step["label"]) + mark,
                     f"{step['throughput_rps']:,.1f}",
-                    f"{lat['p50']:.3f}",
-                    f"{lat['p90']:.3f}",
-                    f"{lat['p99']:.3f}",
-                    f"{lat['p99.9']:.3f}",
-                    f"{lat['max']:.3f}",
+                    *(latency_text(lat.get(k)) for k in ("p50", "p90", "p99", "p99.9", "max")),
                     f"{step['errors']} ({step['error_rate']:.2%})",
                     f"{step['generator']['cpu_us_per_request']:.1f}",
                 )
             )
             + "</tr>"
         )
-    verdicts = []
+    verdicts = [f"<p>{html.escape(line)}</p>" for line in served_versions(document)]
+    gate = document.get("error_gate")
+    if gate and not gate["passed"]:
+        verdicts += [
+            f'<p class="fail">{html.escape(f["step"])}: {f["errors"]} of {f["requests"]} requests '
+            f"failed ({html.escape(describe_errors(f['errors_by_kind']))})</p>"
+            for f in gate["failures"]
+        ]
     sla = document.get("sla")
     if sla:
         cls = "ok" if sla["passed"] else "fail"
@@ -214,7 +222,7 @@ def to_html(document: dict[str, Any]) -> str:
         )
         verdicts += [
             f'<p class="fail">{html.escape(f["step"])}: {html.escape(f["term"])} '
-            f"(measured {f['actual']:g})</p>"
+            f"(measured {measured_text(f['actual'])})</p>"
             for f in sla["failures"]
         ]
     baseline = document.get("baseline")

@@ -1,6 +1,10 @@
-"""The report: SLA verdicts and baseline comparison added to the document, then written as JSON
-(validated by ``schemas/perftest-report.schema.json``), CSV, a Markdown summary for a pull request
-and a self-contained HTML page."""
+"""The report: the verdicts (failed requests against ``--max-error-rate``, the SLA, the baseline
+comparison) added to the document, then written as JSON (validated by
+``schemas/perftest-report.schema.json``), CSV, a Markdown summary for a pull request and a
+self-contained HTML page.
+
+A failed request fails the run unless ``--max-error-rate`` allows it, as in the load testers users
+know; a baseline is only a gate when at least one of its steps is run again."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlops_cli.errors import ValidationError, WorkspaceError
+from mlops_cli.errors import UsageError, ValidationError, WorkspaceError
 from mlops_cli.perf.sla import Sla
 
 # A step regressed against the baseline when, beyond REGRESSION_TOLERANCE (relative):
@@ -41,6 +45,62 @@ def apply_sla(document: dict[str, Any], sla: Sla) -> bool:
         "failures": failures,
     }
     return passed
+
+
+# Error kinds with which Triton answers a plain (non-streaming) request to a decoupled model:
+# its "unsupported" status, HTTP 501 or gRPC UNIMPLEMENTED.
+DECOUPLED_KINDS = ("http_501", "grpc_unimplemented")
+
+
+def describe_errors(errors_by_kind: dict[str, int]) -> str:
+    """``http_404 12, timeout 3``: the kinds, most frequent first."""
+    ranked = sorted(errors_by_kind.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{kind} {count}" for kind, count in ranked)
+
+
+def errors_hint(errors_by_kind: dict[str, int], *, stream: bool) -> str | None:
+    """The next thing to try for these errors, where the errors say it."""
+    if not stream and any(kind in errors_by_kind for kind in DECOUPLED_KINDS):
+        return (
+            "the server answered 'not supported', as Triton does to a plain request to a "
+            "decoupled (streaming) model: test it with --stream"
+        )
+    return None
+
+
+def apply_error_gate(document: dict[str, Any], max_error_rate: float) -> bool:
+    """Record which steps had failed requests beyond ``max_error_rate`` (a fraction; 0: any
+    failed request fails the run); True when none did."""
+    failures = [
+        {
+            "step": step["label"],
+            "errors": step["errors"],
+            "requests": step["requests"],
+            "error_rate": step["error_rate"],
+            "errors_by_kind": step["errors_by_kind"],
+        }
+        for step in document["steps"]
+        if step["errors"] and step["error_rate"] > max_error_rate
+    ]
+    document["error_gate"] = {
+        "max_error_rate": max_error_rate,
+        "passed": not failures,
+        "failures": failures,
+    }
+    return not failures
+
+
+def check_baseline_steps(baseline: dict[str, Any], labels: list[str], *, source: str) -> None:
+    """Refuse a baseline none of whose steps this run has (a comparison of nothing passes
+    silently otherwise); name the steps on each side."""
+    before = [step["label"] for step in baseline["steps"]]
+    if not set(before) & set(labels):
+        raise UsageError(
+            f"the baseline {source} has no step of this run: it has "
+            f"{', '.join(before) or 'no steps'}; this run has {', '.join(labels)}",
+            hint="run the baseline's load levels (the same --concurrency or --rate), "
+            "or give a baseline of this kind of run",
+        )
 
 
 def regression_rule(tolerance: float = REGRESSION_TOLERANCE) -> str:
@@ -80,12 +140,15 @@ def compare_baseline(
         if old is None:
             continue
         changes = {}
+        new_latency, old_latency = step["latency_ms"] or {}, old["latency_ms"] or {}
         for metric, new_value, old_value, worse_when in (
-            ("p50_ms", step["latency_ms"]["p50"], old["latency_ms"]["p50"], "higher"),
-            ("p99_ms", step["latency_ms"]["p99"], old["latency_ms"]["p99"], "higher"),
+            ("p50_ms", new_latency.get("p50"), old_latency.get("p50"), "higher"),
+            ("p99_ms", new_latency.get("p99"), old_latency.get("p99"), "higher"),
             ("throughput_rps", step["throughput_rps"], old["throughput_rps"], "lower"),
             ("error_rate", step["error_rate"], old["error_rate"], "higher"),
         ):
+            if new_value is None or old_value is None:
+                continue  # a latency with no successful request; the error rate tells
             change = (new_value - old_value) / old_value if old_value else 0.0
             if metric == "error_rate":
                 regressed = new_value - old_value > ERROR_RATE_SLACK
@@ -130,7 +193,9 @@ def to_csv(document: dict[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for step in document["steps"]:
-        lat = step["latency_ms"]
+        lat = step["latency_ms"] or dict.fromkeys(
+            ("p50", "p90", "p95", "p99", "p99.9", "max", "mean"), ""
+        )
         stream = step.get("stream") or {}
         ttft, itl = stream.get("ttft_ms") or {}, stream.get("itl_ms") or {}
         writer.writerow(
@@ -145,6 +210,29 @@ def to_csv(document: dict[str, Any]) -> str:
             ]
         )  # fmt: skip
     return out.getvalue()
+
+
+def served_versions(document: dict[str, Any]) -> list[str]:
+    """``concurrency=4: answer served by v1 120, v2 380`` for each model followed through its
+    routing, per step."""
+    lines = []
+    for step in document["steps"]:
+        for model, entry in step["per_model"].items():
+            versions = entry.get("versions")
+            if versions:
+                by_version = ", ".join(f"v{v} {n}" for v, n in versions.items())
+                lines.append(f"{step['label']}: {model} served by {by_version}")
+    return lines
+
+
+def measured_text(value: float | None) -> str:
+    """An SLA term's measured value: n/a where it could not be measured."""
+    return "n/a" if value is None else f"{value:g}"
+
+
+def latency_text(value: float | None) -> str:
+    """A latency in milliseconds for people: n/a where none was measured."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _mark(step: dict[str, Any]) -> str:
@@ -166,10 +254,10 @@ def to_markdown(document: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for step in document["steps"]:
-        lat = step["latency_ms"]
+        lat = step["latency_ms"] or {}
+        cells = " | ".join(latency_text(lat.get(k)) for k in ("p50", "p90", "p99", "p99.9", "max"))
         lines.append(
-            f"| {step['label']}{_mark(step)} | {step['throughput_rps']:,.1f} | {lat['p50']:.3f} | "
-            f"{lat['p90']:.3f} | {lat['p99']:.3f} | {lat['p99.9']:.3f} | {lat['max']:.3f} | "
+            f"| {step['label']}{_mark(step)} | {step['throughput_rps']:,.1f} | {cells} | "
             f"{step['errors']} ({step['error_rate']:.2%}) | {'yes' if step['stable'] else 'no'} |"
         )
     streams = [s for s in document["steps"] if s.get("stream")]
@@ -178,18 +266,32 @@ def to_markdown(document: dict[str, Any]) -> str:
                   "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for step in streams:
             s = step["stream"]
+            ttft, itl = s["ttft_ms"] or {}, s["itl_ms"] or {}
             lines.append(
-                f"| {step['label']} | {s['ttft_ms']['p50']:.3f} | {s['ttft_ms']['p99']:.3f} | "
-                f"{s['itl_ms']['p50']:.3f} | {s['itl_ms']['p99']:.3f} | {s['tokens_per_s']:,.1f} |"
+                f"| {step['label']} | {latency_text(ttft.get('p50'))} | "
+                f"{latency_text(ttft.get('p99'))} | {latency_text(itl.get('p50'))} | "
+                f"{latency_text(itl.get('p99'))} | {s['tokens_per_s']:,.1f} |"
             )
+    served = served_versions(document)
+    if served:
+        lines += [""] + [f"- {line}" for line in served]
     if any(not s["generator"]["rate_sustained"] for s in document["steps"]):
         lines += ["", "⚠ the generator could not sustain the requested rate in the marked steps."]
+    gate = document.get("error_gate")
+    if gate and not gate["passed"]:
+        lines += ["", f"Failed requests above the allowed {gate['max_error_rate']:.2%}:"]
+        lines += [
+            f"- {f['step']}: {f['errors']} of {f['requests']} "
+            f"({describe_errors(f['errors_by_kind'])})"
+            for f in gate["failures"]
+        ]
     sla = document.get("sla")
     if sla:
         verdict = "**met**" if sla["passed"] else "**NOT met**"
         lines += ["", f"SLA `{sla['expression']}`: {verdict}"]
         lines += [
-            f"- {f['step']}: `{f['term']}` (measured {f['actual']:g})" for f in sla["failures"]
+            f"- {f['step']}: `{f['term']}` (measured {measured_text(f['actual'])})"
+            for f in sla["failures"]
         ]
     baseline = document.get("baseline")
     if baseline:

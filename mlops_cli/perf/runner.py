@@ -18,6 +18,7 @@ from mlops_cli import __version__
 from mlops_cli.errors import MlopsError, UsageError
 from mlops_cli.perf.engine import StepEngine, StepPlan, StepRecord
 from mlops_cli.perf.payloads import Payload, check_against, synthesize, with_signature
+from mlops_cli.perf.report import describe_errors
 from mlops_cli.perf.summary import summarize_step
 from mlops_cli.perf.targets import TargetSpec, make_target
 from mlops_cli.perf.windows import StabilityRule, WindowStats
@@ -242,8 +243,8 @@ class _Controller:
                 {
                     "window": window.index + 1,
                     "throughput_rps": throughput,
-                    "p50_ms": merged.latency.percentile(50) / 1000,
-                    "p99_ms": p99,
+                    "p50_ms": merged.latency.percentile(50) / 1000 if merged.ok else None,
+                    "p99_ms": p99 if merged.ok else None,
                     "errors": merged.error_count,
                 },
             )
@@ -383,9 +384,10 @@ def run_perftest(
     on_window: WindowCallback | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every step and return the report document. A target that cannot be reached, or stops
-    answering mid-sweep, ends the run early: the steps done so far are kept and ``aborted`` says
-    why (the caller turns it into an error after saving the report)."""
+    """Run every step and return the report document. A target that cannot be reached, stops
+    answering mid-sweep or fails every request of a step ends the run early: the steps done so
+    far are kept and ``aborted`` says why (the caller turns it into an error after saving the
+    report)."""
     started = datetime.now(UTC)
     by_model = prepare_payloads(spec, payloads)
     steps: list[dict[str, Any]] = []
@@ -416,6 +418,12 @@ def run_perftest(
                 on_note(f"{label}: {warning}")
         if step.get("aborted"):
             aborted = {"step": label, "reason": step["aborted"]}
+            break
+        if step["errors"] and not step["ok"]:  # nothing to measure at a higher load either
+            aborted = {
+                "step": label,
+                "reason": f"every request failed ({describe_errors(step['errors_by_kind'])})",
+            }
             break
     return build_document(spec, options, steps, warnings, aborted, started)
 
@@ -457,12 +465,13 @@ def build_document(
         },
         # The headline figures are those of the last (heaviest) step; every step is in "steps".
         "throughput_rps": last["throughput_rps"] if last else 0.0,
-        "latency_ms": dict(last["latency_ms"]) if last else None,
+        "latency_ms": dict(last["latency_ms"]) if last and last["latency_ms"] else None,
         "errors": last["errors"] if last else 0,
         "error_rate": last["error_rate"] if last else 0.0,
         "steps": steps,
         "warnings": warnings,
         "aborted": aborted,
+        "error_gate": None,
         "sla": None,
         "baseline": None,
     }

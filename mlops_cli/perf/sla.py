@@ -6,10 +6,12 @@
              | ttft_p50 | ttft_p99 | itl_p50 | itl_p99            streams: first token, between tokens
              | error_rate | throughput | tokens_per_s
     op      := "<" | "<=" | ">" | ">="
-    unit    := us | ms | s   (latencies; default ms)   |   %   (error_rate; without it a fraction)
-             | rps | /s      (throughput, tokens_per_s)
+    unit    := us | ms | s   (latencies: required)  |   %   (error_rate; without it a fraction)
+             | rps | /s      (throughput, tokens_per_s; optional)
 
-Example: ``p99<250ms, error_rate<0.1%, throughput>500``.
+Example: ``p99<250ms, error_rate<0.1%, throughput>500``. A latency without a unit (``p99<250``) is
+refused rather than guessed. A latency that could not be measured (no request of the step
+succeeded) meets no term: its value is None.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ _TERM = re.compile(
     r"\s*(?P<metric>[a-z_]+(?:\d+(?:\.\d+)?)?)\s*(?P<op><=|>=|<|>)\s*"
     r"(?P<number>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>us|ms|s|%|rps|/s)?\s*$"
 )
-_LATENCY_UNITS = {None: 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}
+_LATENCY_UNITS = {"ms": 1.0, "s": 1000.0, "us": 0.001}
 
 
 class SlaSyntaxError(UsageError):
@@ -54,15 +56,16 @@ class SlaTerm:
     op: str
     threshold: float
 
-    def actual(self, summary: Mapping[str, Any]) -> float:
-        """The measured value this term compares, from a step summary."""
+    def actual(self, summary: Mapping[str, Any]) -> float | None:
+        """The measured value this term compares, from a step summary (None: not measured)."""
         if self.metric in LATENCY_METRICS:
-            return float(summary["latency_ms"][self.metric])
+            latency = summary["latency_ms"]
+            return None if latency is None else float(latency[self.metric])
         if self.metric in STREAM_METRICS:
             kind, pct = self.metric.split("_")
             stream = summary.get("stream") or {}
-            block = stream.get("ttft_ms" if kind == "ttft" else "itl_ms") or {}
-            return float(block.get(pct, 0.0))
+            block = stream.get("ttft_ms" if kind == "ttft" else "itl_ms")
+            return None if block is None else float(block[pct])
         if self.metric == "tokens_per_s":
             return float((summary.get("stream") or {}).get("tokens_per_s", 0.0))
         if self.metric == "throughput":
@@ -70,7 +73,8 @@ class SlaTerm:
         return float(summary["error_rate"])
 
     def holds(self, summary: Mapping[str, Any]) -> bool:
-        return _OPS[self.op](self.actual(summary), self.threshold)
+        actual = self.actual(summary)
+        return actual is not None and _OPS[self.op](actual, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ def parse_sla(text: str) -> Sla:
             hint = f" (did you mean {near!r}?)" if near else ""
             raise _fail(text, part, f"unknown metric {metric!r}{hint}")
         if metric in LATENCY_METRICS or metric in STREAM_METRICS:
+            if unit is None:
+                raise _fail(text, part, f"a latency needs a unit: {match['number']}ms, us or s")
             if unit not in _LATENCY_UNITS:
                 raise _fail(text, part, f"a latency takes us, ms or s, not {unit!r}")
             value *= _LATENCY_UNITS[unit]

@@ -1,5 +1,10 @@
 """One step's figures, from the windows its workers recorded: throughput, latency percentiles,
-errors by kind, streaming metrics, per-window series and the generator's own cost."""
+errors by kind, streaming metrics, per-window series, requests per model (and per served version
+when names are followed through their routing) and the generator's own cost.
+
+A latency is only ever measured on a successful answer: where there is none (a step, a window or
+a model whose every request failed) the latency is None (``null`` in JSON, n/a on screen), never 0.
+"""
 
 from __future__ import annotations
 
@@ -105,7 +110,7 @@ def summarize_step(
         "error_rate": errors / requests if requests else 0.0,
         "errors_by_kind": dict(sorted(total.errors.items())),
         "throughput_rps": round(total.completed / measured_s, 2),
-        "latency_ms": _ms(total.latency),
+        "latency_ms": _ms(total.latency) if total.ok else None,
         "stream": _stream(total, measured_s) if stream else None,
         "generator": generator,
         "stable": options.stability.holds(
@@ -119,19 +124,12 @@ def summarize_step(
                 "requests": w.ok + w.error_count,
                 "errors": w.error_count,
                 "throughput_rps": round(w.completed / options.window_s, 2),
-                "p50_ms": w.latency.percentile(50) / 1000,
-                "p99_ms": w.latency.percentile(99) / 1000,
+                "p50_ms": w.latency.percentile(50) / 1000 if w.ok else None,
+                "p99_ms": w.latency.percentile(99) / 1000 if w.ok else None,
             }
             for w in windows
         ],
-        "per_model": {
-            (models[i] or "-"): {
-                "requests": c[0] + c[1],
-                "errors": c[1],
-                "mean_ms": round(c[2] / c[0] / 1000, 4) if c[0] else 0.0,
-            }
-            for i, c in sorted(total.per_model.items())
-        },
+        "per_model": _per_model(total, models),
         "histogram": total.latency.to_dict(),
         "warnings": warnings,
         "aborted": aborted,
@@ -139,12 +137,26 @@ def summarize_step(
     return step
 
 
+def _per_model(total: WindowStats, models: list[str]) -> dict[str, Any]:
+    """Requests, errors and mean latency per model; with ``versions`` (requests per registry
+    version served, e.g. ``{"1": 120, "2": 380}``) for models followed through their routing."""
+    out: dict[str, Any] = {}
+    for i, (ok, errors, sum_us) in sorted(total.per_model.items()):
+        out[models[i] or "-"] = {
+            "requests": ok + errors,
+            "errors": errors,
+            "mean_ms": round(sum_us / ok / 1000, 4) if ok else None,
+        }
+    for (i, version), (ok, errors) in sorted(total.per_version.items()):
+        entry = out.setdefault(models[i] or "-", {"requests": 0, "errors": 0, "mean_ms": None})
+        entry.setdefault("versions", {})[str(version)] = ok + errors
+    return out
+
+
 def _stream(total: WindowStats, measured_s: float) -> dict[str, Any]:
-    ttft = total.ttft or Histogram()
-    itl = total.itl or Histogram()
     return {
-        "ttft_ms": _ms(ttft),
-        "itl_ms": _ms(itl),
+        "ttft_ms": _ms(total.ttft) if total.ttft and total.ttft.count else None,
+        "itl_ms": _ms(total.itl) if total.itl and total.itl.count else None,
         "tokens": total.tokens,
         "tokens_per_request": round(total.tokens / total.ok, 3) if total.ok else 0.0,
         "tokens_per_s": round(total.tokens / measured_s, 2),

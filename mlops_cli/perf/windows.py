@@ -24,6 +24,8 @@ class WindowStats:
     itl: Histogram | None = None
     tokens: int = 0
     per_model: dict[int, list[int]] = field(default_factory=dict)  # model -> [ok, errors, sum_us]
+    # (model, registry version served) -> [ok, errors], for models followed through their routing
+    per_version: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -49,6 +51,10 @@ class WindowStats:
             mine_counts = self.per_model.setdefault(model, [0, 0, 0])
             for i in range(3):
                 mine_counts[i] += counts[i]
+        for key, (ok, errors) in other.per_version.items():
+            mine_version = self.per_version.setdefault(key, [0, 0])
+            mine_version[0] += ok
+            mine_version[1] += errors
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,7 @@ class WindowStats:
             "itl": self.itl.to_dict() if self.itl else None,
             "tokens": self.tokens,
             "per_model": {str(k): v for k, v in self.per_model.items()},
+            "per_version": [[m, v, *counts] for (m, v), counts in self.per_version.items()],
         }
 
     @classmethod
@@ -77,6 +84,9 @@ class WindowStats:
             itl=Histogram.from_dict(data["itl"]) if data.get("itl") else None,
             tokens=int(data["tokens"]),
             per_model={int(k): list(v) for k, v in data["per_model"].items()},
+            per_version={
+                (int(m), int(v)): [int(ok), int(e)] for m, v, ok, e in data["per_version"]
+            },
         )
 
 

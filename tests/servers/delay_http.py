@@ -9,7 +9,10 @@ ends and then still takes its delay; what was being processed is answered at the
 
 Control (answered at once, stall or not): ``POST /control`` with a JSON object of any of
 ``delay_ms``, ``stall_s`` (stall now, for that long), ``shutdown_after_s`` (stop listening and drop
-every connection after that long); ``GET /control`` returns the settings and the request count.
+every connection after that long), ``error_status`` with ``error_every`` (answer every Nth request
+with that status, 0 for none; on the SageMaker route with the ``X-Amzn-ErrorType`` that status
+means there, e.g. 403 AccessDeniedException); ``GET /control`` returns the settings and the
+request count.
 
 Run ``python -m tests.servers.delay_http`` (prints ``PORT <n>``), or use :class:`DelayServer`,
 which starts it as a subprocess on 127.0.0.1 and a free port and stops it by its pid.
@@ -39,6 +42,8 @@ class _State:
         self.delay_s = 0.0
         self.stall_until = 0.0
         self.requests = 0
+        self.error_status = 0
+        self.error_every = 1
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Transport] = set()
 
@@ -47,6 +52,15 @@ class _State:
 
 
 STATE = _State()
+
+
+# Reason phrase and SageMaker error type of the statuses the test server can answer with.
+_ERRORS = {
+    403: ("Forbidden", "AccessDeniedException"),
+    404: ("Not Found", "ValidationError"),
+    500: ("Internal Server Error", "InternalFailure"),
+    503: ("Service Unavailable", "ServiceUnavailable"),
+}
 
 
 class _Handler(asyncio.Protocol):
@@ -93,26 +107,34 @@ class _Handler(asyncio.Protocol):
             return
         STATE.requests += 1
         reply: dict[str, Any] = {"ok": True}
-        if path.startswith(b"/endpoints/"):
+        status, headers = "200 OK", ""
+        sagemaker = path.startswith(b"/endpoints/")
+        if sagemaker:
             target = self.headers.get(b"x-amzn-sagemaker-target-model", b"").decode()
             reply = {"endpoint": path.split(b"/")[2].decode(), "target_model": target}
+        if STATE.error_status and STATE.requests % STATE.error_every == 0:
+            reason, error_type = _ERRORS.get(STATE.error_status, ("Error", "Error"))
+            status = f"{STATE.error_status} {reason}"
+            reply = {"message": f"test server answers {STATE.error_status}"}
+            if sagemaker:
+                headers = f"X-Amzn-ErrorType: {error_type}\r\n"
         payload = json.dumps(reply).encode()
         now = time.monotonic()
         begin = STATE.stall_until if STATE.stalled(now) else now
-        self.loop.call_later(begin + STATE.delay_s - now, self._finish, payload)
+        self.loop.call_later(begin + STATE.delay_s - now, self._finish, payload, status, headers)
 
-    def _finish(self, payload: bytes) -> None:
+    def _finish(self, payload: bytes, status: str = "200 OK", headers: str = "") -> None:
         now = time.monotonic()
         if STATE.stalled(now):
-            self.loop.call_later(STATE.stall_until - now, self._finish, payload)
+            self.loop.call_later(STATE.stall_until - now, self._finish, payload, status, headers)
             return
-        self._write(payload)
+        self._write(payload, status, headers)
 
-    def _write(self, payload: bytes, status: str = "200 OK") -> None:
+    def _write(self, payload: bytes, status: str = "200 OK", headers: str = "") -> None:
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(
-            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{headers}"
             f"Content-Length: {len(payload)}\r\n\r\n".encode()
             + payload
         )
@@ -124,6 +146,9 @@ class _Handler(asyncio.Protocol):
                 STATE.delay_s = float(settings["delay_ms"]) / 1000
             if "stall_s" in settings:
                 STATE.stall_until = time.monotonic() + float(settings["stall_s"])
+            if "error_status" in settings:
+                STATE.error_status = int(settings["error_status"])
+                STATE.error_every = max(1, int(settings.get("error_every", 1)))
             if "shutdown_after_s" in settings:
                 self.loop.call_later(float(settings["shutdown_after_s"]), _shutdown)
         status = {"delay_ms": STATE.delay_s * 1000, "requests": STATE.requests}

@@ -32,7 +32,7 @@ STEP = {
 
 def test_terms_are_parsed_into_the_summary_units() -> None:
     sla = parse_sla(
-        "p99<250ms, error_rate<0.1%,throughput>500, p99.9<=0.5s, ttft_p99<40, tokens_per_s>=800/s"
+        "p99<250ms, error_rate<0.1%,throughput>500, p99.9<=0.5s, ttft_p99<40ms, tokens_per_s>=800/s"
     )
     assert [(t.metric, t.op, t.threshold) for t in sla.terms] == [
         ("p99", "<", 250.0),
@@ -66,6 +66,8 @@ def test_failures_name_each_term_with_its_measured_value() -> None:
         ("throughput>5ms", "throughput takes rps"),
         ("p99<250ms,,", "expected METRIC"),
         ("error_rate<150%", "above 100%"),
+        ("p99<250", "a latency needs a unit: 250ms, us or s"),
+        ("ttft_p99<40", "a latency needs a unit"),
     ],
 )
 def test_an_expression_that_does_not_parse_is_a_usage_error_naming_the_part(

@@ -1,19 +1,24 @@
 """Load-test targets, chosen by protocol name: ``http`` (Triton KServe v2 over HTTP), ``grpc``
 (Triton over gRPC), ``sagemaker`` (SageMaker runtime, real or a loopback stand-in), ``http-json``
-(any HTTP JSON endpoint) and ``router`` (the tenant router; not available yet)."""
+(any HTTP JSON endpoint) and ``router`` (the tenant router; not available yet). A spec with
+``routing`` follows registered model names to wherever they are served (``targets.routed``)."""
 
 from __future__ import annotations
 
 from mlops_cli.errors import NotSupportedError, UsageError
-from mlops_cli.perf.targets.base import PROTOCOLS, Completion, Target, TargetSpec
+from mlops_cli.perf.targets.base import PROTOCOLS, Completion, ModelRouting, Target, TargetSpec
 
-__all__ = ["PROTOCOLS", "Completion", "Target", "TargetSpec", "make_target"]
+__all__ = ["PROTOCOLS", "Completion", "ModelRouting", "Target", "TargetSpec", "make_target"]
 
 
 def make_target(spec: TargetSpec) -> Target:
     """The target for ``spec.protocol``; unknown protocols list the valid ones."""
     target: Target
-    if spec.protocol == "http":
+    if spec.routing is not None and spec.protocol in ("http", "grpc"):
+        from mlops_cli.perf.targets.routed import RoutedTarget
+
+        target = RoutedTarget(spec)
+    elif spec.protocol == "http":
         from mlops_cli.perf.targets.http import TritonHttpTarget
 
         target = TritonHttpTarget(spec)

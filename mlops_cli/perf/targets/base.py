@@ -5,6 +5,10 @@ A target turns payloads into prepared requests once (``prepare``) and then sends
 token_times)`` to be called exactly once, on the event loop thread, when the request finished
 (``error_kind`` is None on success; ``token_times`` holds the ``time.monotonic_ns()`` of each
 streamed token, for streaming targets). The engine measures time around ``submit``/``done``.
+
+A target that follows registered models through their routing (``follows_routing``) sends each
+request to the version the model resolves to at that moment, and says which one
+(``served_version``), so that the report counts requests per served version.
 """
 
 from __future__ import annotations
@@ -36,15 +40,33 @@ class TargetSpec:
     max_connections: int = 1024
     method: str = "POST"
     headers: tuple[tuple[str, str], ...] = ()
+    # Registered model names followed through their routing during the run (``models`` are then
+    # those names, not the server's model names); None for a fixed endpoint.
+    routing: ModelRouting | None = None
+
+
+@dataclass(frozen=True)
+class ModelRouting:
+    """How to resolve model names again during a run: the registry, whose view (a tenant's, or
+    None for the operator's) and how often."""
+
+    registry: str
+    tenant: str | None = None
+    refresh_s: float = 0.5
 
 
 class Target(ABC):
     """One kind of endpoint. Capabilities are declared, not discovered: ``supports_stream``."""
 
     supports_stream: ClassVar[bool] = False
+    follows_routing: ClassVar[bool] = False
 
     def __init__(self, spec: TargetSpec) -> None:
         self.spec = spec
+
+    def served_version(self, prepared: Any) -> int | None:
+        """The registry version a send of ``prepared`` goes to now (``follows_routing`` only)."""
+        return None
 
     def signature(self, model: str) -> list[InputSpec] | None:
         """The model's inputs, when the endpoint can tell (blocking; called before the run)."""
