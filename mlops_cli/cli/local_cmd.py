@@ -119,12 +119,22 @@ def up(
             "local.startup_timeout": timeout,
         },
     )
-    result = manager.up()
-    cli.info("local Triton already running" if result.already_running else "local Triton started")
-    cli.emit(
-        {"already_running": result.already_running, **result.status.to_dict()},
-        _render_status(result.status),
-    )
+    from mlops_cli.deploy.local import start_and_reload
+
+    started = start_and_reload(manager, cli.registry(), reporter=cli.reporter())
+    cli.info("local Triton already running" if started.already_running else "local Triton started")
+    if started.reloaded:
+        count = len(started.reloaded)
+        cli.info(f"reloaded {count} deployed {_plural(count, 'model')}")
+    for name, reason in started.failed.items():
+        cli.warn(f"{name}: recorded as deployed here, but not loaded again: {reason}")
+    cli.emit(started.to_dict(), _render_status(started.status))
+    if started.failed:
+        raise typer.Exit(1)
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}es" if noun.endswith("s") else f"{noun}s"
 
 
 @app.command("down")
@@ -141,7 +151,8 @@ def down(ctx: typer.Context, mme: MmeOpt = False) -> None:
             console.print("local Triton was not running")
         else:
             how = "killed after the stop timeout" if result.forced else "stopped"
-            console.print(f"local Triton {how} ({len(result.stopped_pids)} processes)")
+            count = len(result.stopped_pids)
+            console.print(f"local Triton {how} ({count} {_plural(count, 'process')})")
 
     cli.emit(
         {

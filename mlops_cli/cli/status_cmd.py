@@ -1,4 +1,9 @@
-"""`mlops status`: every deployment as its servers see it now."""
+"""`mlops status`: every deployment as its servers see it now.
+
+Exit 0 when every deployment is READY (or nothing is deployed), 1 when any is not (drifted,
+unavailable, loading, unknown), so scripts can gate on it. Read-only: an absent registry means
+nothing is deployed, and nothing is created.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,14 @@ def status(
         found = [item for item in found if item.model == model]
     rows = [item.to_dict() for item in found]
     cli.emit({"deployments": rows}, lambda console: _table(console, rows))
+    unhealthy = [item for item in found if item.state != "READY"]
+    if unhealthy:
+        first = unhealthy[0]
+        cli.warn(
+            f"{len(unhealthy)} of {len(found)} deployments not READY "
+            f"({first.model} v{first.version} on {first.target}: {first.state})"
+        )
+        raise typer.Exit(1)
 
 
 def _table(console: Console, rows: list[dict[str, object]]) -> None:

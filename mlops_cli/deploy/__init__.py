@@ -49,6 +49,10 @@ def invoke_recorded(record: Mapping[str, Any], request: InvokeRequest) -> Iterat
     if kind in ("local", "triton"):
         from mlops_cli.deploy.triton import invoke_triton
 
+        if kind == "local":  # the server that runs now, not the port recorded at deploy time
+            from mlops_cli.deploy.local import live_detail
+
+            detail = live_detail(detail)
         return invoke_triton(model, version, detail, request)
     if kind in ("sagemaker-mme", "mme-local"):
         from mlops_cli.deploy.sagemaker import invoke_recorded as invoke_sagemaker

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,13 @@ from mlops_cli.deploy.base import (
 )
 from mlops_cli.deploy.triton import (
     ServerUnreachableError,
+    TritonLoadHungError,
     TritonServer,
     invoke_triton,
     parse_triton_name,
     triton_name,
     usage,
+    warmup_requests,
 )
 from mlops_cli.errors import MlopsError, ValidationError
 from mlops_cli.progress import SILENT, Reporter, running
@@ -139,6 +141,8 @@ class Repository:
         self.location = location
 
     def write(self, desired: Desired, name: str, reporter: Reporter) -> None:
+        """Render ``desired`` as the entry ``name``. On failure nothing of the entry is left
+        (the error raised is the failure's own, whatever the clean-up meets)."""
         from mlops_cli.render.triton import render_triton
 
         def render(into: Path) -> None:
@@ -157,16 +161,24 @@ class Repository:
             model_dir = Path(self.location) / name
             if model_dir.exists():
                 shutil.rmtree(model_dir)  # a leftover of a failed attempt: write it anew
-            render(Path(self.location))
+            try:
+                render(Path(self.location))
+            except BaseException:
+                shutil.rmtree(model_dir, ignore_errors=True)
+                raise
             return
         with tempfile.TemporaryDirectory(prefix="mlops-render-") as tmp:
             render(Path(tmp))
             bucket, prefix = self._s3()
             client = self._client()
             self.remove(name)
-            for file in sorted(p for p in (Path(tmp) / name).rglob("*") if p.is_file()):
-                key = f"{prefix}{name}/{file.relative_to(Path(tmp) / name).as_posix()}"
-                self._upload(client, file, bucket, key)
+            try:
+                for file in sorted(p for p in (Path(tmp) / name).rglob("*") if p.is_file()):
+                    key = f"{prefix}{name}/{file.relative_to(Path(tmp) / name).as_posix()}"
+                    self._upload(client, file, bucket, key)
+            except BaseException:
+                self.remove_quietly(name)
+                raise
 
     @staticmethod
     def _upload(client: Any, file: Path, bucket: str, key: str) -> None:
@@ -197,6 +209,13 @@ class Repository:
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+    def remove_quietly(self, name: str) -> None:
+        """:meth:`remove` while another error is on its way: a failure here must not hide it."""
+        try:
+            self.remove(name)
+        except Exception:  # the caller re-raises the error that matters
+            return
 
     def _s3(self) -> tuple[str, str]:
         bucket, _, prefix = self.location[len("s3://") :].partition("/")
@@ -269,6 +288,11 @@ class TritonTarget(DeployTarget):
             hint="add capacity to the fleet file, undeploy something, or profile the model",
         )
 
+    def _load_failure(self, name: str) -> Callable[[], str | None] | None:
+        """A check that ends a load Triton itself never ends (see ``TritonServer.load``); the
+        servers of a fleet keep their logs to themselves, so none here."""
+        return None
+
     # -- the contract -------------------------------------------------------------------------
 
     def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
@@ -318,13 +342,17 @@ class TritonTarget(DeployTarget):
         try:
             for server in chosen:
                 with running(reporter, f"loading {name} on {server.name}"):
-                    server.client().load(name, timeout=self.fleet.load_timeout)
-        except BaseException:
-            # Leave the fleet as it was: a failed model stays listed on Triton until unloaded.
-            for server in chosen:
-                with contextlib.suppress(MlopsError):
+                    server.client().load(
+                        name, timeout=self.fleet.load_timeout, failed=self._load_failure(name)
+                    )
+        except BaseException as exc:
+            # Leave the fleet as it was: a failed model stays listed on Triton until unloaded
+            # (a hung load answers no unload). The clean-up is best effort: the load's own
+            # error is the one to report.
+            for server in chosen if not isinstance(exc, TritonLoadHungError) else ():
+                with contextlib.suppress(Exception):
                     server.client().unload(name, wait=5.0)
-            self.repository.remove(name)
+            self.repository.remove_quietly(name)
             raise
         return self._detail(plan)
 
@@ -406,8 +434,9 @@ class TritonTarget(DeployTarget):
                 note=f"recorded as deployed, but {state} on the server{reason}",
                 **common,
             )
-        server = next(s for s in self.servers() if s.name == server_name)
-        requests, failures, latency = usage(server.client().statistics(name))
+        client = next(s for s in self.servers() if s.name == server_name).client()
+        warmup = warmup_requests(client.model_config(name))
+        requests, failures, latency = usage(client.statistics(name), warmup=warmup)
         return DeploymentStatus(
             state="READY", requests=requests, failures=failures, latency_ms=latency, **common
         )
@@ -422,4 +451,11 @@ class FleetTarget(TritonTarget):
     """The ``triton`` target: the servers a fleet file lists."""
 
 
-__all__ = ["CapacityError", "Fleet", "FleetFileError", "FleetServer", "FleetTarget", "load_fleet"]
+__all__ = [
+    "CapacityError",
+    "Fleet",
+    "FleetFileError",
+    "FleetServer",
+    "FleetTarget",
+    "load_fleet",
+]

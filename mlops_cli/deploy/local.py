@@ -1,24 +1,92 @@
 """The ``local`` target: the workspace's embedded Triton, a fleet of one CPU server.
 
-Deploying starts the server when it is not running; its repository is the workspace's.
+Deploying starts the server when it is not running; its repository is the workspace's. The
+server's address is never taken from a deployment record: it changes with every start, so
+:func:`live_detail` reads it from the server's state file when a recorded deployment is used, and
+:func:`start_and_reload` (``mlops local up``) loads again every version the registry records as
+deployed here, which a stopped server had dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlops_cli.config import Settings
 from mlops_cli.deploy.base import Action, DeploymentStatus, Desired, Plan
 from mlops_cli.deploy.fleet import DEFAULT_LOAD_TIMEOUT, Fleet, FleetServer, TritonTarget
-from mlops_cli.local import LocalTriton
-from mlops_cli.progress import SILENT, Reporter
+from mlops_cli.deploy.triton import triton_name
+from mlops_cli.errors import MlopsError, ServerError
+from mlops_cli.local import LocalServerStatus, LocalTriton
+from mlops_cli.local.server import ServerState, running_server
+from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.workspace import Workspace
 
+if TYPE_CHECKING:
+    from mlops_cli.registry.base import Registry
+
 SERVER_NAME = "local"
+TARGET_ID = "local"
+
+
+def _server(state: ServerState | None) -> FleetServer:
+    url = state.http_url if state else "http://127.0.0.1:0"
+    grpc = f"127.0.0.1:{state.grpc_port}" if state else ""
+    return FleetServer(name=SERVER_NAME, url=url, grpc_url=grpc, memory_mb=float("inf"))
+
+
+def live_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """A local deployment's recorded detail, with the server that runs now in ``servers``
+    (found through the state file of the workspace it was deployed in). ServerError when no
+    local server runs there."""
+    local_dir = detail.get("local_dir") or Path(str(detail.get("repository", ""))).parent
+    state = running_server(Path(str(local_dir)))
+    if state is None:
+        raise ServerError(
+            "the local Triton is not running",
+            hint="start it with `mlops local up`; it loads what is deployed there again",
+        )
+    return {**detail, "servers": [_server(state).to_dict()]}
+
+
+@dataclass(frozen=True)
+class LocalStart:
+    """What ``mlops local up`` did: the server, and the recorded deployments it loaded again."""
+
+    already_running: bool
+    status: LocalServerStatus  # observed after the reloads
+    reloaded: list[str] = field(default_factory=list)  # Triton names loaded again
+    failed: dict[str, str] = field(default_factory=dict)  # Triton name (or "registry") -> why
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "already_running": self.already_running,
+            **self.status.to_dict(),
+            "reloaded": self.reloaded,
+            "reload_failed": [{"name": n, "reason": r} for n, r in self.failed.items()],
+        }
+
+
+def start_and_reload(
+    manager: LocalTriton, registry: Registry, *, reporter: Reporter = SILENT
+) -> LocalStart:
+    """Start the local server unless it runs, then load every version the registry records as
+    deployed on the local target that the server does not have READY (a stopped server dropped
+    them all). Reads the registry, never writes it; a failed reload is reported, not raised."""
+    up = manager.up()
+    try:
+        records = [r for r in registry.list_deployments() if r["target"] == TARGET_ID]
+    except MlopsError as exc:
+        return LocalStart(up.already_running, up.status, failed={"registry": exc.message})
+    if not records:
+        return LocalStart(up.already_running, up.status)
+    reloaded, failed = LocalTarget(manager).reload(records, reporter=reporter)
+    status = manager.status() if reloaded else up.status
+    return LocalStart(up.already_running, status, reloaded, failed)
 
 
 class LocalTarget(TritonTarget):
@@ -26,23 +94,58 @@ class LocalTarget(TritonTarget):
 
     def __init__(self, manager: LocalTriton) -> None:
         self.manager = manager
-        super().__init__(self._fleet(), target_id="local")
+        super().__init__(self._fleet(), target_id=TARGET_ID)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, reporter: Reporter = SILENT) -> LocalTarget:
         return cls(LocalTriton(Workspace(settings.workspace), settings.local, reporter=reporter))
 
     def _fleet(self) -> Fleet:
-        state = self.manager.read_state()
-        url = state.http_url if state else "http://127.0.0.1:0"
-        grpc = f"127.0.0.1:{state.grpc_port}" if state else ""
-        server = FleetServer(name=SERVER_NAME, url=url, grpc_url=grpc, memory_mb=float("inf"))
         return Fleet(
             name=SERVER_NAME,
             repository=str(self.manager.model_repository),
-            servers=(server,),
+            servers=(_server(self.manager.read_state()),),
             load_timeout=DEFAULT_LOAD_TIMEOUT,
         )
+
+    def _load_failure(self, name: str) -> Callable[[], str | None] | None:
+        return self.manager.load_failure_watch(name)
+
+    def _detail(self, plan: Plan) -> dict[str, Any]:
+        # the address in ``servers`` is what it was at deploy time; users of the record go
+        # through live_detail, which finds the server through ``local_dir``
+        return {**super()._detail(plan), "local_dir": str(self.manager.dir)}
+
+    def reload(
+        self, records: Sequence[Mapping[str, Any]], *, reporter: Reporter = SILENT
+    ) -> tuple[list[str], dict[str, str]]:
+        """Load the recorded versions the running server does not have READY, from the entries
+        still in the repository. Returns (names loaded, {name: why not})."""
+        self.fleet = self._fleet()
+        client = self.servers()[0].client()
+        ready = client.ready_models()
+        reloaded: list[str] = []
+        failed: dict[str, str] = {}
+        for record in records:
+            detail = record.get("detail") or {}
+            name = str(
+                detail.get("triton_name") or triton_name(record["model"], int(record["version"]))
+            )
+            if name in ready:
+                continue
+            if not (Path(str(self.manager.model_repository)) / name).is_dir():
+                failed[name] = "its repository entry is gone; deploy it again"
+                continue
+            with running(reporter, f"reloading {name}"):
+                try:
+                    client.load(
+                        name, timeout=self.fleet.load_timeout, failed=self._load_failure(name)
+                    )
+                except MlopsError as exc:
+                    failed[name] = exc.message
+                    continue
+            reloaded.append(name)
+        return reloaded, failed
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -112,4 +215,4 @@ class LocalTarget(TritonTarget):
         ]
 
 
-__all__ = ["LocalTarget"]
+__all__ = ["LocalStart", "LocalTarget", "live_detail", "start_and_reload"]

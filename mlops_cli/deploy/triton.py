@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mlops_cli.deploy.base import Chunk, InvokeRequest
@@ -30,6 +31,11 @@ class ServerUnreachableError(MlopsError):
 
 class TritonLoadError(ServerError):
     """Triton refused to load a model; the message is Triton's own."""
+
+
+class TritonLoadHungError(TritonLoadError):
+    """A load that Triton will never finish (its log said why). The server keeps the model
+    LOADING and answers no unload for it: only a restart clears it."""
 
 
 def one_line(message: str) -> str:
@@ -113,12 +119,17 @@ class TritonServer:
         status, payload = self._call("GET", f"/v2/models/{name}/config")
         return payload if status == 200 and isinstance(payload, dict) else {}
 
-    def load(self, name: str, *, timeout: float) -> None:
+    def load(
+        self, name: str, *, timeout: float, failed: Callable[[], str | None] | None = None
+    ) -> None:
         """Load (or reload) ``name``; returns when READY, raises TritonLoadError with Triton's
-        message otherwise. Triton runs the model's warmup samples before it reports READY."""
-        status, payload = self._call(
-            "POST", f"/v2/repository/models/{name}/load", {}, timeout=timeout
-        )
+        message otherwise. Triton runs the model's warmup samples before it reports READY.
+
+        ``failed``, when given, is looked at while the load call is outstanding: a line it
+        returns ends the wait at once with that line (a load Triton never ends, such as a python
+        stub that died before its handshake, is then reported in seconds, not after
+        ``timeout``). The abandoned call's connection closes at its own timeout."""
+        status, payload = self._load_call(name, timeout, failed)
         if status != 200:
             message = payload.get("error") if isinstance(payload, dict) else payload
             raise TritonLoadError(
@@ -130,6 +141,37 @@ class TritonServer:
             if time.monotonic() > deadline:
                 raise TritonLoadError(f"{name} was not READY on {self.name} within {timeout:g} s")
             time.sleep(0.05)
+
+    def _load_call(
+        self, name: str, timeout: float, failed: Callable[[], str | None] | None
+    ) -> tuple[int, Any]:
+        path = f"/v2/repository/models/{name}/load"
+        if failed is None:
+            return self._call("POST", path, {}, timeout=timeout)
+        outcome: list[tuple[int, Any] | BaseException] = []
+
+        def call() -> None:
+            try:
+                outcome.append(self._call("POST", path, {}, timeout=timeout))
+            except BaseException as exc:  # handed to the waiting thread
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call, name=f"load {name}", daemon=True)
+        caller.start()
+        while True:
+            caller.join(0.2)
+            if outcome:
+                result = outcome[0]
+                if isinstance(result, BaseException):
+                    raise result
+                return result
+            line = failed()
+            if line is not None:
+                raise TritonLoadHungError(
+                    f"Triton server {self.name} could not load {name}: {line}",
+                    hint="Triton cannot finish this load and will not stop by itself: "
+                    "`mlops local down` ends it, `mlops local up` starts it again",
+                )
 
     def unload(self, name: str, *, wait: float = 30.0) -> None:
         """Unload ``name`` (Triton lets requests in flight finish first); wait until it is gone."""
@@ -157,15 +199,37 @@ class TritonServer:
             return 0.0
 
 
-def usage(stats: Mapping[str, Any]) -> tuple[int | None, int | None, float | None]:
-    """(successful requests, failed requests, mean latency ms) from Triton's model statistics."""
+def warmup_requests(config: Mapping[str, Any]) -> int:
+    """How many requests Triton sends a model on its own at load (its ``model_warmup`` samples,
+    each ``count`` times, default once, on every instance). Its statistics count them as
+    successful requests."""
+    samples = sum(
+        max(1, int(sample.get("count") or 0))
+        for sample in config.get("model_warmup") or []
+        if isinstance(sample, Mapping)
+    )
+    instances = sum(
+        max(1, int(group.get("count") or 0))
+        for group in config.get("instance_group") or []
+        if isinstance(group, Mapping)
+    )
+    return samples * max(1, instances)
+
+
+def usage(
+    stats: Mapping[str, Any], *, warmup: int = 0
+) -> tuple[int | None, int | None, float | None]:
+    """(requests, failed requests, mean latency ms) from Triton's model statistics, less the
+    ``warmup`` requests Triton made itself. Triton keeps one latency total, so the mean still
+    includes the warmup's time; it is None while only warmup has been served."""
     if not stats:
         return None, None, None
     inference = stats.get("inference_stats") or {}
     success = inference.get("success") or {}
     fail = inference.get("fail") or {}
-    count = int(success.get("count", 0))
-    mean = int(success.get("ns", 0)) / count / 1e6 if count else None
+    total = int(success.get("count", 0))
+    count = max(0, total - warmup)
+    mean = int(success.get("ns", 0)) / total / 1e6 if count and total else None
     return count, int(fail.get("count", 0)), mean
 
 
@@ -391,12 +455,14 @@ __all__ = [
     "MEMORY_PARAMETER",
     "ServerUnreachableError",
     "TritonLoadError",
+    "TritonLoadHungError",
     "TritonServer",
     "encode_inputs",
     "invoke_triton",
     "parse_triton_name",
     "triton_name",
     "usage",
+    "warmup_requests",
 ]
 
 

@@ -4,6 +4,16 @@ The server runs as a background process in a session of its own (so its python b
 its process group), bound to 127.0.0.1, with explicit model control. Its state (pid and start time,
 ports, model repository, log) lives in ``<workspace>/local/server.json``; a server that died is
 detected by pid and start time and its state is cleaned.
+
+The state file is the one answer to "where is the local server now": deployments on the local
+target are found through it (:func:`running_server`), never through a port recorded at deploy time,
+so a server restarted on other ports keeps serving them.
+
+A python-backend load can wedge the server: when the backend's stub process dies before its first
+handshake (Triton 2.51 logs "Failed to preinitialize Python stub", e.g. for a missing model.py) the
+load call never returns, and the server can no longer stop by itself (its HTTP thread stays
+blocked). :meth:`LocalTriton.load_failure_watch` reads the server log so a load can fail within
+seconds with Triton's own line instead of waiting out its timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +50,9 @@ from mlops_cli.workspace import Workspace, write_atomic
 STATE_FILE = "server.json"
 LOG_FILE = "tritonserver.log"
 _PORT_KEYS = ("http_port", "grpc_port", "metrics_port")
+# Log lines that end a load which Triton itself never ends (see the module docstring).
+_STUB_FAILURE = "Failed to preinitialize Python stub"
+_LOG_WATCH_LIMIT = 1 << 20  # bytes of new log read per look
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,33 @@ class LocalTriton:
             # A state file we cannot read describes no server we can manage.
             self.state_path.unlink(missing_ok=True)
             return None
+
+    def load_failure_watch(self, name: str) -> Callable[[], str | None]:
+        """A check to call while ``name`` loads: it returns the server's own log line once the
+        load has failed in a way that Triton never reports to the caller, else None. Only lines
+        written after this call are read."""
+        try:
+            offset = self.log_path.stat().st_size
+        except FileNotFoundError:
+            offset = 0
+        marker = f"/{name}/"
+
+        def failed() -> str | None:
+            nonlocal offset
+            try:
+                with open(self.log_path, "rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read(_LOG_WATCH_LIMIT)
+            except FileNotFoundError:
+                return None
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            offset += len(complete)
+            for line in complete.decode(errors="replace").splitlines():
+                if _STUB_FAILURE in line and marker in line:
+                    return line.split("]", 1)[-1].strip()[:300]
+            return None
+
+        return failed
 
     def _write_state(self, state: ServerState) -> None:
         write_atomic(self.state_path, json.dumps(asdict(state), indent=2).encode())
@@ -376,6 +416,17 @@ class LocalTriton:
     def _kill_group(pgid: int) -> None:
         signal_group(pgid, signal.SIGKILL)
         wait_gone(pgid, 10.0)
+
+
+def running_server(local_dir: Path) -> ServerState | None:
+    """The local server that runs now under ``local_dir`` (a workspace's ``local`` folder), from
+    its state file; None when none runs. Reads only: a dead server's state is left for
+    :class:`LocalTriton` to clean."""
+    try:
+        state = ServerState(**json.loads((local_dir / STATE_FILE).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+    return state if is_same_process(state.pid, state.start_ticks) else None
 
 
 def _http_ok(url: str) -> bool:

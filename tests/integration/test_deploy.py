@@ -339,7 +339,7 @@ def test_fleet_places_first_fit_by_memory(
     assert run(capsys, "deploy", "tiny", *target)["changes"] is False
     # a model loaded behind mlops' back is drift
     triton_request(b.read_state().http_url, "/v2/repository/models/answer-v1/load", {})
-    rows = run(capsys, "status", "--fleet", str(fleet_file))["deployments"]
+    rows = run(capsys, "status", "--fleet", str(fleet_file), code=1)["deployments"]
     assert ("answer", "b", "DRIFT") in {(r["model"], r["where"], r["state"]) for r in rows}
     run(capsys, "undeploy", "tiny", *target)
     assert ready_models(b) == {"answer-v1"}
@@ -398,7 +398,7 @@ def test_drift_reported_after_the_server_is_killed(
         state = json.loads((tmp_path / "project" / ".mlops" / "local" / "server.json").read_text())
         os.kill(state["pid"], signal.SIGKILL)
         time.sleep(0.2)
-        [row] = run(capsys, "status")["deployments"]
+        [row] = run(capsys, "status", code=1)["deployments"]
         assert row["state"] == "DRIFT" and "died" in row["note"]
         run(capsys, "deploy", "tiny")  # a redeploy restarts the server and heals the drift
         [row] = run(capsys, "status")["deployments"]

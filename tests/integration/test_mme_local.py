@@ -192,7 +192,7 @@ def test_missing_tarball_is_one_clear_line_and_changes_nothing(
     line = error_line(capsys, "invoke", "gone@1", "--input", '{"inputs": [1]}', code=1)
     assert "Failed to download model data" in line and "missing/gone-v1.tar.gz" in line
     assert endpoint_metrics(env, "missing")["loaded"] == []
-    [row] = run(capsys, "status")["deployments"]
+    [row] = run(capsys, "status", code=1)["deployments"]
     assert row["state"] == "DRIFT" and "missing" in row["note"]
 
 
