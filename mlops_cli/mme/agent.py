@@ -16,6 +16,9 @@ taken to hold this TargetModel.
 Locking: one agent lock guards the bookkeeping (cheap, never held across I/O); its condition
 wakes loads waiting for memory when a model becomes idle or is unloaded; one lock per TargetModel
 serialises its load and unload, so concurrent first calls load it once.
+
+The records the agent keeps per endpoint are in :mod:`mlops_cli.mme.endpoint_state`; the
+SageMaker errors it raises are built in :mod:`mlops_cli.mme.runtime_errors`.
 """
 
 from __future__ import annotations
@@ -28,121 +31,24 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_cli.mme.containers import Container, ContainerError, ContainerReply
+from mlops_cli.mme.endpoint_state import EndpointState, LoadedModel, ModelMetrics, model_memory_mb
 from mlops_cli.mme.extract import UnsafeArchiveError, extract_tarball
+from mlops_cli.mme.runtime_errors import (
+    ACCOUNT,
+    AgentError,
+    download_failed,
+    model_error,
+    not_ready,
+)
 
-_TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,1023}$")
-ACCOUNT = "000000000000"  # mme-local has no account; messages keep SageMaker's shape
+_TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]{0,1023}")  # whole string: fullmatch
 INVOCATION_TIMEOUT_S = 60.0  # SageMaker's limit for one invocation, a model's load included
 _READABLE_NAME_CHARS = 64
-
-
-class AgentError(Exception):
-    """A SageMaker runtime error: HTTP status, error code (``x-amzn-ErrorType``), message."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"Message": self.message, "ErrorCode": self.code, **self.extra}
-
-
-@dataclass
-class ModelMetrics:
-    invocations: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-    loads: int = 0
-    evictions: int = 0
-    load_seconds: float = 0.0
-    last_load_seconds: float = 0.0
-    invoke_seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = asdict(self)
-        data["mean_invoke_ms"] = (
-            round(1000 * self.invoke_seconds / self.invocations, 3) if self.invocations else None
-        )
-        return data
-
-
-@dataclass
-class LoadedModel:
-    target: str
-    container_name: str
-    path: Path
-    memory_mb: float
-    inflight: int = 0
-    loaded_at: float = field(default_factory=time.time)
-
-
-@dataclass
-class EndpointState:
-    name: str
-    s3_prefix: str
-    backend: str
-    memory_budget_mb: float
-    loaded: OrderedDict[str, LoadedModel] = field(default_factory=OrderedDict)
-    reserved_mb: float = 0.0
-    waiting: int = 0  # loads waiting for memory held by busy models
-    metrics: dict[str, ModelMetrics] = field(default_factory=dict)
-    load_locks: dict[str, threading.Lock] = field(default_factory=dict)
-
-    @property
-    def bucket(self) -> str:
-        return self.s3_prefix.removeprefix("s3://").split("/", 1)[0]
-
-    @property
-    def key_prefix(self) -> str:
-        rest = self.s3_prefix.removeprefix("s3://").split("/", 1)
-        return rest[1] if len(rest) > 1 else ""
-
-    @property
-    def used_mb(self) -> float:
-        return sum(model.memory_mb for model in self.loaded.values())
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "s3_prefix": self.s3_prefix,
-            "backend": self.backend,
-            "memory_budget_mb": self.memory_budget_mb,
-            "used_mb": self.used_mb,
-            "loaded": [
-                {
-                    "target": m.target,
-                    "container_name": m.container_name,
-                    "memory_mb": m.memory_mb,
-                    "inflight": m.inflight,
-                }
-                for m in self.loaded.values()
-            ],
-            "models": {target: m.to_dict() for target, m in sorted(self.metrics.items())},
-        }
-
-
-def model_memory_mb(model_dir: Path, size_bytes: int) -> float:
-    """A model's memory: ``resources.memory_mb`` of its ``mlops.yaml``, else its size on disk."""
-    spec = model_dir / "mlops.yaml"
-    if spec.is_file():
-        with contextlib.suppress(Exception):
-            import yaml
-
-            data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
-            memory = (data.get("resources") or {}).get("memory_mb")
-            if isinstance(memory, int | float) and memory > 0:
-                return float(memory)
-    return max(1.0, round(size_bytes / 2**20, 3))
 
 
 def container_name(endpoint: str, target: str) -> str:
@@ -247,7 +153,7 @@ class Agent:
     def resolve(self, endpoint: str, target: str) -> EndpointState:
         """The endpoint, once ``target`` is known to be a valid TargetModel name (no I/O)."""
         ep = self.endpoint(endpoint)
-        if not _TARGET_RE.match(target) or ".." in target:
+        if not _TARGET_RE.fullmatch(target) or ".." in target:
             raise AgentError(400, "ValidationError", f"Invalid TargetModel {target!r}.")
         return ep
 
@@ -290,16 +196,7 @@ class Agent:
             )
         if reply.status >= 400:
             text = reply.body.decode("utf-8", errors="replace").strip()
-            side = "client" if reply.status < 500 else "server"
-            raise AgentError(
-                424,
-                "ModelError",
-                f"Received {side} error ({reply.status}) from model {target} with message "
-                f'"{text}". See the mme-local log for more information.',
-                OriginalStatusCode=reply.status,
-                OriginalMessage=text,
-                LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{ep.name}",
-            )
+            raise model_error(ep.name, target, reply.status, text)
         return reply
 
     def acquire_loaded(self, ep: EndpointState, target: str) -> LoadedModel | None:
@@ -333,7 +230,7 @@ class Agent:
                 return model
             load_lock = ep.load_locks.setdefault(target, threading.Lock())
         if not load_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise _not_ready(target, "it is still being loaded or unloaded")
+            raise not_ready(target, "it is still being loaded or unloaded")
         try:
             with self._lock:
                 model = ep.loaded.get(target)
@@ -365,18 +262,7 @@ class Agent:
                 for chunk in response["Body"].iter_chunks(1 << 20):
                     handle.write(chunk)
         except Exception as exc:
-            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-            if code in ("NoSuchKey", "404", "NoSuchBucket", "AccessDenied", "403"):
-                raise AgentError(
-                    400,
-                    "ValidationError",
-                    f"Failed to download model data(bucket: {ep.bucket}, key: {key}). Please "
-                    "ensure that there is an object located at the URL and that the role passed "
-                    "to CreateModel has permissions to download the model.",
-                ) from None
-            raise AgentError(
-                500, "InternalFailure", f"Failed to download model data for {target}: {exc}"
-            ) from None
+            raise download_failed(ep.bucket, key, target, exc) from None
 
     def _load(self, ep: EndpointState, target: str, deadline: float) -> LoadedModel:
         started = time.perf_counter()
@@ -451,7 +337,7 @@ class Agent:
                 if victim is None or victim_lock is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise _not_ready(
+                        raise not_ready(
                             target, "the instance's memory is held by models serving requests"
                         )
                     ep.waiting += 1
@@ -493,15 +379,6 @@ class Agent:
                 time.sleep(0.02)
             self._unload_files(ep, model)
             return True
-
-
-def _not_ready(target: str, why: str) -> AgentError:
-    return AgentError(
-        429,
-        "ModelNotReadyException",
-        f"Model {target} is not ready: {why}, and did not become ready within the invocation "
-        "timeout. Retry the request.",
-    )
 
 
 def _load_replacing_leftover(container: Container, name: str, folder: Path) -> None:

@@ -4,13 +4,29 @@ Requests are parsed by httptools (llhttp, the parser of uvicorn and Node.js); it
 all the Python that parsing costs, less than byte searches in Python would. Requests on one
 connection (pipelined ones included) are answered in the order they arrived, one at a time.
 
-A request body is at most :data:`MAX_BODY_BYTES` (SageMaker's InvokeEndpoint limit). A larger
-``Content-Length`` is refused when the headers end, before any of the body is read; a chunked body
-is refused as soon as it grows past the limit. The refusal is SageMaker's ``413`` answer, written
-after the answers still due on the connection; then the connection is closed. Until it closes,
-what the client still sends is read and dropped, never kept (for :data:`LINGER_S` at most): a
-client that writes its whole body before it reads, as boto3 does, then gets the 413 rather than a
-reset connection.
+Every request is bounded before it is kept:
+
+- Its head (request line and header fields) is at most :data:`MAX_HEAD_BYTES`, its URL at most
+  :data:`MAX_URL_BYTES` and its distinct header fields at most :data:`MAX_HEADER_FIELDS` (a
+  field repeated is kept once, and the bytes bound how often it is repeated); over a limit it
+  is refused with ``431`` (``414`` for the URL), as RFC 6585 and RFC 9110 say (SageMaker's front
+  documents no answer of its own). The head is counted as it arrives, before httptools buffers it:
+  the reads of a head are subtracted from what it may still take, and a read that would go past
+  is fed only up to the limit. (A head that begins inside the read that ended the request before
+  it is counted from the next read on, and from the limit's slice on when that read was sliced:
+  it holds at most twice the limit, or one read.)
+- Its body is at most :data:`MAX_BODY_BYTES` (SageMaker's InvokeEndpoint limit). A larger
+  ``Content-Length`` is refused when the headers end, before any of the body is read; a chunked
+  body is refused as soon as it grows past the limit, with SageMaker's ``413`` answer.
+- Its time: a head must be whole :data:`HEAD_TIMEOUT_S` after it was first seen incomplete, and a
+  body that has begun must not go :data:`BODY_IDLE_S` without a byte, else the connection is
+  closed (after a ``408`` when no other answer is due). A connection with no request begun is
+  left open (keep-alive), as it costs no buffer.
+
+A refusal is written after the answers still due on the connection; then the connection is
+closed. Until it closes, what the client still sends is read and dropped, never kept (for
+:data:`LINGER_S` at most): a client that writes its whole request before it reads, as boto3 does,
+then gets the refusal rather than a reset connection.
 """
 
 from __future__ import annotations
@@ -28,19 +44,33 @@ from typing import Protocol, cast
 import httptools
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker: "Maximum payload size for InvokeEndpoint: 6 MB"
+MAX_HEAD_BYTES = 16 * 1024  # boto3's heads are about 1 KiB
+MAX_URL_BYTES = 8 * 1024  # as Apache's LimitRequestLine and nginx's default buffers
+MAX_HEADER_FIELDS = 100
+HEAD_TIMEOUT_S = 10.0
+BODY_IDLE_S = 10.0
 LINGER_S = 5.0
 # SageMaker's answer to a larger body: HTTP 413, a message and no error type (so boto3 reports
 # "An error occurred (413) when calling the InvokeEndpoint operation: HTTP content length
 # exceeded ... bytes.").
 _TOO_LARGE = b'{"message": "HTTP content length exceeded %d bytes."}' % MAX_BODY_BYTES
 _MAX_LENGTH_DIGITS = len(str(MAX_BODY_BYTES))
+_HEAD_TOO_LARGE = b'{"message": "Request header fields exceed %d bytes or %d fields."}' % (
+    MAX_HEAD_BYTES,
+    MAX_HEADER_FIELDS,
+)
+_URL_TOO_LONG = b'{"message": "Request URI exceeds %d bytes."}' % MAX_URL_BYTES
+_TIMED_OUT = b'{"message": "Request not received in time."}'
+# head_room while no head is being read (its body is): larger than any read, so the one
+# comparison of data_received lets every read of a body through.
+_IN_BODY = 1 << 62
 
 
-class _BodyTooLarge(Exception):
+class _Refused(Exception):
     """Raised in a parser callback to stop parsing a refused request."""
 
 
-def _drop(data: bytes) -> None:
+def _drop(data: bytes | memoryview) -> None:
     """What a refused connection does with what the client still sends."""
 
 
@@ -93,13 +123,21 @@ class ClientConnection(asyncio.Protocol):
         self.handler = handler
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.feed: Callable[[bytes], None] = self.parser.feed_data  # _drop once refused
+        # The parser's feed, until a request is refused: then _drop
+        self.feed: Callable[[bytes | memoryview], None] = self.parser.feed_data
         self.request = Request()
         self.body: list[bytes] = []
         self.body_room = MAX_BODY_BYTES
+        self.head_room = MAX_HEAD_BYTES  # bytes the head being read may still take
+        self.url_room = MAX_URL_BYTES
+        self.partial = False  # a request has begun and is not whole yet
+        self.head_deadline = 0.0  # loop time by which the partial head must be whole; 0: unset
+        self.last_read = 0.0  # loop time of the last read while a request was partial
+        self.watch: asyncio.TimerHandle | None = None  # closes a partial request that stalls
         self.pending: deque[Request] = deque()
         self.busy = False
-        self.refusal_due = False  # a 413 to write once the answers due before it are written
+        # (status, body) to write once the answers due before it are written
+        self.refusal: tuple[int, bytes] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -112,43 +150,131 @@ class ClientConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        room = self.head_room - len(data)
         try:
-            self.feed(data)
+            if room >= 0:  # the warm path: a whole request in one read, or a body's read
+                self.head_room = room
+                self.feed(data)
+            else:
+                self._feed_bounded(data)
         except httptools.HttpParserError:  # HttpParserUpgrade included: no upgrades here
             if self.feed is not _drop:  # not a request refused in a callback
                 self._bad_request()
+            return
+        if self.partial:
+            self._watch_partial()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.pending.clear()
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
+
+    def _feed_bounded(self, data: bytes) -> None:
+        """Feed a read longer than the head being read may take: the head's share first, then,
+        once the head is whole, the rest; a head that is not whole at its limit is refused."""
+        view = memoryview(data)
+        while view:
+            room = self.head_room
+            if len(view) <= room:
+                self.head_room = room - len(view)
+                self.feed(view)
+                return
+            self.head_room = 0
+            self.feed(view[:room])
+            if self.feed is _drop:  # refused in a callback
+                return
+            if self.head_room == 0:  # neither this head nor a later one ended in the slice
+                self._refuse(431, _HEAD_TOO_LARGE)
+                return
+            view = view[room:]
+
+    def _watch_partial(self) -> None:
+        """Note a read of a partial request; arm the watch that closes it if it stalls."""
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:  # fed outside an event loop (a parser test): no clock to bound by
+            return
+        self.last_read = now
+        if self.head_deadline == 0.0 and self.head_room <= MAX_HEAD_BYTES:
+            self.head_deadline = now + HEAD_TIMEOUT_S
+        if self.watch is None:
+            self._check_partial()
+
+    def _check_partial(self) -> None:
+        """Close a partial request past its time; else look again when it would be."""
+        self.watch = None
+        if not self.partial or self.transport is None or self.feed is _drop:
+            return
+        loop = asyncio.get_running_loop()
+        if self.head_room <= MAX_HEAD_BYTES:
+            due = self.head_deadline
+        else:
+            due = self.last_read + BODY_IDLE_S
+        if loop.time() >= due:
+            self._time_out()
+        else:
+            self.watch = loop.call_at(due, self._check_partial)
+
+    def _time_out(self) -> None:
+        self.feed = _drop
+        self.partial = False
+        transport = self.transport
+        if transport is None:
+            return
+        if self.busy:  # an answer is still due: a 408 now would be read as that answer
+            transport.close()
+            return
+        self.busy = True
+        request = Request()
+        request.keep_alive = False
+        self.respond(request, 408, _TIMED_OUT, "application/json")
 
     # -- httptools callbacks -------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        self.partial = True
+        self.head_deadline = 0.0
+
     def on_url(self, url: bytes) -> None:
+        self.url_room -= len(url)
+        if self.url_room < 0:
+            self._refuse(414, _URL_TOO_LONG)
+            raise _Refused
         self.request.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.request.fields[name.lower()] = value
 
     def on_headers_complete(self) -> None:
+        self.head_room = _IN_BODY
+        if len(self.request.fields) > MAX_HEADER_FIELDS:  # kept few and small by head_room
+            self._refuse(431, _HEAD_TOO_LARGE)
+            raise _Refused
         length = self.request.fields.get(b"content-length")  # digits only: llhttp checks
         if (
             length is not None
             and len(length) >= _MAX_LENGTH_DIGITS
             and int(length) > MAX_BODY_BYTES
         ):
-            self._refuse_too_large()
+            self._refuse(413, _TOO_LARGE)
+            raise _Refused
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
         self.body_room -= len(body)
         if self.body_room < 0:  # a chunked body (a declared length was checked)
-            self._refuse_too_large()
+            self._refuse(413, _TOO_LARGE)
+            raise _Refused
 
     def on_message_complete(self) -> None:
         request, body = self.request, self.body
         self.request, self.body = Request(), []
         self.body_room = MAX_BODY_BYTES
+        self.head_room = MAX_HEAD_BYTES
+        self.url_room = MAX_URL_BYTES
+        self.partial = False
         request.method = self.parser.get_method().decode("latin-1")
         request.keep_alive = self.parser.should_keep_alive()
         request.body = body[0] if len(body) == 1 else b"".join(body)
@@ -179,30 +305,32 @@ class ClientConnection(asyncio.Protocol):
             self._close(transport)
         elif self.pending:
             self.handler.handle(self, self.pending.popleft())
-        elif self.refusal_due:
-            self._write_refusal()
+        elif self.refusal is not None:
+            self._write_refusal(*self.refusal)
         else:
             self.busy = False
 
-    def _refuse_too_large(self) -> None:
-        """Refuse the request being parsed (its body is over the limit): stop parsing and
-        buffering, answer 413 once the answers due before it are written, and close."""
+    def _refuse(self, status: int, body: bytes) -> None:
+        """Refuse the request being parsed (over a limit): stop parsing and buffering, answer
+        ``status`` once the answers due before it are written, and close. In a parser callback,
+        raise :class:`_Refused` after it to stop the parser."""
         self.feed = _drop
         self.body = []
+        self.request = Request()
+        self.partial = False
         if self.busy:
-            self.refusal_due = True
+            self.refusal = (status, body)
             if self.transport is not None:
                 self.transport.pause_reading()  # read again to drop the rest once answered
         else:
             self.busy = True
-            self._write_refusal()
-        raise _BodyTooLarge
+            self._write_refusal(status, body)
 
-    def _write_refusal(self) -> None:
-        self.refusal_due = False
+    def _write_refusal(self, status: int, body: bytes) -> None:
+        self.refusal = None
         request = Request()
         request.keep_alive = False
-        self.respond(request, 413, _TOO_LARGE, "application/json")
+        self.respond(request, status, body, "application/json")
 
     def _close(self, transport: asyncio.Transport) -> None:
         """Close after the answer is written; a refused request's sender is read to the end

@@ -24,8 +24,9 @@ that arrive during its load wait in the event loop and are all handed the model 
 ends, before anything can unload it again. On two shared cores the front's CPU per request is its
 overhead over the container, so the hot path is kept short.
 
-Request bodies are bounded as SageMaker bounds them (:data:`~mlops_cli.mme.http_front.MAX_BODY_BYTES`,
-answered 413 by :mod:`~mlops_cli.mme.http_front` before the body is read).
+Requests are bounded by :mod:`~mlops_cli.mme.http_front` before they reach this module: heads
+in size, field count and time (431, 414, 408), bodies as SageMaker bounds them
+(:data:`~mlops_cli.mme.http_front.MAX_BODY_BYTES`, answered 413 before the body is read).
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_cli.mme.agent import Agent, AgentError, EndpointState, LoadedModel
+from mlops_cli.mme.agent import Agent
 from mlops_cli.mme.containers import Container, ContainerReply, with_body
+from mlops_cli.mme.endpoint_state import EndpointState, LoadedModel
 from mlops_cli.mme.eventstream import payload_part
 from mlops_cli.mme.http_front import ClientConnection, Request
+from mlops_cli.mme.runtime_errors import AgentError
 from mlops_cli.mme.upstream import UpstreamPool
 
 TARGET_HEADER = "X-Amzn-SageMaker-Target-Model"

@@ -203,3 +203,26 @@ def test_an_oversized_body_is_refused_promptly_without_being_buffered(
     grown_mb = (rss_kb(pid) - before) / 1024
     assert grown_mb < 48, f"mme-local grew by {grown_mb:.0f} MB"
     assert state(mme, "huge")["models"] == {}
+
+
+def test_a_1_mb_header_is_refused_431_promptly_and_the_endpoint_keeps_serving(
+    mme: Any, tmp_path: Path
+) -> None:
+    endpoint(mme, tmp_path, "heads", ["m"], budget_mb=1024)
+    pid, port = mme.read_state().pid, mme.read_state().port
+    before = rss_kb(pid)
+    head = (
+        b"POST /endpoints/heads/invocations HTTP/1.1\r\nHost: x\r\n"
+        b"X-Amzn-SageMaker-Target-Model: m.tar.gz\r\nX-Big: "
+    )
+    with raw_request(port, head) as sock:
+        sent = push(sock, 1 << 20)  # 1 MB of one header line that never ends
+        answer = read_answer(sock)  # within the socket's timeout
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"Connection: close" in answer
+        sent += push(sock, 32 << 20)  # dropped by the server, not kept
+    assert sent <= 33 << 20
+    grown_mb = (rss_kb(pid) - before) / 1024
+    assert grown_mb < 16, f"mme-local grew by {grown_mb:.0f} MB"
+    assert state(mme, "heads")["models"] == {}  # never reached the agent
+    assert invoke(runtime(), "heads", "m.tar.gz")["model"] == "m"  # the endpoint still serves

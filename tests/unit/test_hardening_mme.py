@@ -363,3 +363,168 @@ def test_the_refusal_of_a_pipelined_request_comes_after_the_answers_due_before_i
     assert len(handler.seen) == 2
     assert [status_and_body(w)[0] for w in transport.written] == [200, 200, 413]
     assert transport.eof and transport.closed and not transport.paused
+
+
+# -- follow-up: the TargetModel pattern covers the whole string ----------------------------
+
+
+@pytest.mark.parametrize("target", ["m.tar.gz\n", "m.tar.gz\r\n", "\nm.tar.gz", "m.tar.gz\nx"])
+def test_a_target_model_with_a_line_break_is_refused_as_sagemaker_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    container = NamedContainer()
+    agent = s3_folder_agent(tmp_path, monkeypatch, container, ["m"])
+    agent.register("ep", s3_prefix="s3://b/p/", backend="mms", memory_budget_mb=1024)
+    with pytest.raises(AgentError) as caught:
+        agent.invoke("ep", target, b"{}", "application/json", "")
+    assert (caught.value.status, caught.value.code) == (400, "ValidationError")
+    assert "Invalid TargetModel" in caught.value.message
+    assert container.models == {} and agent.endpoint("ep").describe()["loaded"] == []
+    assert answered_by(agent, "m.tar.gz") == "m"  # the same name without the break is served
+
+
+# -- follow-up: request heads are bounded in size, count and time ---------------------------
+
+
+def connected(handler: Any) -> tuple[ClientConnection, FakeTransport]:
+    conn, transport = ClientConnection(handler), FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
+
+
+def send_in_reads(conn: ClientConnection, data: bytes, size: int) -> None:
+    for offset in range(0, len(data), size):
+        conn.data_received(data[offset : offset + size])
+
+
+@pytest.mark.parametrize("read_size", [1 << 20, 65536, 1000], ids=["one-read", "64k", "1000"])
+def test_a_1_mb_header_is_refused_431_without_being_buffered(
+    monkeypatch: pytest.MonkeyPatch, read_size: int
+) -> None:
+    import tracemalloc
+
+    monkeypatch.setattr(http_front, "LINGER_S", 0.05)
+    huge = head(b"X-Big: ") + b"a" * (1 << 20)  # the header never ends
+
+    async def scenario() -> tuple[Recorder, FakeTransport, int]:
+        handler = Recorder()
+        conn, transport = connected(handler)
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            send_in_reads(conn, huge, read_size)
+            kept = tracemalloc.get_traced_memory()[0] - base  # what the connection holds
+        finally:
+            tracemalloc.stop()
+        assert len(transport.written) == 1 and transport.eof  # answered, lingering
+        await asyncio.sleep(0.2)
+        return handler, transport, kept
+
+    handler, transport, kept = asyncio.run(scenario())
+    assert handler.seen == []
+    status, body = status_and_body(transport.written[0])
+    assert status == 431
+    assert json.loads(body)["message"].startswith("Request header fields exceed 16384 bytes")
+    assert b"Connection: close" in transport.written[0] and transport.closed
+    assert kept < 64 * 1024, f"{kept} bytes kept of a 1 MB header"
+
+
+def test_a_url_over_8_kib_is_refused_414() -> None:
+    async def scenario() -> tuple[Recorder, FakeTransport]:
+        handler = Recorder()
+        conn, transport = connected(handler)
+        send_in_reads(conn, b"GET /" + b"u" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        return handler, transport
+
+    handler, transport = asyncio.run(scenario())
+    assert handler.seen == [] and len(transport.written) == 1
+    assert status_and_body(transport.written[0])[0] == 414
+
+
+def test_more_than_100_header_fields_are_refused_431() -> None:
+    async def scenario() -> tuple[Recorder, FakeTransport]:
+        handler = Recorder()
+        conn, transport = connected(handler)
+        fields = b"".join(b"X-%d: 1\r\n" % index for index in range(101))  # 1 KiB in all
+        conn.data_received(head(fields + b"Content-Length: 0\r\n"))
+        return handler, transport
+
+    handler, transport = asyncio.run(scenario())
+    assert handler.seen == [] and len(transport.written) == 1
+    assert status_and_body(transport.written[0])[0] == 431
+
+
+def test_heads_within_the_limits_pass_however_they_are_read() -> None:
+    """A 15 KiB head with its body in one read, 100 fields, an 8 KiB URL, and many pipelined
+    requests in one read longer than the head limit: all answered, none refused."""
+    big_head = head(b"X-Pad: " + b"p" * (15 * 1024) + b"\r\nContent-Length: 100000\r\n")
+    fields = b"".join(b"X-%d: 1\r\n" % index for index in range(98))  # + Host, Length
+    small = head(b"Content-Length: 2\r\n") + b"hi"
+    stream = (
+        big_head
+        + b"b" * 100000
+        + head(fields + b"Content-Length: 0\r\n")
+        + b"POST /"
+        + b"u" * (8 * 1024 - 1)
+        + b" HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        + small * 200  # 20 KiB of pipelined requests
+    )
+
+    async def scenario(read_size: int) -> list[tuple[int, bytes]]:
+        handler = Recorder()
+        conn, transport = connected(handler)
+        send_in_reads(conn, stream, read_size)
+        return [status_and_body(w) for w in transport.written]
+
+    for read_size in (len(stream), 65536, 4096, 7):
+        answers = asyncio.run(scenario(read_size))
+        assert (
+            answers
+            == [(200, b"ok 100000"), (200, b"ok 0"), (200, b"ok 0")] + [(200, b"ok 2")] * 200
+        ), read_size
+
+
+def test_a_head_that_does_not_complete_in_time_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_front, "HEAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http_front, "LINGER_S", 0.05)
+
+    async def scenario() -> tuple[FakeTransport, FakeTransport, bool]:
+        slow, slow_transport = connected(Recorder())
+        idle, idle_transport = connected(Recorder())
+        idle.data_received(head(b"Content-Length: 0\r\n"))  # answered; then idle keep-alive
+        slow.data_received(b"POST /endpoints/ep/invocations HTTP/1.1\r\nX-Drip: ")
+        for _ in range(12):  # a byte every 50 ms: reads do not extend a head's time
+            await asyncio.sleep(0.05)
+            slow.data_received(b"x")
+        refused_during_drip = bool(slow_transport.written)
+        await asyncio.sleep(0.3)
+        return slow_transport, idle_transport, refused_during_drip
+
+    slow_transport, idle_transport, refused_during_drip = asyncio.run(scenario())
+    assert refused_during_drip  # at 0.3 s, before the drip ended (0.6 s)
+    assert [status_and_body(w)[0] for w in slow_transport.written] == [408]
+    assert b"Connection: close" in slow_transport.written[0] and slow_transport.closed
+    assert len(idle_transport.written) == 1 and not idle_transport.closed
+
+
+def test_a_body_that_stalls_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_front, "BODY_IDLE_S", 0.3)
+    monkeypatch.setattr(http_front, "HEAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http_front, "LINGER_S", 0.05)
+
+    async def scenario() -> tuple[FakeTransport, FakeTransport]:
+        stalled, stalled_transport = connected(Recorder())
+        steady, steady_transport = connected(Recorder())
+        stalled.data_received(head(b"Content-Length: 100\r\n") + b"part")
+        steady.data_received(head(b"Content-Length: 10\r\n") + b"a")
+        for _ in range(9):  # a byte every 0.1 s: slower than the head's time, never idle
+            await asyncio.sleep(0.1)
+            steady.data_received(b"b")
+        await asyncio.sleep(0.2)
+        return stalled_transport, steady_transport
+
+    stalled_transport, steady_transport = asyncio.run(scenario())
+    assert [status_and_body(w)[0] for w in stalled_transport.written] == [408]
+    assert stalled_transport.closed
+    assert [status_and_body(w) for w in steady_transport.written] == [(200, b"ok 10")]
+    assert not steady_transport.closed

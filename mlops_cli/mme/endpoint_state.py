@@ -1,0 +1,105 @@
+"""What mme-local's agent knows about each endpoint: its models, their memory and their metrics.
+
+Plain records with no locking and no I/O of their own (:func:`model_memory_mb` reads the
+``mlops.yaml`` of an extracted model). Their one owner is :class:`~mlops_cli.mme.agent.Agent`,
+which changes them only under its lock; the event loop reads single fields without it (an
+endpoint's name and backend, a model's target and container name), each replaced whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelMetrics:
+    invocations: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    loads: int = 0
+    evictions: int = 0
+    load_seconds: float = 0.0
+    last_load_seconds: float = 0.0
+    invoke_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = asdict(self)
+        data["mean_invoke_ms"] = (
+            round(1000 * self.invoke_seconds / self.invocations, 3) if self.invocations else None
+        )
+        return data
+
+
+@dataclass
+class LoadedModel:
+    target: str
+    container_name: str
+    path: Path
+    memory_mb: float
+    inflight: int = 0
+    loaded_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class EndpointState:
+    name: str
+    s3_prefix: str
+    backend: str
+    memory_budget_mb: float
+    loaded: OrderedDict[str, LoadedModel] = field(default_factory=OrderedDict)
+    reserved_mb: float = 0.0
+    waiting: int = 0  # loads waiting for memory held by busy models
+    metrics: dict[str, ModelMetrics] = field(default_factory=dict)
+    load_locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    @property
+    def bucket(self) -> str:
+        return self.s3_prefix.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def key_prefix(self) -> str:
+        rest = self.s3_prefix.removeprefix("s3://").split("/", 1)
+        return rest[1] if len(rest) > 1 else ""
+
+    @property
+    def used_mb(self) -> float:
+        return sum(model.memory_mb for model in self.loaded.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "s3_prefix": self.s3_prefix,
+            "backend": self.backend,
+            "memory_budget_mb": self.memory_budget_mb,
+            "used_mb": self.used_mb,
+            "loaded": [
+                {
+                    "target": m.target,
+                    "container_name": m.container_name,
+                    "memory_mb": m.memory_mb,
+                    "inflight": m.inflight,
+                }
+                for m in self.loaded.values()
+            ],
+            "models": {target: m.to_dict() for target, m in sorted(self.metrics.items())},
+        }
+
+
+def model_memory_mb(model_dir: Path, size_bytes: int) -> float:
+    """A model's memory: ``resources.memory_mb`` of its ``mlops.yaml``, else its size on disk."""
+    spec = model_dir / "mlops.yaml"
+    if spec.is_file():
+        with contextlib.suppress(Exception):
+            import yaml
+
+            data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+            memory = (data.get("resources") or {}).get("memory_mb")
+            if isinstance(memory, int | float) and memory > 0:
+                return float(memory)
+    return max(1.0, round(size_bytes / 2**20, 3))
