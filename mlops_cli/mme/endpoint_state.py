@@ -96,9 +96,9 @@ def model_memory_mb(model_dir: Path, size_bytes: int) -> float:
     spec = model_dir / "mlops.yaml"
     if spec.is_file():
         with contextlib.suppress(Exception):
-            import yaml
+            from mlops_cli.modelspec import read_yaml
 
-            data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+            data = read_yaml(spec) or {}  # bounded: the file comes from an untrusted tarball
             memory = (data.get("resources") or {}).get("memory_mb")
             if isinstance(memory, int | float) and memory > 0:
                 return float(memory)

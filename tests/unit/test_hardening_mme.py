@@ -528,3 +528,17 @@ def test_a_body_that_stalls_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert stalled_transport.closed
     assert [status_and_body(w) for w in steady_transport.written] == [(200, b"ok 10")]
     assert not steady_transport.closed
+
+
+def test_a_tarball_spec_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
+    """The memory of a model comes from its tarball's mlops.yaml, read within the spec limits:
+    an oversized file is not parsed (the size on disk stands in for the declared memory)."""
+    from mlops_cli.mme.endpoint_state import model_memory_mb
+
+    padding = "# " + "x" * 1000 + "\n"
+    (tmp_path / "mlops.yaml").write_text(
+        "resources: {memory_mb: 64}\n" + padding * 2000, encoding="utf-8"
+    )
+    assert model_memory_mb(tmp_path, 3 * 2**20) == 3.0
+    (tmp_path / "mlops.yaml").write_text("resources: {memory_mb: 64}\n", encoding="utf-8")
+    assert model_memory_mb(tmp_path, 3 * 2**20) == 64.0
