@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from mlops_cli.config import Settings
 from mlops_cli.deploy.base import Action, DeploymentStatus, Desired, Plan
 from mlops_cli.deploy.fleet import DEFAULT_LOAD_TIMEOUT, Fleet, FleetServer, TritonTarget
-from mlops_cli.deploy.triton import triton_name
 from mlops_cli.errors import MlopsError, ServerError
 from mlops_cli.local import LocalServerStatus, LocalTriton
 from mlops_cli.local.server import ServerState, running_server
 from mlops_cli.progress import SILENT, Reporter, running
+from mlops_cli.triton.naming import versioned_name
 from mlops_cli.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class LocalTarget(TritonTarget):
         for record in records:
             detail = record.get("detail") or {}
             name = str(
-                detail.get("triton_name") or triton_name(record["model"], int(record["version"]))
+                detail.get("triton_name") or versioned_name(record["model"], int(record["version"]))
             )
             if name in ready:
                 continue
@@ -183,7 +183,9 @@ class LocalTarget(TritonTarget):
         self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
     ) -> None:
         if not self.running():
-            self.repository.remove(str(detail.get("triton_name", "")) or f"{model}-v{version}")
+            self.repository.remove(
+                str(detail.get("triton_name", "")) or versioned_name(model, version)
+            )
             return
         self.fleet = self._fleet()
         super().retire(model, version, detail, reporter=reporter)
@@ -209,7 +211,7 @@ class LocalTarget(TritonTarget):
         # the local server also knows each model's backend process and its resident memory
         return [
             replace(item, detail={**item.detail, "rss_mb": round(rss[name] / 2**20, 1)})
-            if (name := f"{item.model}-v{item.version}") in rss and rss[name]
+            if (name := versioned_name(item.model, item.version)) in rss and rss[name]
             else item
             for item in found
         ]

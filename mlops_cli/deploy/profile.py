@@ -11,11 +11,13 @@ from typing import Any
 from mlops_cli.deploy.base import InvokeRequest
 from mlops_cli.deploy.engine import desired_state
 from mlops_cli.deploy.local import LocalTarget
-from mlops_cli.deploy.triton import invoke_triton, synthesize_inputs, triton_name
+from mlops_cli.deploy.triton import invoke_triton
 from mlops_cli.errors import ServerError
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.registry.base import Registry, VersionRecord
 from mlops_cli.stores.base import ArtifactStore
+from mlops_cli.triton.codec import signature_of, synthesize, values_of
+from mlops_cli.triton.naming import versioned_name
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,15 @@ def profile(
     plan = target.plan(desired, [])
     loaded_here = bool(plan.state.get("load"))
     detail = target.apply(plan, reporter=reporter)
-    name = triton_name(version.model, version.version)
+    name = versioned_name(version.model, version.version)
     try:
         observed = target.manager.status()
         rss = sum(m.rss_bytes for m in observed.models if m.name == name)
         if not rss:
             raise ServerError(f"could not find the backend process of {name} to measure it")
+        (tensors,) = synthesize(signature_of(desired.spec))
         request = InvokeRequest(
-            inputs=synthesize_inputs(desired.spec), spec=desired.spec, stream=desired.spec.streaming
+            inputs=values_of(tensors), spec=desired.spec, stream=desired.spec.streaming
         )
         latencies = []
         with running(reporter, f"profiling {name}", total=requests, unit="requests") as task:

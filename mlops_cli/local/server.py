@@ -26,8 +26,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_cli.config import LocalServerSettings
-from mlops_cli.errors import PortInUseError, ServerError
+from mlops_cli.errors import MlopsError, PortInUseError, ServerError
 from mlops_cli.local.install import TritonInstallation
 from mlops_cli.local.processes import (
     group_members,
@@ -45,6 +43,7 @@ from mlops_cli.local.processes import (
     wait_gone,
 )
 from mlops_cli.progress import SILENT, Reporter, running
+from mlops_cli.triton.client import RepositoryEntry, TritonClient
 from mlops_cli.workspace import Workspace, write_atomic
 
 STATE_FILE = "server.json"
@@ -351,7 +350,7 @@ class LocalTriton:
                         f"local Triton exited during startup: {self._last_error_line()}",
                         hint="see `mlops local logs`",
                     )
-                if _http_ok(f"{state.http_url}/v2/health/ready"):
+                if TritonClient(state.http_url, timeout=0.5).ready():
                     return
                 if time.monotonic() >= deadline:
                     raise ServerError(
@@ -386,21 +385,20 @@ class LocalTriton:
             "server_rss_bytes": server_rss,
             "total_rss_bytes": sum(m.rss_bytes for m in members),
         }
-        index = _http_json(f"{state.http_url}/v2/repository/index", method="POST", body=b"{}")
+        index = _repository_index(state.http_url)
         if index is None:
             return LocalServerStatus(
                 state="unresponsive", note="the process runs but does not answer HTTP", **common
             )
         models = [
             LocalModel(
-                name=entry.get("name", ""),
-                version=str(entry.get("version", "")),
-                state=entry.get("state", "UNKNOWN"),
-                reason=entry.get("reason", ""),
-                rss_bytes=stub_rss.get(entry.get("name", ""), 0),
+                name=entry.name,
+                version=entry.version,
+                state=entry.state or "UNKNOWN",
+                reason=entry.reason,
+                rss_bytes=stub_rss.get(entry.name, 0),
             )
             for entry in index
-            if isinstance(entry, dict)
         ]
         return LocalServerStatus(state="running", models=models, **common)
 
@@ -429,18 +427,9 @@ def running_server(local_dir: Path) -> ServerState | None:
     return state if is_same_process(state.pid, state.start_ticks) else None
 
 
-def _http_ok(url: str) -> bool:
+def _repository_index(url: str) -> list[RepositoryEntry] | None:
+    """The server's repository index; None when it does not answer with one."""
     try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _http_json(url: str, *, method: str = "GET", body: bytes | None = None) -> Any:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read() or b"null")
-    except (urllib.error.URLError, OSError, ValueError):
+        return TritonClient(url, timeout=5.0).index()
+    except MlopsError:
         return None

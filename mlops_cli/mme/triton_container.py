@@ -3,17 +3,21 @@
 A model folder extracted from a ``model.tar.gz`` holds the package (``mlops.yaml``, the python
 backend's ``model.py``, weights): it is loaded through Triton's repository API with the config
 built from its ``mlops.yaml`` and its files passed inline, so the server's own repository folder
-is never written. Requests are KServe v2 JSON, as SageMaker's Triton container takes them.
+is never written. Loads and unloads go through the one Triton client (``mlops_cli.triton``);
+requests are KServe v2 JSON, as SageMaker's Triton container takes them, passed through as they
+are on a keep-alive connection.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import urllib.parse
 from pathlib import Path
 
+from mlops_cli.errors import ServerError
 from mlops_cli.mme.containers import ContainerError, ContainerReply, HttpPool, post_head
+from mlops_cli.triton.client import ServerUnreachableError, TritonClient, TritonLoadError
+
+LOAD_TIMEOUT = 120.0
 
 
 class TritonContainer:
@@ -24,7 +28,8 @@ class TritonContainer:
         self.url = url.rstrip("/")
         parsed = urllib.parse.urlsplit(self.url)
         self.address = (parsed.hostname or "127.0.0.1", parsed.port or 8000)
-        self._http = HttpPool(*self.address)
+        self.client = TritonClient(self.url, timeout=LOAD_TIMEOUT)
+        self._http = HttpPool(*self.address)  # invocations: bodies passed through as they are
 
     @classmethod
     def connect(cls, url: str | None, *, workdir: Path) -> TritonContainer:
@@ -35,9 +40,8 @@ class TritonContainer:
                 status=503,
             )
         container = cls(url)
-        status, _, _ = container._http.request("GET", "/v2/health/ready")
-        if status != 200:
-            raise ContainerError(f"Triton at {url} is not ready (HTTP {status})", status=503)
+        if not container.client.ready():
+            raise ContainerError(f"Triton at {url} is not ready", status=503)
         return container
 
     def load(self, name: str, model_dir: Path) -> None:
@@ -50,24 +54,32 @@ class TritonContainer:
         config = model_config(spec, model_name=name, device="cpu")
         if spec.entrypoint != "model.py":
             config.default_model_filename = spec.entrypoint
-        parameters = {"config": json_format.MessageToJson(config)}
-        for path in sorted(model_dir.rglob("*")):
-            if path.is_file():
-                relative = path.relative_to(model_dir).as_posix()
-                parameters[f"file:1/{relative}"] = base64.b64encode(path.read_bytes()).decode()
-        status, data, _ = self._http.request(
-            "POST",
-            f"/v2/repository/models/{urllib.parse.quote(name)}/load",
-            json.dumps({"parameters": parameters}).encode(),
-            {"Content-Type": "application/json"},
-        )
-        if status != 200:
-            raise ContainerError(_error_text(data) or f"HTTP {status}", status=status)
+        files = {
+            f"1/{path.relative_to(model_dir).as_posix()}": path.read_bytes()
+            for path in sorted(model_dir.rglob("*"))
+            if path.is_file()
+        }
+        try:
+            self.client.load(
+                name,
+                timeout=LOAD_TIMEOUT,
+                config=json_format.MessageToJson(config),
+                files=files,
+            )
+        except TritonLoadError as exc:
+            raise ContainerError(exc.reason, status=exc.status or 500) from None
+        except ServerUnreachableError as exc:
+            raise ContainerError(exc.message, status=503) from None
 
     def unload(self, name: str) -> None:
-        self._http.request(
-            "POST", f"/v2/repository/models/{urllib.parse.quote(name)}/unload", b"{}"
-        )
+        """Ask Triton to unload ``name``; a refusal is not an error here (a load that follows
+        reports what is wrong), an unreachable Triton is."""
+        try:
+            self.client.unload(name, wait=0.0)
+        except ServerUnreachableError as exc:
+            raise ContainerError(exc.message, status=503) from None
+        except ServerError:
+            return
 
     def invoke_head(self, name: str, content_type: str, accept: str) -> bytes:
         path = f"/v2/models/{urllib.parse.quote(name)}/infer"
@@ -84,11 +96,3 @@ class TritonContainer:
 
     def stop(self) -> None:
         """The workspace's Triton is not ours to stop."""
-
-
-def _error_text(data: bytes) -> str:
-    text = data.decode("utf-8", errors="replace")
-    try:
-        return str(json.loads(text).get("error", text))
-    except (ValueError, AttributeError):
-        return text

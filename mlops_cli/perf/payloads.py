@@ -2,43 +2,23 @@
 JSON template; and checked against the signature before any load is sent.
 
 A :class:`Payload` holds either named tensors (KServe v2 inputs, which every Triton protocol can
-encode) or a raw JSON document (sent as is to plain HTTP JSON and SageMaker endpoints).
+encode) or a raw JSON document (sent as is to plain HTTP JSON and SageMaker endpoints). Tensors,
+signatures, synthesis and the checks are the shared KServe v2 codec's (``mlops_cli.triton.codec``);
+this module adds where payloads come from.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_cli.errors import ValidationError
-
-DTYPES = (
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BF16", "BYTES",
-)  # fmt: skip
-_WORDS = ("the", "model", "serves", "tokens", "fast", "and", "well", "today")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One input of a model signature (KServe v2 metadata: name, datatype, shape with -1)."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Tensor:
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-    data: tuple[Any, ...]
+from mlops_cli.modelspec import TensorSpec
+from mlops_cli.triton import codec
+from mlops_cli.triton.codec import Tensor
 
 
 @dataclass(frozen=True)
@@ -52,52 +32,21 @@ class Payload:
         """The KServe v2 ``infer`` request body."""
         if self.tensors is None:
             return self.raw  # type: ignore[no-any-return]
-        return {
-            "inputs": [
-                {
-                    "name": t.name,
-                    "datatype": t.datatype,
-                    "shape": list(t.shape),
-                    "data": list(t.data),
-                }
-                for t in self.tensors
-            ]
-        }
+        return codec.infer_body(self.tensors)
 
     def generate_json(self) -> dict[str, Any]:
         """The body of Triton's ``generate``/``generate_stream`` extension: one value per input."""
         if self.tensors is None:
             return self.raw  # type: ignore[no-any-return]
-        return {t.name: (t.data[0] if len(t.data) == 1 else list(t.data)) for t in self.tensors}
+        return codec.generate_body(self.tensors)
 
     def body(self) -> bytes:
         return json.dumps(self.v2_json() if self.tensors is not None else self.raw).encode()
 
 
-def _value(datatype: str, rng: random.Random, index: int) -> Any:
-    if datatype == "BYTES":
-        return " ".join(rng.choice(_WORDS) for _ in range(3))
-    if datatype == "BOOL":
-        return rng.random() < 0.5
-    if datatype.startswith(("INT", "UINT")):
-        # Small positive integers: integer inputs are usually counts, ids or token limits.
-        return rng.randint(1, 8)
-    return round(rng.uniform(-1.0, 1.0), 4)
-
-
-def synthesize(signature: Sequence[InputSpec], *, count: int = 16, seed: int = 0) -> list[Payload]:
-    """``count`` distinct payloads matching ``signature`` (dynamic dimensions become 1)."""
-    rng = random.Random(seed)
-    payloads = []
-    for index in range(count):
-        tensors = []
-        for spec in signature:
-            shape = tuple(1 if dim < 0 else dim for dim in spec.shape)
-            size = math.prod(shape)
-            data = tuple(_value(spec.datatype, rng, index) for _ in range(size))
-            tensors.append(Tensor(spec.name, spec.datatype, shape, data))
-        payloads.append(Payload(tensors=tuple(tensors)))
-    return payloads
+def synthesize(signature: Sequence[TensorSpec], *, count: int = 16, seed: int = 0) -> list[Payload]:
+    """``count`` distinct payloads matching ``signature`` (see :func:`codec.synthesize`)."""
+    return [Payload(tensors=t) for t in codec.synthesize(signature, count=count, seed=seed)]
 
 
 def _parse_document(doc: Any, where: str) -> Payload:
@@ -111,21 +60,12 @@ def _parse_document(doc: Any, where: str) -> Payload:
                     source=where,
                     key_path=f"inputs[{position}]",
                 )
-            data = item["data"]
-            flat = tuple(_flatten(data))
+            flat = tuple(codec.flatten(item["data"]))
             tensors.append(
                 Tensor(str(item["name"]), str(item["datatype"]), tuple(item["shape"]), flat)
             )
         return Payload(tensors=tuple(tensors))
     return Payload(raw=doc)
-
-
-def _flatten(data: Any) -> Iterable[Any]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _flatten(item)
-    else:
-        yield data
 
 
 def read_jsonl(path: Path) -> list[Payload]:
@@ -167,15 +107,7 @@ def from_template(template: str, *, count: int = 16) -> list[Payload]:
     return payloads
 
 
-def _nested_shape(value: Any) -> tuple[int, ...]:
-    shape: list[int] = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        value = value[0] if value else None
-    return tuple(shape)
-
-
-def with_signature(payload: Payload, signature: Sequence[InputSpec]) -> Payload:
+def with_signature(payload: Payload, signature: Sequence[TensorSpec]) -> Payload:
     """A raw ``{"input": value, ...}`` document (the form ``mlops invoke --input`` takes) as named
     tensors with the signature's datatypes; a value without the batch dimension gets one.
     Anything else is returned as it is (and checked as it is)."""
@@ -183,28 +115,14 @@ def with_signature(payload: Payload, signature: Sequence[InputSpec]) -> Payload:
     raw = payload.raw
     if payload.tensors is not None or not isinstance(raw, dict) or set(raw) != set(by_name):
         return payload
-    tensors = []
-    for name, value in raw.items():
-        spec = by_name[name]
-        shape = _nested_shape(value)
-        if not shape:
-            shape = tuple(1 for _ in spec.shape)
-        elif len(shape) == len(spec.shape) - 1:
-            shape = (1, *shape)
-        data = tuple(_flatten(value))
-        if spec.datatype != "BYTES" and not all(
-            isinstance(v, int | float) and not isinstance(v, str) for v in data
-        ):
-            raise ValidationError(
-                f"input '{name}' holds values that are not numbers; the model takes {spec.datatype}",
-                source="payload",
-            )
-        tensors.append(Tensor(name, spec.datatype, shape, data))
+    tensors = (
+        codec.encode_value(by_name[name], value, source="payload") for name, value in raw.items()
+    )
     return Payload(tensors=tuple(tensors))
 
 
 def check_against(
-    payloads: Sequence[Payload], signature: Sequence[InputSpec], *, model: str
+    payloads: Sequence[Payload], signature: Sequence[TensorSpec], *, model: str
 ) -> None:
     """Raise :class:`ValidationError` when a payload does not fit the model's inputs: an unknown or
     missing input, another datatype, a shape that the signature does not allow, or a data length
@@ -225,28 +143,7 @@ def check_against(
         if unknown or missing:
             raise _mismatch(model, where, unknown, missing, by_name)
         for tensor in payload.tensors:
-            spec = by_name[tensor.name]
-            if tensor.datatype != spec.datatype:
-                raise ValidationError(
-                    f"input '{tensor.name}' is {tensor.datatype}, model '{model}' expects "
-                    f"{spec.datatype}",
-                    source=where,
-                )
-            if len(tensor.shape) != len(spec.shape) or any(
-                want >= 0 and got != want
-                for got, want in zip(tensor.shape, spec.shape, strict=False)
-            ):
-                raise ValidationError(
-                    f"input '{tensor.name}' has shape {list(tensor.shape)}, model '{model}' "
-                    f"accepts {list(spec.shape)} (-1: any size)",
-                    source=where,
-                )
-            if math.prod(tensor.shape) != len(tensor.data):
-                raise ValidationError(
-                    f"input '{tensor.name}' has {len(tensor.data)} values for shape "
-                    f"{list(tensor.shape)}",
-                    source=where,
-                )
+            codec.check_tensor(tensor, by_name[tensor.name], model=model, source=where)
 
 
 def _mismatch(
@@ -254,14 +151,14 @@ def _mismatch(
     where: str,
     unknown: list[str],
     missing: list[str],
-    by_name: dict[str, InputSpec],
+    by_name: dict[str, TensorSpec],
 ) -> ValidationError:
     parts = []
     if unknown:
         parts.append(f"unknown input(s) {', '.join(unknown)}")
     if missing:
         parts.append(f"missing input(s) {', '.join(missing)}")
-    expected = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in by_name.values())
+    expected = ", ".join(f"{s.name} {s.dtype} {list(s.shape)}" for s in by_name.values())
     return ValidationError(
         f"{' and '.join(parts)} for model '{model}', whose inputs are: {expected}",
         source=where,

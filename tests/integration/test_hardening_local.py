@@ -207,8 +207,8 @@ def test_a_load_triton_never_ends_is_reported_with_its_log_line(
     """The Triton entry written by hand without model.py: Triton 2.51's load call never returns
     (the python stub dies before its handshake); the load fails with Triton's own line."""
     from mlops_cli.config import resolve_settings
-    from mlops_cli.deploy.triton import TritonLoadHungError, TritonServer
     from mlops_cli.local import LocalTriton
+    from mlops_cli.triton.client import TritonClient, TritonLoadHungError
     from mlops_cli.workspace import Workspace
 
     settings = resolve_settings()
@@ -222,7 +222,7 @@ def test_a_load_triton_never_ends_is_reported_with_its_log_line(
     shutil.copy(FIXTURES / "models" / "echo" / "1" / "model.py", entry / "1" / "code" / "model.py")
     config = (FIXTURES / "models" / "echo" / "config.pbtxt").read_text()
     (entry / "config.pbtxt").write_text(config.replace('name: "echo"', 'name: "hung"'))
-    server = TritonServer(state.http_url, name="local")
+    server = TritonClient(state.http_url, name="local")
     with pytest.raises(TritonLoadHungError) as caught:
         server.load("hung", timeout=300, failed=manager.load_failure_watch("hung"))
     assert "Python model file not found" in caught.value.message

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.perf.payloads import InputSpec, check_against, from_template, read_jsonl, synthesize
+from mlops_cli.modelspec import TensorSpec
+from mlops_cli.perf.payloads import check_against, from_template, read_jsonl, synthesize
 from mlops_cli.perf.runner import model_weights, traffic_order
 
 pytestmark = pytest.mark.unit
 
-STREAM_LM = [InputSpec("prompt", "BYTES", (1,)), InputSpec("max_tokens", "INT32", (1,))]
-CLASSIFIER = [InputSpec("features", "FP32", (-1, 4))]
+STREAM_LM = [TensorSpec("prompt", "BYTES", (1,)), TensorSpec("max_tokens", "INT32", (1,))]
+CLASSIFIER = [TensorSpec("features", "FP32", (-1, 4))]
 
 
 def test_synthesized_payloads_fit_the_signature_and_differ() -> None:
@@ -124,9 +125,9 @@ def test_zipf_traffic_prefers_the_first_models() -> None:
 
 def test_named_values_take_the_signature_datatypes_and_batch_dimension() -> None:
     from mlops_cli.errors import ValidationError
-    from mlops_cli.perf.payloads import InputSpec, Payload, check_against, with_signature
+    from mlops_cli.perf.payloads import Payload, check_against, with_signature
 
-    signature = [InputSpec("features", "FP32", (-1, 4)), InputSpec("k", "INT32", (1,))]
+    signature = [TensorSpec("features", "FP32", (-1, 4)), TensorSpec("k", "INT32", (1,))]
     fitted = with_signature(Payload(raw={"features": [1, 2, 3, 4], "k": 3}), signature)
     assert fitted.tensors is not None
     features, k = fitted.tensors

@@ -21,7 +21,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mlops_cli.perf.payloads import InputSpec, Payload
+from mlops_cli.modelspec import TensorSpec
+from mlops_cli.perf.payloads import Payload
 
 WAIT_LIMIT_NS = 10_000_000  # a request waiting longer for a free slot left late
 Completion = Callable[[str | None, list[int] | None], None]
@@ -68,8 +69,9 @@ class Target(ABC):
         """The registry version a send of ``prepared`` goes to now (``follows_routing`` only)."""
         return None
 
-    def signature(self, model: str) -> list[InputSpec] | None:
-        """The model's inputs, when the endpoint can tell (blocking; called before the run)."""
+    def signature(self, model: str) -> list[TensorSpec] | None:
+        """The model's inputs (shapes with the batch dimension, as Triton publishes them), when
+        the endpoint can tell (blocking; called before the run)."""
         return None
 
     @abstractmethod

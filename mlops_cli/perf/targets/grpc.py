@@ -1,5 +1,8 @@
 """Triton over gRPC (tritonclient's asyncio client): ``ModelInfer``, and for streams one
-bidirectional ``ModelStreamInfer`` call per request, read until Triton's empty final response."""
+bidirectional ``ModelStreamInfer`` call per request, read until Triton's empty final response.
+
+This is perftest's fast path; the tensors are the shared codec's (``mlops_cli.triton.codec``) and
+the model's signature comes from the one blocking gRPC client (``mlops_cli.triton.grpc_client``)."""
 
 from __future__ import annotations
 
@@ -7,16 +10,11 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
-from mlops_cli.errors import NotFoundError, ServerError
-from mlops_cli.perf.payloads import InputSpec, Payload
+from mlops_cli.errors import ServerError
+from mlops_cli.modelspec import TensorSpec
+from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, CoroutineSlots, Target, TargetSpec
-
-
-def _address(url: str) -> str:
-    for prefix in ("grpc://", "http://"):
-        if url.startswith(prefix):
-            return url[len(prefix) :].rstrip("/")
-    return url.rstrip("/")
+from mlops_cli.triton.grpc_client import grpc_address
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -34,32 +32,15 @@ class TritonGrpcTarget(Target):
 
     def __init__(self, spec: TargetSpec) -> None:
         super().__init__(spec)
-        self.address = _address(spec.url)
+        self.address = grpc_address(spec.url)
         self.client: Any = None
         self.slots = CoroutineSlots(spec.max_connections)
 
-    def signature(self, model: str) -> list[InputSpec] | None:
-        import tritonclient.grpc as grpcclient
-        from tritonclient.utils import InferenceServerException
+    def signature(self, model: str) -> list[TensorSpec] | None:
+        from mlops_cli.triton.grpc_client import TritonGrpcClient
 
-        client = grpcclient.InferenceServerClient(self.address)
-        try:
-            meta = client.get_model_metadata(
-                model, as_json=True, client_timeout=self.spec.timeout_s
-            )
-        except InferenceServerException as exc:
-            if "unavailable" in str(exc.status()).lower():
-                raise ServerError(f"cannot reach Triton gRPC at {self.address}: {exc}") from exc
-            raise NotFoundError(
-                f"Triton at {self.address} has no ready model '{model}': {exc.message()}",
-                hint="load it first (mlops deploy, or Triton's repository API)",
-            ) from exc
-        finally:
-            client.close()
-        return [
-            InputSpec(str(i["name"]), str(i["datatype"]), tuple(int(d) for d in i["shape"]))
-            for i in meta.get("inputs", [])
-        ]
+        with TritonGrpcClient(self.address) as client:
+            return list(client.model_metadata(model, timeout=self.spec.timeout_s).inputs)
 
     async def start(self) -> None:
         from tritonclient.grpc.aio import InferenceServerClient
@@ -76,21 +57,9 @@ class TritonGrpcTarget(Target):
             ) from exc
 
     def prepare(self, model: str, payload: Payload) -> Any:
-        import numpy as np
-        from tritonclient.grpc import InferInput
+        from mlops_cli.triton.codec import grpc_inputs
 
-        inputs = []
-        for tensor in payload.tensors or ():
-            item = InferInput(tensor.name, list(tensor.shape), tensor.datatype)
-            if tensor.datatype == "BYTES":
-                array = np.array([str(v).encode() for v in tensor.data], dtype=object)
-            else:
-                from tritonclient.utils import triton_to_np_dtype
-
-                array = np.array(tensor.data, dtype=triton_to_np_dtype(tensor.datatype))
-            item.set_data_from_numpy(array.reshape(tensor.shape))
-            inputs.append(item)
-        return model, inputs
+        return model, grpc_inputs(payload.tensors or ())
 
     def submit(self, prepared: Any, done: Completion) -> None:
         if self.spec.stream:

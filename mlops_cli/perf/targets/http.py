@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from mlops_cli.errors import NotFoundError, ServerError
+from mlops_cli.errors import ServerError
+from mlops_cli.modelspec import TensorSpec
 from mlops_cli.perf.httpclient import ConnectionPool, build_request
-from mlops_cli.perf.payloads import InputSpec, Payload
+from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, Target, TargetSpec
 
 
@@ -123,23 +122,11 @@ class TritonHttpTarget(HttpTarget):
             return self._build("POST", f"/v2/models/{name}/generate_stream", body)
         return self._build("POST", f"/v2/models/{name}/infer", payload.body())
 
-    def signature(self, model: str) -> list[InputSpec] | None:
-        url = f"{self.base}/v2/models/{quote(model, safe='')}"
-        try:
-            with urllib.request.urlopen(url, timeout=self.spec.timeout_s) as response:
-                meta = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:200]
-            raise NotFoundError(
-                f"Triton at {self.base} has no ready model '{model}' (HTTP {exc.code}: {detail})",
-                hint="load it first (mlops deploy, or Triton's repository API)",
-            ) from exc
-        except OSError as exc:
-            raise ServerError(f"cannot read model metadata from {url}: {exc}") from exc
-        return [
-            InputSpec(str(i["name"]), str(i["datatype"]), tuple(int(d) for d in i["shape"]))
-            for i in meta.get("inputs", [])
-        ]
+    def signature(self, model: str) -> list[TensorSpec] | None:
+        from mlops_cli.triton.client import TritonClient
+
+        client = TritonClient(self.base, timeout=self.spec.timeout_s)
+        return list(client.model_metadata(model).inputs)
 
 
 class HttpJsonTarget(HttpTarget):

@@ -23,8 +23,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlops_cli.errors import MlopsError
-from mlops_cli.perf.payloads import InputSpec, Payload
+from mlops_cli.modelspec import TensorSpec
+from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, ModelRouting, Target, TargetSpec
+from mlops_cli.triton.naming import versioned_name
 
 if TYPE_CHECKING:
     from mlops_cli.registry.base import Registry
@@ -64,7 +66,9 @@ def resolve_served(
     url = (
         f"grpc://{server.get('grpc_url', '')}" if protocol == "grpc" else str(server.get("url", ""))
     )
-    server_model = str(detail.get("triton_name") or f"{resolution.model}-v{resolution.version}")
+    server_model = str(
+        detail.get("triton_name") or versioned_name(resolution.model, resolution.version)
+    )
     return ServedRoute(name, resolution.model, resolution.version, url, server_model)
 
 
@@ -119,7 +123,7 @@ class RoutedTarget(Target):
 
         return make_target(replace(self.inner_spec, url=url))
 
-    def signature(self, model: str) -> list[InputSpec] | None:
+    def signature(self, model: str) -> list[TensorSpec] | None:
         from mlops_cli.registry import open_registry
 
         route = resolve_served(
