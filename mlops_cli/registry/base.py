@@ -25,160 +25,57 @@ Promises every implementation keeps (``tests/conformance`` runs the same suite o
   :class:`ConflictError` for lost races; :class:`RegistryNameError` (``ValueError``) for names
   outside the rules; :class:`RegistryUnavailableError` for a backend that cannot be reached or keeps
   throttling. Backend exceptions never leak.
+
+How the work is split: the public methods of :class:`Registry` are template methods, written once.
+They check names and arguments, build a change (:mod:`mlops_cli.registry.changes`), hand it to the
+**storage port** (the abstract ``_read_*`` and ``_apply_*``-style methods a backend implements),
+and raise the rules' errors. A backend only stores: it reads and writes records, keeps each change
+atomic (a SQLite transaction; DynamoDB conditional writes and transactions) and calls the change's
+``check`` on the model as it read it there. So the rules, their order and their messages are the
+same on every backend by construction, not by care.
 """
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mlops_cli.errors import ConflictError, MlopsError, NotFoundError, UsageError
-
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
-DEFAULT_ALIAS = "production"
-
-NAME_RULES = {
-    "model": "1-64 characters of a-z 0-9 . _ -, starting with a letter or digit",
-    "alias": "1-32 characters of a-z 0-9 _ -, starting with a letter",
-    "tenant": "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit",
-    "tag": "tag keys: 1-63 characters of A-Z a-z 0-9 . _ / -, starting with a letter or digit",
-}
-_PATTERNS = {"model": MODEL_NAME, "alias": ALIAS_NAME, "tenant": TENANT_NAME, "tag": TAG_KEY}
-
-
-class RegistryNameError(UsageError):
-    """A name outside the rules; the message prints the rule."""
-
-
-class PrivateModelError(UsageError):
-    """A route would send a tenant to a model private to other tenants."""
-
-
-class RegistryUnavailableError(MlopsError):
-    """The registry backend cannot be reached, or keeps throttling after retries."""
-
-
-def check_name(kind: str, value: str) -> str:
-    """Return ``value`` if it is a valid ``kind`` name (model, alias, tenant, tag)."""
-    if not isinstance(value, str) or not _PATTERNS[kind].fullmatch(value):
-        raise RegistryNameError(f"invalid {kind} name {value!r}: {NAME_RULES[kind]}")
-    return value
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    name: str
-    description: str = ""
-    default_alias: str = DEFAULT_ALIAS
-    private_to: tuple[str, ...] = ()  # empty: every tenant may use it
-    tags: Mapping[str, str] = field(default_factory=dict)
-    created_at: str = ""
-    latest_version: int = 0
-    routing_revision: int = 0
-
-    def visible_to(self, tenant: str) -> bool:
-        return not self.private_to or tenant in self.private_to
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["private_to"] = list(self.private_to)
-        data["tags"] = dict(self.tags)
-        return data
-
-
-@dataclass(frozen=True)
-class VersionRecord:
-    model: str
-    version: int
-    package_digest: str
-    package_uri: str
-    code_digest: str = ""
-    source: Mapping[str, str] = field(default_factory=dict)
-    lineage: Mapping[str, Any] = field(default_factory=dict)  # git, user, time, tool version
-    tags: Mapping[str, str] = field(default_factory=dict)
-    description: str = ""
-    status: Literal["active", "archived"] = "active"
-    created_at: str = ""
-    memory_mb: float | None = None  # measured by `mlops profile`
-    latency_ms: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["source"] = dict(self.source)
-        data["lineage"] = dict(self.lineage)
-        data["tags"] = dict(self.tags)
-        return data
-
-
-@dataclass(frozen=True)
-class AliasRecord:
-    model: str
-    alias: str
-    version: int
-    revision: int
-    updated_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class RouteRecord:
-    """Tenant ``tenant`` gets ``model`` at ``version`` or at the version of ``alias`` (exactly one
-    is set), except ``canary_percent`` percent of its requests, which get ``canary_version``."""
-
-    tenant: str
-    model: str
-    version: int | None = None
-    alias: str | None = None
-    canary_version: int | None = None
-    canary_percent: float = 0.0
-    revision: int = 0
-    updated_at: str = ""
-
-    @property
-    def target(self) -> str:
-        return f"@{self.alias}" if self.alias else str(self.version)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["target"] = self.target
-        return data
-
-
-@dataclass(frozen=True)
-class NewVersion:
-    """What ``register_version`` is given; the registry adds the number and the time."""
-
-    package_digest: str
-    package_uri: str
-    code_digest: str = ""
-    source: Mapping[str, str] = field(default_factory=dict)
-    lineage: Mapping[str, Any] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Registered:
-    version: VersionRecord
-    created: bool  # False: the package was already registered for this model
-
-
-@dataclass(frozen=True)
-class RoutingState:
-    """Everything resolution needs about one (tenant, model), read in as few requests as the
-    backend allows (DynamoDB: at most two)."""
-
-    model: ModelRecord
-    route: RouteRecord | None
-    alias: AliasRecord | None  # the alias the route names, else the model's default alias
+from mlops_cli.errors import ConflictError, NotFoundError
+from mlops_cli.registry.changes import (
+    AliasChange,
+    AliasDeletion,
+    Archive,
+    DeploymentChange,
+    RouteChange,
+    RouteDeletion,
+)
+from mlops_cli.registry.records import (
+    DEFAULT_ALIAS,
+    AliasRecord,
+    ModelRecord,
+    NewVersion,
+    Registered,
+    RouteRecord,
+    RoutingState,
+    VersionRecord,
+)
+from mlops_cli.registry.rules import (
+    NAME_RULES,
+    ModelUpdate,
+    PrivateModelError,
+    RegistryNameError,
+    RegistryUnavailableError,
+    VersionMetrics,
+    alias_missing,
+    check_name,
+    check_new_version,
+    check_route_args,
+    check_route_visibility,
+    model_missing,
+    route_missing,
+    version_missing,
+)
 
 
 class Registry(ABC):
@@ -195,7 +92,6 @@ class Registry(ABC):
 
     # -- models and versions ---------------------------------------------------------------
 
-    @abstractmethod
     def register_version(
         self,
         model: str,
@@ -207,16 +103,22 @@ class Registry(ABC):
     ) -> Registered:
         """Record ``new`` as the next version of ``model`` (creating the model on first use),
         and point ``alias`` at it in the same transaction when given."""
+        check_new_version(model, new, alias)
+        return self._register(
+            model, new, new_version=new_version, alias=alias, model_description=model_description
+        )
 
-    @abstractmethod
     def get_model(self, model: str) -> ModelRecord:
         """NotFoundError when absent."""
+        check_name("model", model)
+        if (found := self._read_model(model)) is None:
+            raise model_missing(model)
+        return found
 
-    @abstractmethod
     def list_models(self) -> list[ModelRecord]:
         """Every model, sorted by name."""
+        return sorted(self._read_models(), key=lambda m: m.name)
 
-    @abstractmethod
     def update_model(
         self,
         model: str,
@@ -227,32 +129,50 @@ class Registry(ABC):
     ) -> ModelRecord:
         """Change a model's settings (``private_to=()`` makes it public); bumps its routing
         revision."""
+        check_name("model", model)
+        update = ModelUpdate(description, default_alias, private_to)
+        if (found := self._update_model(model, update)) is None:
+            raise model_missing(model)
+        return found
 
-    @abstractmethod
     def get_version(self, model: str, version: int) -> VersionRecord:
         """NotFoundError when absent."""
+        check_name("model", model)
+        if (found := self._read_version(model, version)) is None:
+            self.get_model(model)
+            raise version_missing(model, version)
+        return found
 
-    @abstractmethod
     def list_versions(self, model: str) -> list[VersionRecord]:
         """Versions of ``model``, oldest first. NotFoundError for an unknown model."""
+        check_name("model", model)
+        if not (found := self._read_versions(model)):
+            self.get_model(model)
+        return sorted(found, key=lambda v: v.version)
 
-    @abstractmethod
     def find_versions_by_digest(self, package_digest: str) -> list[VersionRecord]:
         """Every version (of any model) registered from this package."""
+        return sorted(
+            self._read_versions_by_digest(package_digest), key=lambda v: (v.model, v.version)
+        )
 
-    @abstractmethod
     def archive_version(self, model: str, version: int) -> VersionRecord:
         """Mark a version archived. ConflictError while an alias, route or deployment uses it."""
+        return self._archive(Archive(model, version))
 
-    @abstractmethod
     def set_version_metrics(
         self, model: str, version: int, *, memory_mb: float | None, latency_ms: float | None
     ) -> VersionRecord:
         """Store measured memory and latency (the one mutable part of a version)."""
+        check_name("model", model)
+        metrics = VersionMetrics(memory_mb, latency_ms)
+        if (found := self._set_metrics(model, version, metrics)) is None:
+            self.get_model(model)
+            raise version_missing(model, version)
+        return found
 
     # -- aliases ---------------------------------------------------------------------------
 
-    @abstractmethod
     def set_alias(
         self,
         model: str,
@@ -263,22 +183,30 @@ class Registry(ABC):
     ) -> AliasRecord:
         """Point ``alias`` at ``version``. ``expect_version``: the version the alias must point
         at now (``"absent"``: it must not exist yet); otherwise ConflictError."""
+        return self._set_alias(AliasChange(model, alias, version, expect_version))
 
-    @abstractmethod
     def get_alias(self, model: str, alias: str) -> AliasRecord:
         """NotFoundError when absent."""
+        check_name("model", model)
+        check_name("alias", alias)
+        if (found := self._read_alias(model, alias)) is None:
+            self.get_model(model)
+            raise alias_missing(model, alias)
+        return found
 
-    @abstractmethod
     def list_aliases(self, model: str) -> list[AliasRecord]:
         """Aliases of ``model``, sorted by name."""
+        check_name("model", model)
+        if not (found := self._read_aliases(model)):
+            self.get_model(model)
+        return sorted(found, key=lambda a: a.alias)
 
-    @abstractmethod
     def delete_alias(self, model: str, alias: str, *, expect_version: int | None = None) -> None:
         """Remove an alias (ConflictError if ``expect_version`` differs, or a route uses it)."""
+        self._delete_alias(AliasDeletion(model, alias, expect_version))
 
     # -- routes ----------------------------------------------------------------------------
 
-    @abstractmethod
     def set_route(
         self,
         tenant: str,
@@ -291,84 +219,162 @@ class Registry(ABC):
         expect_revision: int | None = None,
     ) -> RouteRecord:
         """Route ``tenant`` to ``model`` at a version or an alias, with an optional canary."""
+        change = RouteChange(
+            tenant, model, version, alias, canary_version, float(canary_percent), expect_revision
+        )
+        return self._set_route(change)
 
-    @abstractmethod
     def get_route(self, tenant: str, model: str) -> RouteRecord:
         """NotFoundError when absent."""
+        check_name("tenant", tenant)
+        check_name("model", model)
+        if (found := self._read_route(tenant, model)) is None:
+            raise route_missing(tenant, model)
+        return found
 
-    @abstractmethod
     def list_routes(
         self, *, tenant: str | None = None, model: str | None = None
     ) -> list[RouteRecord]:
         """Routes filtered by tenant and/or model, sorted by (tenant, model)."""
+        if tenant is not None:
+            check_name("tenant", tenant)
+        if model is not None:
+            check_name("model", model)
+        found = self._read_routes(tenant=tenant, model=model)
+        return sorted(found, key=lambda r: (r.tenant, r.model))
 
-    @abstractmethod
     def delete_route(self, tenant: str, model: str, *, expect_revision: int | None = None) -> None:
         """Remove a route (NotFoundError when absent)."""
+        self._delete_route(RouteDeletion(tenant, model, expect_revision))
 
     # -- resolution ------------------------------------------------------------------------
 
-    @abstractmethod
     def routing_state(self, tenant: str, model: str) -> RoutingState:
         """The model, the tenant's route and the alias that applies, for resolution.
         NotFoundError for an unknown model."""
+        check_name("tenant", tenant)
+        check_name("model", model)
+        if (found := self._read_routing_state(tenant, model)) is None:
+            raise model_missing(model)
+        return found
 
-    @abstractmethod
     def routing_revision(self, model: str) -> int:
         """The model's routing revision (one cheap read): changes whenever anything that
         resolution depends on changes."""
+        check_name("model", model)
+        if (found := self._read_routing_revision(model)) is None:
+            raise model_missing(model)
+        return found
 
     # -- deployments (recorded by deploy targets) --------------------------------------------
 
-    @abstractmethod
     def record_deployment(
         self, model: str, version: int, target: str, *, detail: Mapping[str, Any]
     ) -> None:
         """Note that ``target`` serves ``model`` at ``version`` (archive is refused meanwhile)."""
+        self._record_deployment(DeploymentChange(model, version, target), detail)
 
-    @abstractmethod
     def remove_deployment(self, model: str, version: int, target: str) -> None:
         """Forget a deployment record. Idempotent."""
+        check_name("model", model)
+        self._remove_deployment(model, version, target)
 
-    @abstractmethod
     def list_deployments(self, model: str | None = None) -> list[dict[str, Any]]:
         """Deployment records: model, version, target, detail, updated_at."""
+        if model is not None:
+            check_name("model", model)
+        found = self._read_deployments(model)
+        return sorted(found, key=lambda d: (d["model"], d["version"], d["target"]))
 
+    # -- the storage port: reads (None or empty when absent; names are checked already) ------
 
-def check_new_version(model: str, new: NewVersion, alias: str | None) -> None:
-    """Validation shared by every backend's ``register_version``."""
-    check_name("model", model)
-    if alias is not None:
-        check_name("alias", alias)
-    for key in new.tags:
-        check_name("tag", key)
-    if not new.package_digest or not new.package_uri:
-        raise UsageError("a version needs a package digest and a package URI")
+    @abstractmethod
+    def _read_model(self, model: str) -> ModelRecord | None: ...
 
+    @abstractmethod
+    def _read_models(self) -> list[ModelRecord]: ...
 
-def check_route_visibility(model: ModelRecord, tenant: str) -> None:
-    """Rule shared by every backend's ``set_route``: only to a model the tenant may see."""
-    if not model.visible_to(tenant):
-        raise PrivateModelError(
-            f"model {model.name} is private to other tenants; {tenant} cannot be routed to it",
-            hint=f"mlops models update {model.name} --private-to TENANTS,{tenant} (or --public) first",
-        )
+    @abstractmethod
+    def _read_version(self, model: str, version: int) -> VersionRecord | None: ...
 
+    @abstractmethod
+    def _read_versions(self, model: str) -> list[VersionRecord]: ...
 
-def check_route_args(
-    version: int | None, alias: str | None, canary_version: int | None, canary_percent: float
-) -> None:
-    """Validation shared by every backend's ``set_route``."""
-    if (version is None) == (alias is None):
-        raise UsageError("a route names exactly one of a version or an @alias")
-    if alias is not None:
-        check_name("alias", alias)
-    if not 0 <= canary_percent <= 100:
-        raise UsageError(f"canary percent {canary_percent} is outside 0-100")
-    if (canary_version is None) != (canary_percent == 0):
-        raise UsageError(
-            "a canary needs both a version and a percent above 0", hint="--canary VERSION:PERCENT"
-        )
+    @abstractmethod
+    def _read_versions_by_digest(self, package_digest: str) -> list[VersionRecord]: ...
+
+    @abstractmethod
+    def _read_alias(self, model: str, alias: str) -> AliasRecord | None: ...
+
+    @abstractmethod
+    def _read_aliases(self, model: str) -> list[AliasRecord]: ...
+
+    @abstractmethod
+    def _read_route(self, tenant: str, model: str) -> RouteRecord | None: ...
+
+    @abstractmethod
+    def _read_routes(self, *, tenant: str | None, model: str | None) -> list[RouteRecord]: ...
+
+    @abstractmethod
+    def _read_routing_state(self, tenant: str, model: str) -> RoutingState | None:
+        """The three records of :class:`RoutingState` as one consistent read; None: no model."""
+
+    @abstractmethod
+    def _read_routing_revision(self, model: str) -> int | None: ...
+
+    @abstractmethod
+    def _read_deployments(self, model: str | None) -> list[dict[str, Any]]: ...
+
+    # -- the storage port: writes ------------------------------------------------------------
+    # Each applies one change atomically: the change's ``check`` runs on the model as read in
+    # the same atomic context (or, for a conditional write that was refused, as read after it;
+    # when that check passes, the backend raises ``change.lost_race()``).
+
+    @abstractmethod
+    def _register(
+        self,
+        model: str,
+        new: NewVersion,
+        *,
+        new_version: bool,
+        alias: str | None,
+        model_description: str,
+    ) -> Registered:
+        """Allocate the next number from the model's counter and write the version (and the
+        alias) in one transaction; an existing registration of the package unless
+        ``new_version``."""
+
+    @abstractmethod
+    def _update_model(self, model: str, update: ModelUpdate) -> ModelRecord | None:
+        """Apply ``update`` and bump the routing revision; None when there is no such model."""
+
+    @abstractmethod
+    def _archive(self, change: Archive) -> VersionRecord: ...
+
+    @abstractmethod
+    def _set_metrics(
+        self, model: str, version: int, metrics: VersionMetrics
+    ) -> VersionRecord | None:
+        """None when there is no such version."""
+
+    @abstractmethod
+    def _set_alias(self, change: AliasChange) -> AliasRecord: ...
+
+    @abstractmethod
+    def _delete_alias(self, change: AliasDeletion) -> None: ...
+
+    @abstractmethod
+    def _set_route(self, change: RouteChange) -> RouteRecord: ...
+
+    @abstractmethod
+    def _delete_route(self, change: RouteDeletion) -> None: ...
+
+    @abstractmethod
+    def _record_deployment(self, change: DeploymentChange, detail: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def _remove_deployment(self, model: str, version: int, target: str) -> None:
+        """Idempotent."""
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from mlops_cli.errors import NotFoundError, UsageError
 from mlops_cli.registry.base import ModelRecord, Registry, RoutingState, check_name
+from mlops_cli.registry.rules import model_missing
 
 CANARY_BUCKETS = 10_000
 ROUTER_CACHE_TTL_S = 2.0  # seconds a Router answers from its cache; the shortest deploy drain
@@ -61,7 +62,7 @@ def canary_bucket(tenant: str, request_key: str) -> int:
 def model_not_found(model: str) -> NotFoundError:
     """The error for a model that does not exist, or is private to other tenants (the same
     words for both, so that a tenant cannot tell them apart)."""
-    return NotFoundError(f"model {model} does not exist", hint="mlops models list")
+    return model_missing(model)
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:

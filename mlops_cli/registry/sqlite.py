@@ -3,7 +3,11 @@
 One database file in WAL mode. Every write runs in a ``BEGIN IMMEDIATE`` transaction, so
 concurrent processes serialise on the database's write lock (waiting up to ``busy_timeout``) and
 each transaction sees the state it changes: the version counter is incremented and the version
-inserted in one transaction, and compare-and-swap checks and writes happen under the same lock.
+inserted in one transaction, and a change's checks (:mod:`mlops_cli.registry.rules`) run on rows
+read under the same lock as its writes.
+
+Reads never create the database: a registry that does not exist yet reads as empty (so that
+``mlops status`` leaves no ``.mlops/registry.db`` behind); only a write creates it.
 """
 
 from __future__ import annotations
@@ -15,25 +19,34 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-from mlops_cli.errors import ConflictError, NotFoundError, UsageError
-from mlops_cli.registry.base import (
+from mlops_cli.errors import UsageError
+from mlops_cli.registry.base import Registry
+from mlops_cli.registry.changes import (
+    AliasChange,
+    AliasDeletion,
+    Archive,
+    DeploymentChange,
+    ModelView,
+    RouteChange,
+    RouteDeletion,
+)
+from mlops_cli.registry.records import (
     DEFAULT_ALIAS,
     AliasRecord,
     ModelRecord,
     NewVersion,
     Registered,
-    Registry,
-    RegistryUnavailableError,
     RouteRecord,
     RoutingState,
     VersionRecord,
-    check_name,
-    check_new_version,
-    check_route_args,
-    check_route_visibility,
+)
+from mlops_cli.registry.rules import (
+    ModelUpdate,
+    RegistryUnavailableError,
+    VersionMetrics,
 )
 
 SCHEMA = """
@@ -93,6 +106,9 @@ CREATE TABLE IF NOT EXISTS deployments (
     PRIMARY KEY (model, version, target)
 );
 """
+
+
+Matching = tuple[str, tuple[Any, ...]] | None  # an SQL condition and its arguments
 
 
 def _now() -> str:
@@ -164,7 +180,7 @@ class SQLiteRegistry(Registry):
         connection.execute("COMMIT")
 
     def _read(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, args).fetchall()
+        return self._connection(create=False).execute(sql, args).fetchall()
 
     def init(self) -> bool:
         existed = self.path.exists()
@@ -223,18 +239,145 @@ class SQLiteRegistry(Registry):
             updated_at=row["updated_at"],
         )
 
-    # -- models and versions ---------------------------------------------------------------------
+    # -- the storage port: reads ---------------------------------------------------------------
 
-    def register_version(
+    def _read_model(self, model: str) -> ModelRecord | None:
+        rows = self._read("SELECT * FROM models WHERE name = ?", model)
+        return self._model(rows[0]) if rows else None
+
+    def _read_models(self) -> list[ModelRecord]:
+        return [self._model(row) for row in self._read("SELECT * FROM models")]
+
+    def _read_version(self, model: str, version: int) -> VersionRecord | None:
+        sql = "SELECT * FROM versions WHERE model = ? AND version = ?"
+        rows = self._read(sql, model, version)
+        return self._version(rows[0]) if rows else None
+
+    def _read_versions(self, model: str) -> list[VersionRecord]:
+        return [
+            self._version(r) for r in self._read("SELECT * FROM versions WHERE model = ?", model)
+        ]
+
+    def _read_versions_by_digest(self, package_digest: str) -> list[VersionRecord]:
+        rows = self._read("SELECT * FROM versions WHERE package_digest = ?", package_digest)
+        return [self._version(r) for r in rows]
+
+    def _read_alias(self, model: str, alias: str) -> AliasRecord | None:
+        rows = self._read("SELECT * FROM aliases WHERE model = ? AND alias = ?", model, alias)
+        return self._alias(rows[0]) if rows else None
+
+    def _read_aliases(self, model: str) -> list[AliasRecord]:
+        return [self._alias(r) for r in self._read("SELECT * FROM aliases WHERE model = ?", model)]
+
+    def _read_route(self, tenant: str, model: str) -> RouteRecord | None:
+        rows = self._read("SELECT * FROM routes WHERE tenant = ? AND model = ?", tenant, model)
+        return self._route(rows[0]) if rows else None
+
+    def _read_routes(self, *, tenant: str | None, model: str | None) -> list[RouteRecord]:
+        filters = {"tenant": tenant, "model": model}
+        clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        args = [value for value in filters.values() if value is not None]
+        return [self._route(r) for r in self._read(f"SELECT * FROM routes{where}", *args)]
+
+    def _read_routing_state(self, tenant: str, model: str) -> RoutingState | None:
+        db = self._connection(create=False)
+        db.execute("BEGIN")  # one consistent snapshot for the three reads
+        try:
+            row = db.execute("SELECT * FROM models WHERE name = ?", (model,)).fetchone()
+            if row is None:
+                return None
+            record = self._model(row)
+            row = db.execute(
+                "SELECT * FROM routes WHERE tenant = ? AND model = ?", (tenant, model)
+            ).fetchone()
+            route = self._route(row) if row else None
+            name = (
+                route.alias if route and route.alias else (None if route else record.default_alias)
+            )
+            alias_row = (
+                db.execute(
+                    "SELECT * FROM aliases WHERE model = ? AND alias = ?", (model, name)
+                ).fetchone()
+                if name
+                else None
+            )
+        finally:
+            db.execute("COMMIT")
+        return RoutingState(
+            model=record, route=route, alias=self._alias(alias_row) if alias_row else None
+        )
+
+    def _read_routing_revision(self, model: str) -> int | None:
+        rows = self._read("SELECT routing_revision FROM models WHERE name = ?", model)
+        return int(rows[0][0]) if rows else None
+
+    def _read_deployments(self, model: str | None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM deployments" + (" WHERE model = ?" if model else "")
+        return [
+            {
+                "model": r["model"],
+                "version": r["version"],
+                "target": r["target"],
+                "detail": json.loads(r["detail"]),
+                "updated_at": r["updated_at"],
+            }
+            for r in self._read(sql, *([model] if model else []))
+        ]
+
+    # -- the storage port: writes, each one transaction ------------------------------------------
+
+    def _view(
+        self,
+        db: sqlite3.Connection,
+        model: str,
+        *,
+        versions: tuple[int | None, ...] = (),
+        aliases: Matching = None,
+        routes: Matching = None,
+        deployments_of: int | None = None,
+    ) -> ModelView:
+        """The model as a change's check needs it: the ``versions`` named, its aliases and routes
+        that match ``(SQL condition, arguments)``, and the deployments of ``deployments_of``."""
+        row = db.execute("SELECT * FROM models WHERE name = ?", (model,)).fetchone()
+        if row is None:
+            return ModelView(model=None)
+        found_versions = {}
+        for number in {v for v in versions if v is not None}:
+            found = db.execute(
+                "SELECT * FROM versions WHERE model = ? AND version = ?", (model, number)
+            ).fetchone()
+            if found is not None:
+                found_versions[number] = self._version(found)
+        found_aliases, found_routes = {}, {}
+        if aliases is not None:
+            sql = f"SELECT * FROM aliases WHERE model = ? AND ({aliases[0]})"
+            rows = db.execute(sql, (model, *aliases[1]))
+            found_aliases = {r["alias"]: self._alias(r) for r in rows}
+        if routes is not None:
+            sql = f"SELECT * FROM routes WHERE model = ? AND ({routes[0]})"
+            found_routes = {
+                r["tenant"]: self._route(r) for r in db.execute(sql, (model, *routes[1]))
+            }
+        found_deployments: list[tuple[int, str]] = []
+        if deployments_of is not None:
+            sql = "SELECT version, target FROM deployments WHERE model = ? AND version = ?"
+            found_deployments = [
+                (r["version"], r["target"]) for r in db.execute(sql, (model, deployments_of))
+            ]
+        return ModelView(
+            self._model(row), found_versions, found_aliases, found_routes, found_deployments
+        )
+
+    def _register(
         self,
         model: str,
         new: NewVersion,
         *,
-        new_version: bool = False,
-        alias: str | None = None,
-        model_description: str = "",
+        new_version: bool,
+        alias: str | None,
+        model_description: str,
     ) -> Registered:
-        check_new_version(model, new, alias)
         with self._write() as db:
             if not new_version:
                 row = db.execute(
@@ -276,136 +419,64 @@ class SQLiteRegistry(Registry):
             ).fetchone()
             return Registered(version=self._version(row), created=True)
 
-    def _model_row(self, db: sqlite3.Connection | None, model: str) -> sqlite3.Row:
-        check_name("model", model)
-        connection = db or self._connection()
-        row = connection.execute("SELECT * FROM models WHERE name = ?", (model,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"model {model} does not exist", hint="mlops models list")
-        return row  # type: ignore[no-any-return]
-
-    def get_model(self, model: str) -> ModelRecord:
-        return self._model(self._model_row(None, model))
-
-    def list_models(self) -> list[ModelRecord]:
-        return [self._model(row) for row in self._read("SELECT * FROM models ORDER BY name")]
-
-    def update_model(
-        self,
-        model: str,
-        *,
-        description: str | None = None,
-        default_alias: str | None = None,
-        private_to: tuple[str, ...] | None = None,
-    ) -> ModelRecord:
-        if default_alias is not None:
-            check_name("alias", default_alias)
-        for tenant in private_to or ():
-            check_name("tenant", tenant)
+    def _update_model(self, model: str, update: ModelUpdate) -> ModelRecord | None:
         with self._write() as db:
-            self._model_row(db, model)
-            if description is not None:
-                db.execute("UPDATE models SET description = ? WHERE name = ?", (description, model))
-            if default_alias is not None:
-                db.execute(
-                    "UPDATE models SET default_alias = ? WHERE name = ?", (default_alias, model)
-                )
-            if private_to is not None:
-                db.execute(
-                    "UPDATE models SET private_to = ? WHERE name = ?",
-                    (json.dumps(sorted(set(private_to))), model),
-                )
+            if db.execute("SELECT 1 FROM models WHERE name = ?", (model,)).fetchone() is None:
+                return None
+            settings = {
+                "description": update.description,
+                "default_alias": update.default_alias,
+                "private_to": None if update.private_to is None else json.dumps(update.private_to),
+            }
+            for column, value in settings.items():
+                if value is not None:
+                    db.execute(f"UPDATE models SET {column} = ? WHERE name = ?", (value, model))
             self._bump(db, model)
-            return self._model(self._model_row(db, model))
-
-    def _version_row(self, db: sqlite3.Connection | None, model: str, version: int) -> sqlite3.Row:
-        connection = db or self._connection()
-        self._model_row(connection, model)
-        row = connection.execute(
-            "SELECT * FROM versions WHERE model = ? AND version = ?", (model, version)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(
-                f"model {model} has no version {version}", hint=f"mlops models versions {model}"
+            return self._model(
+                db.execute("SELECT * FROM models WHERE name = ?", (model,)).fetchone()
             )
-        return row  # type: ignore[no-any-return]
 
-    def get_version(self, model: str, version: int) -> VersionRecord:
-        return self._version(self._version_row(None, model, version))
-
-    def list_versions(self, model: str) -> list[VersionRecord]:
-        self._model_row(None, model)
-        return [
-            self._version(r)
-            for r in self._read("SELECT * FROM versions WHERE model = ? ORDER BY version", model)
-        ]
-
-    def find_versions_by_digest(self, package_digest: str) -> list[VersionRecord]:
-        rows = self._read(
-            "SELECT * FROM versions WHERE package_digest = ? ORDER BY model, version",
-            package_digest,
-        )
-        return [self._version(r) for r in rows]
-
-    def archive_version(self, model: str, version: int) -> VersionRecord:
+    def _archive(self, change: Archive) -> VersionRecord:
+        model, version = change.model, change.version
         with self._write() as db:
-            self._version_row(db, model, version)
-            users = [
-                f"alias @{r['alias']}"
-                for r in db.execute(
-                    "SELECT alias FROM aliases WHERE model = ? AND version = ?", (model, version)
-                )
-            ]
-            users += [
-                f"route of {r['tenant']}"
-                for r in db.execute(
-                    "SELECT tenant FROM routes WHERE model = ? AND (version = ? OR canary_version = ?)",
-                    (model, version, version),
-                )
-            ]
-            users += [
-                f"deployment on {r['target']}"
-                for r in db.execute(
-                    "SELECT target FROM deployments WHERE model = ? AND version = ?",
+            view = self._view(
+                db,
+                model,
+                versions=(version,),
+                aliases=("version = ?", (version,)),
+                routes=("version = ? OR canary_version = ?", (version, version)),
+                deployments_of=version,
+            )
+            change.check(view)
+            if not change.done(view):
+                db.execute(
+                    "UPDATE versions SET status = 'archived' WHERE model = ? AND version = ?",
                     (model, version),
                 )
-            ]
-            if users:
-                raise ConflictError(
-                    f"{model} version {version} is in use ({', '.join(users)}); not archived",
-                    hint="move those aliases and routes, or undeploy, first",
-                )
-            db.execute(
-                "UPDATE versions SET status = 'archived' WHERE model = ? AND version = ?",
-                (model, version),
+            return self._version(
+                db.execute(
+                    "SELECT * FROM versions WHERE model = ? AND version = ?", (model, version)
+                ).fetchone()
             )
-            return self._version(self._version_row(db, model, version))
 
-    def set_version_metrics(
-        self, model: str, version: int, *, memory_mb: float | None, latency_ms: float | None
-    ) -> VersionRecord:
+    def _set_metrics(
+        self, model: str, version: int, metrics: VersionMetrics
+    ) -> VersionRecord | None:
         with self._write() as db:
-            self._version_row(db, model, version)
             db.execute(
                 "UPDATE versions SET memory_mb = COALESCE(?, memory_mb), latency_ms = COALESCE(?, latency_ms)"
                 " WHERE model = ? AND version = ?",
-                (memory_mb, latency_ms, model, version),
+                (metrics.memory_mb, metrics.latency_ms, model, version),
             )
-            return self._version(self._version_row(db, model, version))
-
-    # -- aliases -------------------------------------------------------------------------------
+            row = db.execute(
+                "SELECT * FROM versions WHERE model = ? AND version = ?", (model, version)
+            ).fetchone()
+            return self._version(row) if row else None
 
     def _bump(self, db: sqlite3.Connection, model: str) -> None:
         db.execute(
             "UPDATE models SET routing_revision = routing_revision + 1 WHERE name = ?", (model,)
         )
-
-    def _active_version(self, db: sqlite3.Connection, model: str, version: int) -> None:
-        row = self._version_row(db, model, version)
-        if row["status"] != "active":
-            raise NotFoundError(
-                f"{model} version {version} is archived", hint="use an active version"
-            )
 
     def _put_alias(
         self, db: sqlite3.Connection, model: str, alias: str, version: int
@@ -423,113 +494,43 @@ class SQLiteRegistry(Registry):
             ).fetchone()
         )
 
-    def set_alias(
-        self,
-        model: str,
-        alias: str,
-        version: int,
-        *,
-        expect_version: int | Literal["absent"] | None = None,
-    ) -> AliasRecord:
-        check_name("alias", alias)
+    def _set_alias(self, change: AliasChange) -> AliasRecord:
         with self._write() as db:
-            self._active_version(db, model, version)
-            current = db.execute(
-                "SELECT version FROM aliases WHERE model = ? AND alias = ?", (model, alias)
-            ).fetchone()
-            now = current["version"] if current else "absent"
-            if expect_version is not None and now != expect_version:
-                raise ConflictError(
-                    f"alias {model}@{alias} points at {now}, not {expect_version}; not changed",
-                    hint="read it again (mlops alias get) and retry with the current version",
-                )
-            return self._put_alias(db, model, alias, version)
-
-    def get_alias(self, model: str, alias: str) -> AliasRecord:
-        check_name("alias", alias)
-        self._model_row(None, model)
-        rows = self._read("SELECT * FROM aliases WHERE model = ? AND alias = ?", model, alias)
-        if not rows:
-            raise NotFoundError(
-                f"model {model} has no alias @{alias}",
-                hint=f"mlops alias set {model} {alias} VERSION",
+            view = self._view(
+                db,
+                change.model,
+                versions=(change.version,),
+                aliases=("alias = ?", (change.alias,)),
             )
-        return self._alias(rows[0])
+            change.check(view)
+            return self._put_alias(db, change.model, change.alias, change.version)
 
-    def list_aliases(self, model: str) -> list[AliasRecord]:
-        self._model_row(None, model)
-        return [
-            self._alias(r)
-            for r in self._read("SELECT * FROM aliases WHERE model = ? ORDER BY alias", model)
-        ]
-
-    def delete_alias(self, model: str, alias: str, *, expect_version: int | None = None) -> None:
-        check_name("alias", alias)
+    def _delete_alias(self, change: AliasDeletion) -> None:
         with self._write() as db:
-            self._model_row(db, model)
-            row = db.execute(
-                "SELECT * FROM aliases WHERE model = ? AND alias = ?", (model, alias)
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"model {model} has no alias @{alias}")
-            if expect_version is not None and row["version"] != expect_version:
-                raise ConflictError(
-                    f"alias {model}@{alias} points at {row['version']}, not {expect_version}; not deleted"
-                )
-            tenants = [
-                r["tenant"]
-                for r in db.execute(
-                    "SELECT tenant FROM routes WHERE model = ? AND alias = ?", (model, alias)
-                )
-            ]
-            if tenants:
-                raise ConflictError(
-                    f"alias {model}@{alias} is used by the routes of {', '.join(tenants)}; not deleted"
-                )
-            db.execute("DELETE FROM aliases WHERE model = ? AND alias = ?", (model, alias))
-            self._bump(db, model)
+            view = self._view(
+                db,
+                change.model,
+                aliases=("alias = ?", (change.alias,)),
+                routes=("alias = ?", (change.alias,)),
+            )
+            change.check(view)
+            db.execute(
+                "DELETE FROM aliases WHERE model = ? AND alias = ?", (change.model, change.alias)
+            )
+            self._bump(db, change.model)
 
-    # -- routes ------------------------------------------------------------------------------
-
-    def set_route(
-        self,
-        tenant: str,
-        model: str,
-        *,
-        version: int | None = None,
-        alias: str | None = None,
-        canary_version: int | None = None,
-        canary_percent: float = 0.0,
-        expect_revision: int | None = None,
-    ) -> RouteRecord:
-        check_name("tenant", tenant)
-        check_route_args(version, alias, canary_version, canary_percent)
+    def _set_route(self, change: RouteChange) -> RouteRecord:
+        tenant, model = change.tenant, change.model
         with self._write() as db:
-            check_route_visibility(self._model(self._model_row(db, model)), tenant)
-            if version is not None:
-                self._active_version(db, model, version)
-            else:
-                self._model_row(db, model)
-                if (
-                    db.execute(
-                        "SELECT 1 FROM aliases WHERE model = ? AND alias = ?", (model, alias)
-                    ).fetchone()
-                    is None
-                ):
-                    raise NotFoundError(
-                        f"model {model} has no alias @{alias}",
-                        hint=f"mlops alias set {model} {alias} VERSION",
-                    )
-            if canary_version is not None:
-                self._active_version(db, model, canary_version)
-            current = db.execute(
-                "SELECT revision FROM routes WHERE tenant = ? AND model = ?", (tenant, model)
-            ).fetchone()
-            revision = current["revision"] if current else 0
-            if expect_revision is not None and revision != expect_revision:
-                raise ConflictError(
-                    f"route of {tenant} to {model} is at revision {revision}, not {expect_revision}; not changed"
-                )
+            view = self._view(
+                db,
+                model,
+                versions=(change.version, change.canary_version),
+                aliases=("alias = ?", (change.alias,)),
+                routes=("tenant = ?", (tenant,)),
+            )
+            change.check(view)
+            current = view.routes.get(tenant)
             db.execute(
                 "INSERT INTO routes (tenant, model, version, alias, canary_version, canary_percent, revision, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant, model) DO UPDATE SET version = excluded.version,"
@@ -538,11 +539,11 @@ class SQLiteRegistry(Registry):
                 (
                     tenant,
                     model,
-                    version,
-                    alias,
-                    canary_version,
-                    float(canary_percent),
-                    revision + 1,
+                    change.version,
+                    change.alias,
+                    change.canary_version,
+                    change.canary_percent,
+                    (current.revision if current else 0) + 1,
                     _now(),
                 ),
             )
@@ -552,123 +553,34 @@ class SQLiteRegistry(Registry):
             ).fetchone()
             return self._route(row)
 
-    def get_route(self, tenant: str, model: str) -> RouteRecord:
-        check_name("tenant", tenant)
-        check_name("model", model)
-        rows = self._read("SELECT * FROM routes WHERE tenant = ? AND model = ?", tenant, model)
-        if not rows:
-            raise NotFoundError(
-                f"tenant {tenant} has no route to {model}",
-                hint=f"mlops route set {tenant} {model} VERSION",
-            )
-        return self._route(rows[0])
-
-    def list_routes(
-        self, *, tenant: str | None = None, model: str | None = None
-    ) -> list[RouteRecord]:
-        clauses, args = [], []
-        if tenant is not None:
-            clauses.append("tenant = ?")
-            args.append(check_name("tenant", tenant))
-        if model is not None:
-            clauses.append("model = ?")
-            args.append(check_name("model", model))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return [
-            self._route(r)
-            for r in self._read(f"SELECT * FROM routes{where} ORDER BY tenant, model", *args)
-        ]
-
-    def delete_route(self, tenant: str, model: str, *, expect_revision: int | None = None) -> None:
-        check_name("tenant", tenant)
+    def _delete_route(self, change: RouteDeletion) -> None:
         with self._write() as db:
-            self._model_row(db, model)
-            row = db.execute(
-                "SELECT revision FROM routes WHERE tenant = ? AND model = ?", (tenant, model)
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"tenant {tenant} has no route to {model}")
-            if expect_revision is not None and row["revision"] != expect_revision:
-                raise ConflictError(
-                    f"route of {tenant} to {model} is at revision {row['revision']}, not {expect_revision}; not deleted"
-                )
-            db.execute("DELETE FROM routes WHERE tenant = ? AND model = ?", (tenant, model))
-            self._bump(db, model)
-
-    # -- resolution --------------------------------------------------------------------------
-
-    def routing_state(self, tenant: str, model: str) -> RoutingState:
-        db = self._connection()
-        db.execute("BEGIN")  # one consistent snapshot for the three reads
-        try:
-            record = self._model(self._model_row(db, model))
-            row = db.execute(
-                "SELECT * FROM routes WHERE tenant = ? AND model = ?", (tenant, model)
-            ).fetchone()
-            route = self._route(row) if row else None
-            name = (
-                route.alias if route and route.alias else (None if route else record.default_alias)
+            view = self._view(db, change.model, routes=("tenant = ?", (change.tenant,)))
+            change.check(view)
+            db.execute(
+                "DELETE FROM routes WHERE tenant = ? AND model = ?", (change.tenant, change.model)
             )
-            alias_row = (
-                db.execute(
-                    "SELECT * FROM aliases WHERE model = ? AND alias = ?", (model, name)
-                ).fetchone()
-                if name
-                else None
-            )
-        finally:
-            db.execute("COMMIT")
-        return RoutingState(
-            model=record, route=route, alias=self._alias(alias_row) if alias_row else None
-        )
+            self._bump(db, change.model)
 
-    def routing_revision(self, model: str) -> int:
-        rows = self._read("SELECT routing_revision FROM models WHERE name = ?", model)
-        if not rows:
-            raise NotFoundError(f"model {model} does not exist")
-        return int(rows[0][0])
-
-    # -- deployments -------------------------------------------------------------------------
-
-    def record_deployment(
-        self, model: str, version: int, target: str, *, detail: Mapping[str, Any]
-    ) -> None:
+    def _record_deployment(self, change: DeploymentChange, detail: Mapping[str, Any]) -> None:
         with self._write() as db:
-            self._version_row(db, model, version)
+            change.check(self._view(db, change.model, versions=(change.version,)))
             db.execute(
                 "INSERT INTO deployments (model, version, target, detail, updated_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(model, version, target) DO UPDATE SET detail = excluded.detail,"
                 " updated_at = excluded.updated_at",
                 (
-                    model,
-                    version,
-                    target,
+                    change.model,
+                    change.version,
+                    change.target,
                     json.dumps(dict(detail), sort_keys=True, default=str),
                     _now(),
                 ),
             )
 
-    def remove_deployment(self, model: str, version: int, target: str) -> None:
+    def _remove_deployment(self, model: str, version: int, target: str) -> None:
         with self._write() as db:
             db.execute(
                 "DELETE FROM deployments WHERE model = ? AND version = ? AND target = ?",
                 (model, version, target),
             )
-
-    def list_deployments(self, model: str | None = None) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT * FROM deployments"
-            + (" WHERE model = ?" if model else "")
-            + " ORDER BY model, version, target"
-        )
-        rows = self._read(sql, *([model] if model else []))
-        return [
-            {
-                "model": r["model"],
-                "version": r["version"],
-                "target": r["target"],
-                "detail": json.loads(r["detail"]),
-                "updated_at": r["updated_at"],
-            }
-            for r in rows
-        ]

@@ -557,3 +557,37 @@ def test_update_model_settings(registry: Registry) -> None:
     assert public.visible_to("initech")
     assert public.default_alias == "staging"
     assert registry.get_model(MODEL).to_dict() == public.to_dict()
+
+
+def test_archiving_an_archived_version_changes_nothing(registry: Registry) -> None:
+    register(registry, MODEL, "p1", "p2")
+    first = registry.archive_version(MODEL, 1)
+    before = snapshot(registry)
+
+    again = registry.archive_version(MODEL, 1)
+
+    assert (again.status, again.version) == ("archived", 1) and again == first
+    assert snapshot(registry) == before
+
+
+def test_refusals_name_the_rule_and_the_next_command(registry: Registry) -> None:
+    register(registry, MODEL, "p1", "p2")
+    registry.set_alias(MODEL, "production", 1)
+    registry.set_route("acme", MODEL, alias="production")
+    before = snapshot(registry)
+
+    refusals: list[tuple[Callable[[], Any], type[MlopsError], str, str]] = [
+        (lambda: registry.archive_version(MODEL, 1), ConflictError, "alias @production", "undeploy"),
+        (lambda: registry.delete_alias(MODEL, "production"), ConflictError, "acme", "mlops route set"),
+        (lambda: registry.set_alias(MODEL, "production", 2, expect_version=2), ConflictError,
+         "points at version 1", "--expect-version 1"),
+        (lambda: registry.set_route("acme", MODEL, version=9), NotFoundError, "no version 9",
+         f"mlops models versions {MODEL}"),
+        (lambda: registry.record_deployment(MODEL, 1, "", detail={}), UsageError, "target", ""),
+    ]  # fmt: skip
+    for call, kind, said, hint in refusals:
+        with pytest.raises(kind) as caught:
+            call()
+        assert said in caught.value.message
+        assert hint in (caught.value.hint or "")
+    assert snapshot(registry) == before

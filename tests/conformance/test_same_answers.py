@@ -1,8 +1,9 @@
 """Both backends, given the same operations, give the same answers.
 
 One script of calls (including calls that must fail) runs against a SQLite and a DynamoDB
-registry; each step's answer is its result's ``to_dict()`` with times left out, or the class of
-the error it raised. The answers must be identical, step by step.
+registry; each step's answer is its result's ``to_dict()`` with times left out, or the error it
+raised: its class, its message and its hint. The answers must be identical, step by step, so the
+rules and their words (``mlops_cli/registry/rules.py``) cannot drift apart between backends.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ SCRIPT: list[Step] = [
         "route missing canary",
         lambda r: r.set_route("acme", MODEL, version=1, canary_version=42, canary_percent=5),
     ),
+    ("route cas absent", lambda r: r.set_route("hooli", MODEL, version=1, expect_revision=3)),
+    ("route cas new", lambda r: r.set_route("hooli", MODEL, version=1, expect_revision=0)),
+    ("route cas exists", lambda r: r.set_route("hooli", MODEL, version=2, expect_revision=0)),
+    ("unroute hooli", lambda r: r.delete_route("hooli", MODEL)),
+    ("route missing alias on absent", lambda r: r.set_route("acme", "absent", alias="ghost")),
     ("route version and alias", lambda r: r.set_route("acme", MODEL, version=1, alias="staging")),
     ("route bad tenant", lambda r: r.set_route("acme corp", MODEL, version=1)),
     (
@@ -119,6 +125,18 @@ SCRIPT: list[Step] = [
     ("archive deployed", lambda r: r.archive_version(MODEL, 4)),
     ("archive free", lambda r: r.archive_version(MODEL, 1)),
     ("archive missing", lambda r: r.archive_version(MODEL, 42)),
+    ("archive absent model", lambda r: r.archive_version("absent", 1)),
+    ("archive archived", lambda r: r.archive_version(MODEL, 1)),
+    (
+        "metrics of missing version",
+        lambda r: r.set_version_metrics(MODEL, 42, memory_mb=1.0, latency_ms=None),
+    ),
+    (
+        "metrics negative",
+        lambda r: r.set_version_metrics(MODEL, 2, memory_mb=-1.0, latency_ms=None),
+    ),
+    ("record deployment absent model", lambda r: r.record_deployment("absent", 1, "x", detail={})),
+    ("record deployment no target", lambda r: r.record_deployment(MODEL, 4, "", detail={})),
     ("alias to archived", lambda r: r.set_alias(MODEL, "production", 1)),
     ("route to archived", lambda r: r.set_route("hooli", MODEL, version=1)),
     ("undeploy", lambda r: r.remove_deployment(MODEL, 4, "triton:local")),
@@ -127,6 +145,9 @@ SCRIPT: list[Step] = [
     ("make private", lambda r: r.update_model(MODEL, private_to=("initech", "acme"))),
     ("resolve private allowed", lambda r: resolve(r, "acme", MODEL)),
     ("resolve private refused", lambda r: resolve(r, "globex", MODEL)),
+    ("route to private refused", lambda r: r.set_route("globex", MODEL, version=2)),
+    ("route to private by alias", lambda r: r.set_route("hooli", MODEL, alias="shadow")),
+    ("route private allowed", lambda r: r.set_route("acme", MODEL, version=2)),
     ("default alias", lambda r: r.update_model(MODEL, default_alias="shadow", description="v2")),
     ("bad default alias", lambda r: r.update_model(MODEL, default_alias="Shadow")),
     ("bad private tenant", lambda r: r.update_model(MODEL, private_to=("a b",))),
@@ -140,6 +161,11 @@ SCRIPT: list[Step] = [
     ("delete alias cas wrong", lambda r: r.delete_alias(MODEL, "staging", expect_version=1)),
     ("delete alias", lambda r: r.delete_alias(MODEL, "staging")),
     ("delete alias again", lambda r: r.delete_alias(MODEL, "staging")),
+    ("delete alias absent model", lambda r: r.delete_alias("absent", "staging")),
+    ("delete route absent model", lambda r: r.delete_route("acme", "absent")),
+    ("delete route cas absent", lambda r: r.delete_route("nobody", MODEL, expect_revision=1)),
+    ("delete alias cas absent", lambda r: r.delete_alias(MODEL, "ghost", expect_version=1)),
+    ("revision absent", lambda r: r.routing_revision("absent")),
     ("final aliases", lambda r: r.list_aliases(MODEL)),
     ("final routes", lambda r: r.list_routes()),
     ("final versions", lambda r: r.list_versions(MODEL)),
@@ -167,7 +193,7 @@ def run_script(registry: Registry) -> list[tuple[str, Any]]:
         try:
             answers.append(("ok", observe(step(registry))))
         except MlopsError as exc:
-            answers.append(("error", type(exc).__name__))
+            answers.append(("error", (type(exc).__name__, exc.message, exc.hint)))
     return answers
 
 
@@ -177,8 +203,14 @@ def test_both_backends_answer_alike(request: pytest.FixtureRequest, tmp_path: Pa
         for backend in ("sqlite", "dynamodb")
     }
 
-    errors = {answer[1] for answer in answers["sqlite"] if answer[0] == "error"}
-    assert {"ConflictError", "NotFoundError", "RegistryNameError", "UsageError"} <= errors
+    errors = {answer[1][0] for answer in answers["sqlite"] if answer[0] == "error"}
+    assert {
+        "ConflictError",
+        "NotFoundError",
+        "PrivateModelError",
+        "RegistryNameError",
+        "UsageError",
+    } <= errors
     mismatches = [
         f"{name}:\n  sqlite:   {mine!r}\n  dynamodb: {theirs!r}"
         for (name, _), mine, theirs in zip(

@@ -1,5 +1,6 @@
 """The request plumbing of the DynamoDB registry: requests and their errors, transactions,
-reads, queries, the entries of transactions, and the table's creation."""
+reads, queries, the entries of transactions, the reading of a refused change's model, and the
+table's creation."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import time
 from typing import Any
 
 from mlops_cli import aws
-from mlops_cli.errors import ConflictError, NotFoundError, UsageError
-from mlops_cli.registry.base import RegistryUnavailableError
+from mlops_cli.errors import ConflictError, MlopsError, NotFoundError, UsageError
+from mlops_cli.registry.changes import (
+    Change,
+    ModelView,
+)
 from mlops_cli.registry.dynamodb.items import (
     PACKAGE_INDEX,
     TABLE_NAME,
@@ -17,12 +21,19 @@ from mlops_cli.registry.dynamodb.items import (
     TRANSACT_TRIES,
     Expr,
     Refused,
+    alias_record,
     dynamo_attrs,
     key_schema,
+    model_record,
     pk,
     plain,
+    route_record,
     table_spec,
+    version_record,
     vsk,
+)
+from mlops_cli.registry.rules import (
+    RegistryUnavailableError,
 )
 
 
@@ -186,16 +197,33 @@ class TableClient:
         condition = f"attribute_exists(PK) AND {e.n('status')} = {e.v('active')}"
         return self._write("ConditionCheck", model, vsk(version), e, condition=condition)
 
-    def _unusable(self, refused: Refused, index: int, model: str, version: int) -> Exception:
-        """The error for a failed :meth:`_active` check at ``index``."""
-        if refused.item(index) is None:
-            return NotFoundError(f"version {version} of {model} does not exist")
-        return NotFoundError(
-            f"version {version} of {model} is archived", hint="use an active version"
+    def _view(self, model: str, what: str) -> ModelView:
+        """The whole model, read to find out why a conditional write was refused (one query)."""
+        e = Expr()
+        found = self._items(what, e, key=f"{e.n('PK')} = {e.v(pk(model))}")
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for item in found:
+            by_kind.setdefault(item["SK"].partition("#")[0], []).append(item)
+        meta = by_kind.get("META")
+        versions = map(version_record, by_kind.get("VERSION", []))
+        aliases = map(alias_record, by_kind.get("ALIAS", []))
+        routes = map(route_record, by_kind.get("ROUTE", []))
+        return ModelView(
+            model=model_record(meta[0]) if meta else None,
+            versions={v.version: v for v in versions},
+            aliases={a.alias: a for a in aliases},
+            routes={r.tenant: r for r in routes},
+            deployments=[(int(d["version"]), str(d["target"])) for d in by_kind.get("DEPLOY", [])],
         )
 
-    def _missing(self, model: str) -> NotFoundError:
-        return NotFoundError(f"model {model} does not exist", hint="mlops models list")
+    def _refusal(self, change: Change) -> Exception:
+        """The error for ``change`` after DynamoDB refused its conditional write: what the rules
+        say about the model as it is now, else a lost race."""
+        try:
+            change.check(self._view(change.model, change.what))
+        except MlopsError as error:
+            return error
+        return change.lost_race()
 
     # -- setup -------------------------------------------------------------------------------
 

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import replace
 from typing import Any
 
-from mlops_cli.errors import ConflictError, NotFoundError, UsageError
-from mlops_cli.registry.base import (
-    DEFAULT_ALIAS,
-    ModelRecord,
-    NewVersion,
-    Registered,
-    VersionRecord,
-    check_name,
-    check_new_version,
+from mlops_cli.errors import ConflictError
+from mlops_cli.registry.changes import (
+    Archive,
+    ModelView,
 )
 from mlops_cli.registry.dynamodb.client import TableClient
 from mlops_cli.registry.dynamodb.items import (
@@ -37,6 +31,19 @@ from mlops_cli.registry.dynamodb.items import (
     version_record,
     vsk,
 )
+from mlops_cli.registry.records import (
+    DEFAULT_ALIAS,
+    ModelRecord,
+    NewVersion,
+    Registered,
+    VersionRecord,
+)
+from mlops_cli.registry.rules import (
+    ModelUpdate,
+    VersionMetrics,
+    changed_meanwhile,
+    version_missing,
+)
 
 
 class ModelsAndVersions(TableClient):
@@ -44,25 +51,23 @@ class ModelsAndVersions(TableClient):
 
     # -- models and versions -----------------------------------------------------------------
 
-    def register_version(
+    def _register(
         self,
         model: str,
         new: NewVersion,
         *,
-        new_version: bool = False,
-        alias: str | None = None,
-        model_description: str = "",
+        new_version: bool,
+        alias: str | None,
+        model_description: str,
     ) -> Registered:
-        check_new_version(model, new, alias)
         marker = f"PKG#{new.package_digest}"
         what = f"registering a version of {model}"
         for attempt in range(REGISTER_ATTEMPTS):
             # 1. One consistent read: the model (its counter) and the package's marker.
             seen = self._snapshot(model, ["META", marker], what)
             if not new_version and marker in seen:
-                return Registered(
-                    self.get_version(model, int(seen[marker]["version"])), created=False
-                )
+                marked = self._marked_version(model, int(seen[marker]["version"]))
+                return Registered(marked, created=False)
             meta = seen.get("META")
             number = int(meta["next_version"]) + 1 if meta else 1
             # 2. One transaction: the counter moves from number-1 to number (compare-and-swap),
@@ -89,9 +94,7 @@ class ModelsAndVersions(TableClient):
                     return Registered(
                         existing, created=False
                     )  # a concurrent register, same package
-                raise ConflictError(
-                    f"version {number} of {model} was not written", hint="retry"
-                ) from None
+                raise changed_meanwhile(f"writing version {number} of {model}") from None
             return Registered(self._version_of(new, model, number, now), created=True)
         raise ConflictError(
             f"could not number a version of {model}: {REGISTER_ATTEMPTS} concurrent attempts lost",
@@ -175,101 +178,75 @@ class ModelsAndVersions(TableClient):
 
     def _registered(self, model: str, marker: str) -> VersionRecord | None:
         found = self._get(model, marker, f"looking up a package of {model}")
-        return None if found is None else self.get_version(model, found["version"])
+        return None if found is None else self._marked_version(model, int(found["version"]))
 
-    def get_model(self, model: str) -> ModelRecord:
-        check_name("model", model)
+    def _marked_version(self, model: str, number: int) -> VersionRecord:
+        """The version a package marker names (written in the same transaction as the marker)."""
+        if (found := self._read_version(model, number)) is None:
+            raise version_missing(model, number)
+        return found
+
+    def _read_model(self, model: str) -> ModelRecord | None:
         found = self._get(model, "META", f"reading model {model}")
-        if found is None:
-            raise self._missing(model)
-        return model_record(found)
+        return None if found is None else model_record(found)
 
-    def list_models(self) -> list[ModelRecord]:
+    def _read_models(self) -> list[ModelRecord]:
         e = Expr()
         key = f"{e.n('GSI2PK')} = {e.v(MODELS)}"
-        found = self._items("listing models", e, key=key, index=TENANT_INDEX)
-        return sorted(map(model_record, found), key=lambda m: m.name)
+        return [
+            model_record(item)
+            for item in self._items("listing models", e, key=key, index=TENANT_INDEX)
+        ]
 
-    def update_model(
-        self,
-        model: str,
-        *,
-        description: str | None = None,
-        default_alias: str | None = None,
-        private_to: tuple[str, ...] | None = None,
-    ) -> ModelRecord:
-        check_name("model", model)
-        if default_alias is not None:
-            check_name("alias", default_alias)
-        for tenant in private_to or ():
-            check_name("tenant", tenant)
-        tenants = None if private_to is None else sorted(set(private_to))
+    def _update_model(self, model: str, update: ModelUpdate) -> ModelRecord | None:
         settings = {
-            "description": description,
-            "default_alias": default_alias,
-            "private_to": tenants,
+            "description": update.description,
+            "default_alias": update.default_alias,
+            "private_to": None if update.private_to is None else list(update.private_to),
         }
         changes = {key: value for key, value in settings.items() if value is not None}
         e = Expr()
-        update = f"ADD {e.n('routing_revision')} {e.v(1)}"
-        if changes:
-            update = f"SET {e.assign(changes)} {update}"
+        revise = f"ADD {e.n('routing_revision')} {e.v(1)}"
+        update_expression = f"SET {e.assign(changes)} {revise}" if changes else revise
+        what = f"updating model {model}"
         try:
-            return model_record(
-                self._update_item(model, "META", e, update, f"updating model {model}")
-            )
+            return model_record(self._update_item(model, "META", e, update_expression, what))
         except Refused:
-            raise self._missing(model) from None
+            return None
 
-    def get_version(self, model: str, version: int) -> VersionRecord:
-        check_name("model", model)
+    def _read_version(self, model: str, version: int) -> VersionRecord | None:
         found = self._get(model, vsk(version), f"reading version {version} of {model}")
-        if found is None:
-            self.get_model(model)
-            hint = f"mlops models versions {model}"
-            raise NotFoundError(f"version {version} of {model} does not exist", hint=hint)
-        return version_record(found)
+        return None if found is None else version_record(found)
 
-    def list_versions(self, model: str) -> list[VersionRecord]:
-        check_name("model", model)
+    def _read_versions(self, model: str) -> list[VersionRecord]:
         found = self._partition(model, "VERSION#", f"listing versions of {model}")
-        if not found:
-            self.get_model(model)
-        return sorted(map(version_record, found), key=lambda v: v.version)
+        return [version_record(item) for item in found]
 
-    def find_versions_by_digest(self, package_digest: str) -> list[VersionRecord]:
+    def _read_versions_by_digest(self, package_digest: str) -> list[VersionRecord]:
         e = Expr()
         key = f"{e.n('GSI1PK')} = {e.v(f'PKG#{package_digest}')}"
         found = self._items("finding versions by package", e, key=key, index=PACKAGE_INDEX)
-        return sorted(map(version_record, found), key=lambda v: (v.model, v.version))
+        return [version_record(item) for item in found]
 
-    def archive_version(self, model: str, version: int) -> VersionRecord:
-        check_name("model", model)
-        what = f"archiving version {version} of {model}"
+    def _archive(self, change: Archive) -> VersionRecord:
+        model, version, what = change.model, change.version, change.what
         # The revisions first, then the users: a user added after this read changes one of the
         # revisions, and the conditional write below fails instead of archiving under it.
         head = self._snapshot(model, ["META", vsk(version)], what)
-        if "META" not in head:
-            raise self._missing(model)
-        if (current := head.get(vsk(version))) is None:
-            raise NotFoundError(f"version {version} of {model} does not exist")
-        if current["status"] == "archived":
-            return version_record(current)
-        aliases = map(alias_record, self._partition(model, "ALIAS#", what))
-        routes = map(route_record, self._partition(model, "ROUTE#", what))
-        users = [f"alias @{a.alias}" for a in aliases if a.version == version]
-        users += [
-            f"the route of {r.tenant}" for r in routes if version in (r.version, r.canary_version)
-        ]
-        users += [
-            f"a deployment on {d['target']}"
-            for d in self._partition(model, f"DEPLOY#{version:010d}#", what)
-        ]
-        if users:
-            hint = "point those aliases and routes at another version, and undeploy it, first"
-            raise ConflictError(
-                f"version {version} of {model} is in use by {', '.join(users)}", hint=hint
-            )
+        current = head.get(vsk(version))
+        view = ModelView(
+            model=model_record(head["META"]) if "META" in head else None,
+            versions={version: version_record(current)} if current else {},
+            aliases={a.alias: a for a in map(alias_record, self._partition(model, "ALIAS#", what))},
+            routes={r.tenant: r for r in map(route_record, self._partition(model, "ROUTE#", what))},
+            deployments=[
+                (version, str(d["target"]))
+                for d in self._partition(model, f"DEPLOY#{version:010d}#", what)
+            ],
+        )
+        change.check(view)
+        if current is None or change.done(view):
+            return view.existing_version(model, version)
         e, m = Expr(), Expr()
         deploys = e.n("deploy_revision")
         condition = f"{e.n('status')} = {e.v('active')} AND (attribute_not_exists({deploys})"
@@ -283,20 +260,14 @@ class ModelsAndVersions(TableClient):
         try:
             self._transact(writes, what)
         except Refused:
-            raise ConflictError(f"{what}: the model changed meanwhile", hint="retry") from None
+            raise self._refusal(change) from None
         return replace(version_record(current), status="archived")
 
-    def set_version_metrics(
-        self, model: str, version: int, *, memory_mb: float | None, latency_ms: float | None
-    ) -> VersionRecord:
-        check_name("model", model)
-        metrics = {"memory_mb": memory_mb, "latency_ms": latency_ms}
-        measured = {key: value for key, value in metrics.items() if value is not None}
-        for key, value in measured.items():
-            if not (math.isfinite(value) and value >= 0):
-                raise UsageError(f"{key} must be a finite number >= 0, not {value}")
-        if not measured:  # None leaves a metric as it is
-            return self.get_version(model, version)
+    def _set_metrics(
+        self, model: str, version: int, metrics: VersionMetrics
+    ) -> VersionRecord | None:
+        if not (measured := metrics.measured()):  # None leaves a metric as it is
+            return self._read_version(model, version)
         e = Expr()
         what = f"storing metrics of version {version} of {model}"
         try:
@@ -304,5 +275,4 @@ class ModelsAndVersions(TableClient):
                 self._update_item(model, vsk(version), e, f"SET {e.assign(measured)}", what)
             )
         except Refused:
-            self.get_model(model)
-            raise NotFoundError(f"version {version} of {model} does not exist") from None
+            return None

@@ -1,0 +1,135 @@
+"""The registry's records: what a registry stores and returns, as frozen values.
+
+Every backend returns these types (never its rows or items), so callers and the conformance suite
+compare backends record by record. ``to_dict`` is the JSON shape the command line prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DEFAULT_ALIAS = "production"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    description: str = ""
+    default_alias: str = DEFAULT_ALIAS
+    private_to: tuple[str, ...] = ()  # empty: every tenant may use it
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    latest_version: int = 0
+    routing_revision: int = 0
+
+    def visible_to(self, tenant: str) -> bool:
+        return not self.private_to or tenant in self.private_to
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["private_to"] = list(self.private_to)
+        data["tags"] = dict(self.tags)
+        return data
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    model: str
+    version: int
+    package_digest: str
+    package_uri: str
+    code_digest: str = ""
+    source: Mapping[str, str] = field(default_factory=dict)
+    lineage: Mapping[str, Any] = field(default_factory=dict)  # git, user, time, tool version
+    tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    status: Literal["active", "archived"] = "active"
+    created_at: str = ""
+    memory_mb: float | None = None  # measured by `mlops profile`
+    latency_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["source"] = dict(self.source)
+        data["lineage"] = dict(self.lineage)
+        data["tags"] = dict(self.tags)
+        return data
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    model: str
+    alias: str
+    version: int
+    revision: int
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RouteRecord:
+    """Tenant ``tenant`` gets ``model`` at ``version`` or at the version of ``alias`` (exactly one
+    is set), except ``canary_percent`` percent of its requests, which get ``canary_version``."""
+
+    tenant: str
+    model: str
+    version: int | None = None
+    alias: str | None = None
+    canary_version: int | None = None
+    canary_percent: float = 0.0
+    revision: int = 0
+    updated_at: str = ""
+
+    @property
+    def target(self) -> str:
+        return f"@{self.alias}" if self.alias else str(self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["target"] = self.target
+        return data
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What ``register_version`` is given; the registry adds the number and the time."""
+
+    package_digest: str
+    package_uri: str
+    code_digest: str = ""
+    source: Mapping[str, str] = field(default_factory=dict)
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: VersionRecord
+    created: bool  # False: the package was already registered for this model
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """Everything resolution needs about one (tenant, model), read in as few requests as the
+    backend allows (DynamoDB: at most two)."""
+
+    model: ModelRecord
+    route: RouteRecord | None
+    alias: AliasRecord | None  # the alias the route names, else the model's default alias
+
+
+__all__ = [
+    "DEFAULT_ALIAS",
+    "AliasRecord",
+    "ModelRecord",
+    "NewVersion",
+    "Registered",
+    "RouteRecord",
+    "RoutingState",
+    "VersionRecord",
+]
