@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_cli.aws.s3 import S3Location, S3Prefix
 from mlops_cli.deploy.base import (
     Action,
     Capabilities,
@@ -28,18 +29,16 @@ from mlops_cli.deploy.base import (
     InvokeRequest,
     Plan,
 )
-from mlops_cli.deploy.triton import (
-    ServerUnreachableError,
-    TritonLoadHungError,
-    TritonServer,
-    invoke_triton,
-    parse_triton_name,
-    triton_name,
-    usage,
-    warmup_requests,
-)
-from mlops_cli.errors import MlopsError, ValidationError
+from mlops_cli.deploy.triton import invoke_triton, recorded_memory_mb, usage, warmup_requests
+from mlops_cli.errors import MlopsError, UsageError, ValidationError
 from mlops_cli.progress import SILENT, Reporter, running
+from mlops_cli.triton.client import (
+    RepositoryEntry,
+    ServerUnreachableError,
+    TritonClient,
+    TritonLoadHungError,
+)
+from mlops_cli.triton.naming import parse_versioned_name, versioned_name
 from mlops_cli.validation import read_yaml_file, validate_document
 
 DEFAULT_LOAD_TIMEOUT = 300.0
@@ -63,8 +62,8 @@ class FleetServer:
     gpu_count: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def client(self) -> TritonServer:
-        return TritonServer(self.url, name=self.name)
+    def client(self) -> TritonClient:
+        return TritonClient(self.url, name=self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "grpc_url": self.grpc_url}
@@ -102,7 +101,12 @@ def load_fleet(path: Path) -> Fleet:
     if duplicate:
         raise FleetFileError(f"server name {duplicate!r} appears twice", source=str(path))
     repository = str(data["repository"])
-    if not repository.startswith("s3://"):
+    if repository.startswith("s3://"):
+        try:
+            repository = S3Location.parse(repository).uri
+        except UsageError as exc:
+            raise FleetFileError(exc.message, source=str(path), key_path="repository") from None
+    else:
         repository = str((path.parent / repository).resolve())
     return Fleet(
         name=data["name"],
@@ -135,10 +139,14 @@ def fleet_from_records(name: str, records: Sequence[Mapping[str, Any]]) -> Fleet
 
 
 class Repository:
-    """Where rendered models are written: a folder, or an S3 prefix."""
+    """Where rendered models are written: a folder, or an S3 prefix (``s3://bucket/prefix``).
+
+    S3 goes through :class:`mlops_cli.aws.S3Prefix`, so an S3 failure is one translated line
+    (a missing bucket, refused credentials), never a botocore exception."""
 
     def __init__(self, location: str) -> None:
         self.location = location
+        self._prefix = S3Prefix(location) if location.startswith("s3://") else None
 
     def write(self, desired: Desired, name: str, reporter: Reporter) -> None:
         """Render ``desired`` as the entry ``name``. On failure nothing of the entry is left
@@ -157,7 +165,7 @@ class Repository:
                 reporter=reporter,
             )
 
-        if not self.location.startswith("s3://"):
+        if self._prefix is None:
             model_dir = Path(self.location) / name
             if model_dir.exists():
                 shutil.rmtree(model_dir)  # a leftover of a failed attempt: write it anew
@@ -169,64 +177,29 @@ class Repository:
             return
         with tempfile.TemporaryDirectory(prefix="mlops-render-") as tmp:
             render(Path(tmp))
-            bucket, prefix = self._s3()
-            client = self._client()
-            self.remove(name)
+            self._prefix.delete_folder(name)  # a leftover of a failed attempt: write it anew
+            entry = Path(tmp) / name
             try:
-                for file in sorted(p for p in (Path(tmp) / name).rglob("*") if p.is_file()):
-                    key = f"{prefix}{name}/{file.relative_to(Path(tmp) / name).as_posix()}"
-                    self._upload(client, file, bucket, key)
+                for file in sorted(p for p in entry.rglob("*") if p.is_file()):
+                    self._prefix.put_file(f"{name}/{file.relative_to(entry).as_posix()}", file)
             except BaseException:
-                self.remove_quietly(name)
+                self.remove_quietly(name, reporter)
                 raise
 
-    @staticmethod
-    def _upload(client: Any, file: Path, bucket: str, key: str) -> None:
-        from mlops_cli.stores.s3 import DEFAULT_PART_SIZE, S3ObjectWriter
-
-        if file.stat().st_size <= DEFAULT_PART_SIZE:
-            with open(file, "rb") as body:
-                client.put_object(Bucket=bucket, Key=key, Body=body)
-            return
-        writer = S3ObjectWriter(bucket, key)  # large weights: a parallel multipart upload
-        try:
-            with open(file, "rb") as source:
-                while chunk := source.read(DEFAULT_PART_SIZE):
-                    writer.write(chunk)
-            writer.complete()
-        except BaseException:
-            writer.abort()
-            raise
-
     def remove(self, name: str) -> None:
-        if not self.location.startswith("s3://"):
+        if self._prefix is None:
             shutil.rmtree(Path(self.location) / name, ignore_errors=True)
             return
-        bucket, prefix = self._s3()
-        client = self._client()
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}{name}/"):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        self._prefix.delete_folder(name)
 
-    def remove_quietly(self, name: str) -> None:
-        """:meth:`remove` while another error is on its way: a failure here must not hide it."""
+    def remove_quietly(self, name: str, reporter: Reporter = SILENT) -> None:
+        """:meth:`remove` while another error is on its way: a failure here must not hide it,
+        so it is only a note."""
         try:
             self.remove(name)
-        except Exception:  # the caller re-raises the error that matters
-            return
-
-    def _s3(self) -> tuple[str, str]:
-        bucket, _, prefix = self.location[len("s3://") :].partition("/")
-        prefix = prefix.strip("/")
-        return bucket, f"{prefix}/" if prefix else ""
-
-    @staticmethod
-    def _client() -> Any:
-        from mlops_cli.aws import client
-
-        return client("s3")
+        except Exception as exc:  # the caller re-raises the error that matters
+            reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+            reporter.note(f"{name} was not removed from {self.location}: {reason}")
 
 
 # -- the target -------------------------------------------------------------------------------
@@ -277,7 +250,7 @@ class TritonTarget(DeployTarget):
                     reasons.append(f"{server.name}: no {wanted or 'GPU'}")
                     continue
             client = server.client()
-            used = sum(client.memory_of(name) for name in loaded)
+            used = sum(recorded_memory_mb(client.model_config(name)) for name in loaded)
             free = server.memory_mb - used
             if free >= desired.memory_mb:
                 return server
@@ -289,14 +262,14 @@ class TritonTarget(DeployTarget):
         )
 
     def _load_failure(self, name: str) -> Callable[[], str | None] | None:
-        """A check that ends a load Triton itself never ends (see ``TritonServer.load``); the
+        """A check that ends a load Triton itself never ends (see ``TritonClient.load``); the
         servers of a fleet keep their logs to themselves, so none here."""
         return None
 
     # -- the contract -------------------------------------------------------------------------
 
     def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
-        name = triton_name(desired.model, desired.version)
+        name = versioned_name(desired.model, desired.version)
         plan = Plan(target=self.id, model=desired.model, version=desired.version)
         plan.state["name"] = name
         seen = self._observe()
@@ -352,14 +325,14 @@ class TritonTarget(DeployTarget):
             for server in chosen if not isinstance(exc, TritonLoadHungError) else ():
                 with contextlib.suppress(Exception):
                     server.client().unload(name, wait=5.0)
-            self.repository.remove_quietly(name)
+            self.repository.remove_quietly(name, reporter)
             raise
         return self._detail(plan)
 
     def retire(
         self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
     ) -> None:
-        name = str(detail.get("triton_name") or triton_name(model, version))
+        name = str(detail.get("triton_name") or versioned_name(model, version))
         wanted = {str(s.get("name")) for s in detail.get("servers", [])}
         for server in self.servers():
             if wanted and server.name not in wanted:
@@ -374,17 +347,17 @@ class TritonTarget(DeployTarget):
     def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
         found: list[DeploymentStatus] = []
         covered: set[tuple[str, str]] = set()
-        observed: dict[str, tuple[dict[str, dict[str, Any]], str | None]] = {}
+        observed: dict[str, tuple[dict[str, RepositoryEntry], str | None]] = {}
         for server in self.servers():
             try:
-                index = {e["name"]: e for e in server.client().index() if "name" in e}
+                index = {e.name: e for e in server.client().index()}
                 observed[server.name] = (index, None)
             except ServerUnreachableError as exc:
                 observed[server.name] = ({}, str(exc))
         for record in records:
             model, version = str(record["model"]), int(record["version"])
             detail = record.get("detail") or {}
-            name = str(detail.get("triton_name") or triton_name(model, version))
+            name = str(detail.get("triton_name") or versioned_name(model, version))
             for entry in detail.get("servers") or [{"name": self.servers()[0].name}]:
                 server_name = str(entry.get("name"))
                 covered.add((server_name, name))
@@ -394,8 +367,8 @@ class TritonTarget(DeployTarget):
                 )
         for server_name, (index, _) in observed.items():
             for name, entry in index.items():
-                parsed = parse_triton_name(name)
-                if parsed and entry.get("state") == "READY" and (server_name, name) not in covered:
+                parsed = parse_versioned_name(name)
+                if parsed and entry.state == "READY" and (server_name, name) not in covered:
                     found.append(
                         DeploymentStatus(
                             model=parsed[0],
@@ -414,7 +387,7 @@ class TritonTarget(DeployTarget):
         version: int,
         server_name: str,
         name: str,
-        index: Mapping[str, Mapping[str, Any]],
+        index: Mapping[str, RepositoryEntry],
         problem: str | None,
     ) -> DeploymentStatus:
         common: dict[str, Any] = {
@@ -426,9 +399,9 @@ class TritonTarget(DeployTarget):
         if problem is not None:
             return DeploymentStatus(state="UNAVAILABLE", note=problem, **common)
         entry = index.get(name)
-        if entry is None or entry.get("state") != "READY":
-            state = entry.get("state", "absent") if entry else "absent"
-            reason = f": {entry['reason']}" if entry and entry.get("reason") else ""
+        if entry is None or entry.state != "READY":
+            state = (entry.state if entry else "") or "absent"
+            reason = f": {entry.reason}" if entry and entry.reason else ""
             return DeploymentStatus(
                 state="DRIFT",
                 note=f"recorded as deployed, but {state} on the server{reason}",

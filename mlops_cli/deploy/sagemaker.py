@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops_cli import aws
+from mlops_cli.aws.s3 import S3Prefix
 from mlops_cli.config import Settings
 from mlops_cli.deploy.base import (
     Action,
@@ -55,41 +55,22 @@ class MultiModelTarget(DeployTarget):
 
     # -- S3 -----------------------------------------------------------------------------------
 
-    def _s3(self) -> Any:
-        return aws.client("s3")
+    def _prefix(self) -> S3Prefix:
+        return S3Prefix(self.spec.location)
 
     def _tarball_exists(self, model: str, version: int) -> bool:
-        key = self.spec.key_prefix + self.spec.tarball_name(model, version)
-        try:
-            self._s3().head_object(Bucket=self.spec.bucket, Key=key)
-            return True
-        except Exception as exc:
-            translated = aws.translate(exc, what=f"checking s3://{self.spec.bucket}/{key}")
-            if isinstance(translated, NotFoundError):
-                return False
-            raise translated from None
+        return self._prefix().head(self.spec.tarball_name(model, version)) is not None
 
     def _delete_tarball(self, model: str, version: int) -> None:
-        key = self.spec.key_prefix + self.spec.tarball_name(model, version)
-        try:
-            self._s3().delete_object(Bucket=self.spec.bucket, Key=key)
-        except Exception as exc:
-            translated = aws.translate(exc, what=f"deleting s3://{self.spec.bucket}/{key}")
-            if not isinstance(translated, NotFoundError):
-                raise translated from None
+        with contextlib.suppress(NotFoundError):  # no bucket: no tarball either
+            self._prefix().delete(self.spec.tarball_name(model, version))
 
     def _published_versions(self) -> dict[str, set[int]]:
         found: dict[str, set[int]] = {}
-        paginator = self._s3().get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.spec.bucket, Prefix=self.spec.key_prefix):
-                for item in page.get("Contents", []):
-                    name = str(item["Key"])[len(self.spec.key_prefix) :]
-                    match = _TARBALL_RE.fullmatch(name)
-                    if match and "/" not in name:
-                        found.setdefault(match["model"], set()).add(int(match["version"]))
-        except Exception as exc:
-            raise aws.translate(exc, what=f"listing {self.spec.s3_prefix}") from None
+        for item in self._prefix().list_objects():
+            match = _TARBALL_RE.fullmatch(item.name)
+            if match and "/" not in item.name:
+                found.setdefault(match["model"], set()).add(int(match["version"]))
         return found
 
     def _publish_plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
@@ -121,10 +102,13 @@ class MultiModelTarget(DeployTarget):
         try:
             yield
         except BaseException:
-            if published:
+            if published:  # the block's error is the one raised; a failed clean-up is a note
                 desired: Desired = plan.state["desired"]
-                with contextlib.suppress(MlopsError):
+                try:
                     self._delete_tarball(desired.model, desired.version)
+                except MlopsError as exc:
+                    uri = self.spec.tarball_uri(desired.model, desired.version)
+                    reporter.note(f"{uri} was not removed: {exc.message}")
             raise
 
     def detail(self, model: str, version: int, **extra: Any) -> dict[str, Any]:

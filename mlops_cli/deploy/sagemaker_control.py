@@ -12,7 +12,6 @@ previous EndpointConfig; a failed creation is deleted; either way the error carr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -117,20 +116,23 @@ class ControlPlane:
     # -- clients ------------------------------------------------------------------------------
 
     def _client(self, service: str) -> Any:
-        client = aws.client(service)
-        if client.meta.region_name == self.region:
-            return client
-        import botocore.session
-
-        return botocore.session.get_session().create_client(service, region_name=self.region)
+        return aws.client(service, use="control", region=self.region)
 
     def _call(self, service: str, operation: str, **params: Any) -> Any:
         try:
             return getattr(self._client(service), operation)(**params)
         except Exception as exc:
-            if type(exc).__module__.startswith("botocore"):
+            if aws.is_botocore_error(exc):
                 raise aws.translate(exc, what=f"{self.what}: {operation}") from None
             raise
+
+    def _undo(self, reporter: Reporter, operation: str, **params: Any) -> None:
+        """Best-effort clean-up while another error is on its way: a failure is only a note."""
+        try:
+            self._call("sagemaker", operation, **params)
+        except Exception as exc:  # the caller re-raises the error that matters
+            reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+            reporter.note(f"clean-up {operation} did not succeed: {reason}")
 
     # -- desired documents --------------------------------------------------------------------
 
@@ -378,8 +380,7 @@ class ControlPlane:
                 self._update_endpoint(plan.config_name, plan.previous_config, reporter)
         except BaseException:
             for operation, params in reversed(created):
-                with contextlib.suppress(Exception):
-                    getattr(self._client("sagemaker"), operation)(**params)
+                self._undo(reporter, operation, **params)
             raise
         if plan.scaling:
             self._put_scaling()
@@ -396,8 +397,7 @@ class ControlPlane:
         )
         observed = self.wait(reporter, "creating")
         if observed.status != "InService":
-            with contextlib.suppress(Exception):
-                self._client("sagemaker").delete_endpoint(EndpointName=self.spec.name)
+            self._undo(reporter, "delete_endpoint", EndpointName=self.spec.name)
             raise EndpointFailedError(
                 f"endpoint {self.spec.name} failed to create: {observed.failure_reason}",
                 hint="fix the cause, then deploy again (the failed endpoint was deleted)",
@@ -414,11 +414,15 @@ class ControlPlane:
         if observed.status == "InService" and observed.config_name == config_name:
             return
         reason = observed.failure_reason or f"the endpoint is {observed.status}"
-        self.rollback(previous, reporter)
-        raise EndpointFailedError(
-            f"endpoint {self.spec.name} update to {config_name} failed: {reason}; "
-            f"rolled back to {previous}"
-        )
+        failed = f"endpoint {self.spec.name} update to {config_name} failed: {reason}"
+        try:
+            self.rollback(previous, reporter)
+        except MlopsError as exc:  # the update's failure stays the error; the rollback's is added
+            raise EndpointFailedError(
+                f"{failed}; rolling back to {previous} failed too: {exc.message}",
+                hint="check the endpoint in the console; deploy again once it is InService",
+            ) from None
+        raise EndpointFailedError(f"{failed}; rolled back to {previous}")
 
     def rollback(self, previous: str, reporter: Reporter) -> None:
         """Serve ``previous`` again: SageMaker may have rolled back itself; else update back to

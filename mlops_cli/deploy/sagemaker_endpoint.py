@@ -7,13 +7,14 @@ bounds) raise the same :class:`EndpointFileError` naming the file and the key pa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mlops_cli.aws.s3 import S3Location
 from mlops_cli.errors import UsageError, ValidationError
+from mlops_cli.triton.naming import tarball_name
 from mlops_cli.validation import read_yaml_file, suggestion, validate_document
 
 DEFAULT_GPU_INSTANCE = "ml.g5.xlarge"
@@ -123,16 +124,21 @@ class EndpointSpec:
     source: str = "endpoint file"
 
     @property
+    def location(self) -> S3Location:
+        """The prefix as a parsed location (its key empty or ending with ``/``)."""
+        return S3Location.parse(self.s3_prefix).as_prefix()
+
+    @property
     def bucket(self) -> str:
-        return self.s3_prefix.removeprefix("s3://").split("/", 1)[0]
+        return self.location.bucket
 
     @property
     def key_prefix(self) -> str:
-        return self.s3_prefix.removeprefix("s3://").split("/", 1)[1]
+        return self.location.key
 
     def tarball_name(self, model: str, version: int) -> str:
         """The TargetModel of a version: ``<model>-v<version>.tar.gz``."""
-        return f"{model}-v{version}.tar.gz"
+        return tarball_name(model, version)
 
     def tarball_uri(self, model: str, version: int) -> str:
         return self.s3_prefix + self.tarball_name(model, version)
@@ -148,12 +154,13 @@ class EndpointSpec:
         scaling = data.get("autoscaling")
         alarms = data.get("alarms", {})
         local = data.get("local", {})
-        prefix = str(data["s3_prefix"])
-        if "/" not in prefix.removeprefix("s3://"):
-            prefix += "/"
+        try:
+            location = S3Location.parse(str(data["s3_prefix"])).as_prefix()
+        except UsageError as exc:
+            raise EndpointFileError(exc.message, source=source, key_path="s3_prefix") from None
         spec = cls(
             name=data["name"],
-            s3_prefix=prefix if prefix.endswith("/") else prefix + "/",
+            s3_prefix=f"s3://{location.bucket}/{location.key}",  # always ends with "/"
             role_arn=data.get("role_arn"),
             region=data.get("region"),
             image_uri=data.get("image_uri"),
@@ -251,9 +258,9 @@ def region_of(spec: EndpointSpec) -> str:
     """The endpoint's region: the file's, else the standard AWS configuration."""
     if spec.region:
         return spec.region
-    from mlops_cli import aws
+    from mlops_cli.aws.clients import default_region
 
-    region = aws.client("sagemaker").meta.region_name or os.environ.get("AWS_REGION")
+    region = default_region()
     if not region:
         raise UsageError(
             "no AWS region configured", hint="set region in the endpoint file, or AWS_REGION"

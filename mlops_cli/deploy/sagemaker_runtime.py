@@ -16,6 +16,7 @@ from typing import Any
 from mlops_cli import aws
 from mlops_cli.deploy.base import Chunk, InvokeRequest
 from mlops_cli.errors import MlopsError, NotSupportedError, UsageError
+from mlops_cli.triton.naming import tarball_name
 
 STREAM_REASON = (
     "SageMaker's response streaming (InvokeEndpointWithResponseStream) takes no TargetModel, so "
@@ -28,38 +29,24 @@ class ModelInvocationError(MlopsError):
 
 
 def runtime_client(detail: Mapping[str, Any]) -> Any:
-    """A sagemaker-runtime client for the recorded endpoint (mme-local: its URL, unsigned)."""
-    import botocore.session
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
+    """A sagemaker-runtime client for the recorded endpoint (mme-local: its URL, unsigned), in
+    the recorded region."""
     url = detail.get("runtime_url")
     region = str(detail.get("region") or "us-east-1")
     if url:
-        return botocore.session.get_session().create_client(
-            "sagemaker-runtime",
-            region_name=region,
-            endpoint_url=str(url),
-            config=Config(
-                signature_version=UNSIGNED,
-                retries={"mode": "standard", "max_attempts": 3},
-                read_timeout=120,
-                tcp_keepalive=True,
-            ),
+        return aws.client(
+            "sagemaker-runtime", use="runtime", region=region, endpoint_url=str(url), unsigned=True
         )
-    client = aws.client("sagemaker-runtime")
-    if client.meta.region_name != region:
-        client = botocore.session.get_session().create_client(
-            "sagemaker-runtime", region_name=region
-        )
-    return client
+    return aws.client("sagemaker-runtime", use="runtime", region=region)
 
 
 def encode_body(request: InvokeRequest) -> bytes:
     if request.spec.runtime.startswith("triton"):
-        from mlops_cli.deploy.triton import encode_inputs
+        from mlops_cli.triton.codec import encode_inputs, infer_body, signature_of
 
-        return json.dumps({"inputs": encode_inputs(request.spec, request.inputs)}).encode()
+        signature = signature_of(request.spec)
+        tensors = encode_inputs(signature, request.inputs, model=request.spec.name)
+        return json.dumps(infer_body(tensors)).encode()
     known = {t.name for t in request.spec.inputs}
     unknown = sorted(set(request.inputs) - known)
     if unknown:
@@ -76,12 +63,9 @@ def decode_body(request: InvokeRequest, payload: bytes) -> dict[str, Any]:
     except ValueError:
         return {"body": payload.decode("utf-8", errors="replace")}
     if request.spec.runtime.startswith("triton") and isinstance(data, dict):
-        import numpy as np
+        from mlops_cli.triton.codec import decode_outputs
 
-        return {
-            str(out["name"]): np.asarray(out["data"]).reshape(out["shape"]).tolist()
-            for out in data.get("outputs", [])
-        }
+        return decode_outputs(data.get("outputs", []))
     return data if isinstance(data, dict) else {"output": data}
 
 
@@ -90,7 +74,7 @@ def invoke_recorded(
 ) -> Iterator[Chunk]:
     """One request to ``model`` v``version`` as recorded by sagemaker-mme or mme-local."""
     endpoint = str(detail.get("endpoint") or detail.get("where") or "")
-    target = str(detail.get("target_model") or f"{model}-v{version}.tar.gz")
+    target = str(detail.get("target_model") or tarball_name(model, version))
     if not endpoint:
         raise UsageError(f"the deployment record of {model} v{version} names no endpoint")
     if request.stream:

@@ -83,7 +83,6 @@ class Agent:
         self._room = threading.Condition(self._lock)  # notified when memory may have freed
         self._container_lock = threading.Lock()
         self._containers: dict[str, Container] = {}
-        self._s3: Any = None
         self.endpoints: dict[str, EndpointState] = {}
 
     # -- endpoints -------------------------------------------------------------------------
@@ -243,26 +242,15 @@ class Agent:
         finally:
             load_lock.release()
 
-    def _s3_client(self) -> Any:
-        # Built outside the agent lock: the event loop takes that lock on every invocation.
-        if self._s3 is None:
-            from mlops_cli import aws
-
-            client = aws.client("s3", max_pool=32)
-            with self._lock:
-                if self._s3 is None:
-                    self._s3 = client
-        return self._s3
-
     def _download(self, ep: EndpointState, target: str, into: Path) -> None:
-        key = ep.key_prefix + target
+        # The client is built (and cached) in this loader thread, outside the agent lock: the
+        # event loop takes that lock on every invocation.
+        from mlops_cli.aws.s3 import S3Prefix
+
         try:
-            response = self._s3_client().get_object(Bucket=ep.bucket, Key=key)
-            with open(into, "wb") as handle:
-                for chunk in response["Body"].iter_chunks(1 << 20):
-                    handle.write(chunk)
+            S3Prefix(ep.s3_prefix, max_pool=32).download(target, into)
         except Exception as exc:
-            raise download_failed(ep.bucket, key, target, exc) from None
+            raise download_failed(ep.bucket, ep.key_prefix + target, target, exc) from None
 
     def _load(self, ep: EndpointState, target: str, deadline: float) -> LoadedModel:
         started = time.perf_counter()

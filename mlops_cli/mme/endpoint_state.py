@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_cli.aws.s3 import S3Location
+
 
 @dataclass
 class ModelMetrics:
@@ -60,12 +62,11 @@ class EndpointState:
 
     @property
     def bucket(self) -> str:
-        return self.s3_prefix.removeprefix("s3://").split("/", 1)[0]
+        return S3Location.parse(self.s3_prefix).bucket
 
     @property
     def key_prefix(self) -> str:
-        rest = self.s3_prefix.removeprefix("s3://").split("/", 1)
-        return rest[1] if len(rest) > 1 else ""
+        return S3Location.parse(self.s3_prefix).key
 
     @property
     def used_mb(self) -> float:

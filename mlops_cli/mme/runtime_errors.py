@@ -54,8 +54,10 @@ def model_error(endpoint: str, target: str, status: int, text: str) -> AgentErro
 def download_failed(bucket: str, key: str, target: str, exc: Exception) -> AgentError:
     """400 when the model's object is missing or forbidden (S3's error code says which), else
     500: the fetch itself failed."""
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    if code in ("NoSuchKey", "404", "NoSuchBucket", "AccessDenied", "403"):
+    from mlops_cli.aws.errors import CredentialsError
+    from mlops_cli.errors import NotFoundError
+
+    if isinstance(exc, NotFoundError | CredentialsError):  # as mlops_cli.aws.s3 translates them
         return AgentError(
             400,
             "ValidationError",

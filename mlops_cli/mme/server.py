@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_cli.aws.s3 import S3Location
 from mlops_cli.mme.agent import Agent
 from mlops_cli.mme.containers import Container, ContainerReply, with_body
 from mlops_cli.mme.endpoint_state import EndpointState, LoadedModel
@@ -199,7 +200,8 @@ class MMEServer:
             prefix = str(data["s3_prefix"])
             backend = str(data.get("backend", "mms"))
             budget = float(data.get("memory_budget_mb", 2048))
-            if not prefix.startswith("s3://") or backend not in BACKENDS or budget <= 0:
+            S3Location.parse(prefix)  # a UsageError, which is a ValueError
+            if backend not in BACKENDS or budget <= 0:
                 raise ValueError(prefix)
         except (ValueError, KeyError, TypeError):
             raise AgentError(

@@ -165,9 +165,9 @@ def publish_tarball(
     """
     stored_spec(store, manifest)
     if destination.startswith("s3://"):
-        from mlops_cli.stores.s3 import S3ObjectWriter
+        from mlops_cli.aws.s3_stream import S3ObjectWriter
 
-        writer = S3ObjectWriter.from_uri(destination, part_size=part_size)
+        writer = S3ObjectWriter.from_uri(destination, part_size=part_size)  # parses, validates
         try:
             size, raw = write_tarball(store, manifest, writer, level=level, reporter=reporter)
             writer.complete()

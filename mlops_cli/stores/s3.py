@@ -18,10 +18,19 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from mlops_cli import aws
-from mlops_cli.errors import MlopsError, NotFoundError, UsageError
+from mlops_cli.aws.s3 import S3Location, translate_s3
+from mlops_cli.aws.s3_stream import (
+    CHECKSUM,
+    DEFAULT_INFLIGHT_PARTS,
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
+    MiB,
+    S3ObjectWriter,
+)
+from mlops_cli.aws.s3_stream import part_entry as _part_entry
+from mlops_cli.errors import MlopsError, NotFoundError
 from mlops_cli.package import FileChangedError
 from mlops_cli.stores.base import (
     ArtifactStore,
@@ -33,20 +42,6 @@ from mlops_cli.stores.base import (
     is_digest,
     manifest_key,
 )
-
-MiB = 1 << 20
-DEFAULT_PART_SIZE = 8 * MiB
-DEFAULT_INFLIGHT_PARTS = 6
-CHECKSUM = "CRC32"
-MAX_PARTS = 10_000  # S3's limit
-
-
-def _part_entry(number: int, response: dict[str, Any]) -> dict[str, Any]:
-    """What CompleteMultipartUpload needs to know of one uploaded part."""
-    part = {"PartNumber": number, "ETag": response["ETag"]}
-    if f"Checksum{CHECKSUM}" in response:
-        part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
-    return part
 
 
 class S3Store(ArtifactStore):
@@ -66,7 +61,8 @@ class S3Store(ArtifactStore):
         super().__init__()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.location = S3Location(bucket, self.prefix)
+        self.uri = self.location.uri
         self.part_size = part_size
         self._slots = threading.BoundedSemaphore(max_inflight_parts)
         self._parts = ThreadPoolExecutor(
@@ -77,10 +73,8 @@ class S3Store(ArtifactStore):
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3Store:
-        parsed = urlparse(uri)
-        if not parsed.netloc:
-            raise UsageError(f"bad S3 store URI {uri!r}", hint="use s3://bucket/prefix")
-        return cls(parsed.netloc, parsed.path, **options)
+        location = S3Location.parse(uri)
+        return cls(location.bucket, location.key, **options)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -89,10 +83,7 @@ class S3Store(ArtifactStore):
         try:
             return getattr(self._client, method)(Bucket=self.bucket, **kwargs)
         except Exception as exc:
-            error = aws.translate(exc, what=f"{what} ({self.uri})")
-            if isinstance(error, NotFoundError) and "Bucket" in str(error):
-                error.hint = f"create the bucket first: aws s3 mb s3://{self.bucket}"
-            raise error from None
+            raise translate_s3(exc, what=what, location=self.location) from None
 
     # -- blobs -------------------------------------------------------------------------------
 
@@ -160,6 +151,8 @@ class S3Store(ArtifactStore):
         unchanged: Unchanged | None = None,
     ) -> int:
         key = self._key(blob_key(check_digest(digest)))
+        if self._exists(blob_key(digest)):  # idempotent: a stored blob is never sent again
+            return 0
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size < self.part_size:  # small: one request
                 first = handle.read(self.part_size)
@@ -394,111 +387,4 @@ class S3Store(ArtifactStore):
         return data
 
 
-class S3ObjectWriter:
-    """Write one S3 object of unknown length as a stream: a parallel multipart upload fed by
-    :meth:`write`. Memory is bounded by ``max_inflight_parts * part_size``. The object appears
-    only on :meth:`complete`; :meth:`abort` (or an error) leaves nothing."""
-
-    def __init__(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        part_size: int | None = None,
-        max_inflight_parts: int = DEFAULT_INFLIGHT_PARTS,
-    ) -> None:
-        self.bucket = bucket
-        self.key = key
-        self.part_size = part_size or DEFAULT_PART_SIZE
-        self._client = aws.client("s3", max_pool=max_inflight_parts + 16)
-        self._slots = threading.BoundedSemaphore(max_inflight_parts)
-        self._pool = ThreadPoolExecutor(
-            max_workers=max_inflight_parts, thread_name_prefix="s3-writer"
-        )
-        self._buffer = bytearray()
-        self._futures: list[Future[dict[str, Any]]] = []
-        self._upload_id: str | None = None
-        self.bytes_written = 0
-
-    @classmethod
-    def from_uri(cls, uri: str, **options: Any) -> S3ObjectWriter:
-        parsed = urlparse(uri)
-        key = parsed.path.lstrip("/")
-        if not parsed.netloc or not key:
-            raise UsageError(f"bad S3 object URI {uri!r}", hint="use s3://bucket/key")
-        return cls(parsed.netloc, key, **options)
-
-    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._client, method)(Bucket=self.bucket, Key=self.key, **kwargs)
-        except Exception as exc:
-            raise aws.translate(exc, what=f"{what} (s3://{self.bucket}/{self.key})") from None
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        self.bytes_written += len(data)
-        while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[: self.part_size])
-            del self._buffer[: self.part_size]
-            self._submit(part)
-        return len(data)
-
-    def _submit(self, body: bytes) -> None:
-        if self._upload_id is None:
-            self._upload_id = self._call(
-                "starting a multipart upload", "create_multipart_upload", ChecksumAlgorithm=CHECKSUM
-            )["UploadId"]
-        for future in self._futures:
-            if future.done() and future.exception() is not None:
-                future.result()  # raise the first failure now
-        self._slots.acquire()
-        number = len(self._futures) + 1
-        try:
-            self._futures.append(self._pool.submit(self._part, number, body))
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def _part(self, number: int, body: bytes) -> dict[str, Any]:
-        try:
-            response = self._call(
-                "uploading a part",
-                "upload_part",
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=body,
-                ChecksumAlgorithm=CHECKSUM,
-            )
-        finally:
-            self._slots.release()
-        return _part_entry(number, response)
-
-    def complete(self) -> None:
-        """Send what is buffered and make the object visible."""
-        if self._upload_id is None:  # small enough for one request
-            self._call(
-                "uploading", "put_object", Body=bytes(self._buffer), ChecksumAlgorithm=CHECKSUM
-            )
-        else:
-            if self._buffer:
-                self._submit(bytes(self._buffer))
-            parts = [future.result() for future in self._futures]
-            self._call(
-                "completing a multipart upload",
-                "complete_multipart_upload",
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        self._buffer.clear()
-        self._pool.shutdown()
-
-    def abort(self) -> None:
-        """Drop everything sent so far; the object never appears."""
-        for future in self._futures:
-            future.cancel()
-        self._pool.shutdown(wait=True)
-        if self._upload_id is not None:
-            with contextlib.suppress(Exception):  # best effort: the caller needs the original error
-                self._client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
-                )
+__all__ = ["DEFAULT_PART_SIZE", "S3ObjectWriter", "S3Store"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 from typing import Any, ClassVar
 
 from mlops_cli.errors import ServerError
@@ -34,24 +33,22 @@ class SageMakerTarget(Target):
         self.client: Any = None
 
     async def start(self) -> None:
-        import botocore.session
-        from botocore.config import Config
+        from mlops_cli import aws
+        from mlops_cli.errors import MlopsError
 
-        config = Config(
-            max_pool_connections=self.slots.limit,
-            retries={"max_attempts": 1, "mode": "standard"},  # a retry would hide a failure
-            read_timeout=self.spec.timeout_s,
-            connect_timeout=min(self.spec.timeout_s, 10.0),
-        )
         try:
-            # Like mlops_cli.aws.client, but with no retries and the run's own timeouts.
-            region = None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION")
-            session = botocore.session.get_session()
-            self.client = session.create_client(
-                "sagemaker-runtime", region_name=region, config=config
+            # The "measure" use: no retries (a retry would hide a failure), the run's timeout.
+            self.client = aws.client(
+                "sagemaker-runtime",
+                use="measure",
+                max_pool=self.slots.limit,
+                read_timeout=self.spec.timeout_s,
             )
-        except Exception as exc:  # botocore: no region, bad profile, ...
-            raise ServerError(f"cannot create a SageMaker runtime client: {exc}") from exc
+        except MlopsError as exc:  # no region, bad profile, missing credentials, ...
+            raise ServerError(
+                exc.message,
+                hint=exc.hint or "check the AWS configuration (AWS_REGION, the profile)",
+            ) from None
 
     def prepare(self, model: str, payload: Payload) -> Any:
         args: dict[str, Any] = {

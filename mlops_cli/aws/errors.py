@@ -1,19 +1,16 @@
-"""One place that builds AWS clients and translates botocore errors.
+"""botocore's exceptions, translated once into the mlops hierarchy.
 
-Clients honour the standard AWS configuration chain (profiles, ``AWS_REGION``, credentials,
-``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``): mlops adds no variables
-of its own. botocore is imported here, lazily, and nowhere in the command line.
+Every AWS call of mlops goes through a client from :mod:`mlops_cli.aws.clients` and, when it
+fails, through :func:`translate` (S3 calls through :class:`mlops_cli.aws.s3.S3Prefix`, which adds
+the bucket's own hints). Callers see :class:`CredentialsError`, :class:`EndpointUnreachableError`,
+:class:`~mlops_cli.errors.NotFoundError` or :class:`~mlops_cli.errors.MlopsError`, never a
+botocore type, so the command line prints one line with a hint instead of "internal error".
+botocore is imported inside :func:`translate` only: importing this module costs nothing.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from typing import Any
-
 from mlops_cli.errors import MlopsError, NotFoundError
-
-_local = threading.local()
 
 
 class CredentialsError(MlopsError):
@@ -24,57 +21,44 @@ class EndpointUnreachableError(MlopsError):
     """The AWS endpoint (or its local stand-in) cannot be reached."""
 
 
-def client(service: str, *, max_pool: int = 16) -> Any:
-    """A boto3 client for ``service``, cached per thread and pool size."""
-    key = (service, max_pool)
-    cache: dict[tuple[str, int], Any] = getattr(_local, "clients", None) or {}
-    _local.clients = cache
-    if key not in cache:
-        # botocore directly: the same configuration chain as boto3, without boto3's import cost.
-        import botocore.session
-        from botocore.config import Config
-
-        session = botocore.session.get_session()
-        config = Config(
-            max_pool_connections=max_pool,
-            retries={"mode": "standard", "max_attempts": 5},
-            connect_timeout=5,
-            read_timeout=60,
-            tcp_keepalive=True,
-        )
-        # AWS_REGION is the variable the AWS CLI v2 and most SDKs read; botocore reads only
-        # AWS_DEFAULT_REGION (and the profile), so honour it here.
-        region = os.environ.get("AWS_REGION") if not os.environ.get("AWS_DEFAULT_REGION") else None
-        from botocore.exceptions import BotoCoreError
-
-        try:  # credentials are resolved here: partial keys or a missing profile fail now
-            cache[key] = session.create_client(service, region_name=region, config=config)
-        except BotoCoreError as exc:
-            raise translate(exc, what=f"creating the AWS {service} client") from None
-    return cache[key]
-
-
-def reset_clients() -> None:
-    """Forget cached clients (after the environment changed, e.g. in tests)."""
-    _local.clients = {}
-
-
-CREDENTIAL_CODES = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "AccessDeniedException",
-}
+CREDENTIAL_CODES = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "AccessDeniedException",
+    }
+)
 CREDENTIALS_HINT = "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a configured profile"
-NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound", "ResourceNotFoundException"}
+NOT_FOUND_CODES = frozenset(
+    {"NoSuchBucket", "NoSuchKey", "404", "NotFound", "ResourceNotFoundException"}
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_botocore_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from botocore (and so must be translated before it travels on)."""
+    return type(exc).__module__.startswith("botocore")
 
 
 def translate(exc: BaseException, *, what: str) -> MlopsError:
-    """Turn a botocore exception into the matching mlops error (returned, to be raised)."""
+    """Turn a botocore exception into the matching mlops error (returned, to be raised).
+
+    ``what`` says what was being done (``"uploading a blob (s3://b/p)"``); it starts the message.
+    An mlops error passes through unchanged."""
+    if isinstance(exc, MlopsError):
+        return exc
     from botocore.exceptions import (
         ClientError,
         ConnectionClosedError,
@@ -120,3 +104,13 @@ def translate(exc: BaseException, *, what: str) -> MlopsError:
         f"{what}: {type(exc).__name__}: {exc}",
         hint="check the AWS configuration (AWS_REGION, AWS_ENDPOINT_URL, the profile)",
     )
+
+
+__all__ = [
+    "CREDENTIALS_HINT",
+    "CredentialsError",
+    "EndpointUnreachableError",
+    "error_code",
+    "is_botocore_error",
+    "translate",
+]
