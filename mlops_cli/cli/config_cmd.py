@@ -15,7 +15,7 @@ app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=T
 
 
 @app.command("show")
-def show(ctx: typer.Context) -> None:
+def show(ctx: typer.Context) -> int:
     """Print every setting, its value and its source (flag, env, file or default)."""
     cli: CliContext = ctx.obj
     settings = cli.settings()
@@ -34,4 +34,4 @@ def show(ctx: typer.Context) -> None:
             table.add_row(key, str(value), sources[key])
         console.print(table)
 
-    cli.emit(result, human)
+    return cli.emit(result, human)

@@ -1,5 +1,10 @@
 """State shared by every command: global flags, the effective settings, output and progress.
 
+A command ends with ``return cli.emit(result, human)``: the result is printed (one JSON document
+with --json, else ``human``) and its outcome becomes the command's exit code; an outcome that
+carries an error is raised as :class:`ReportedFailure`, which :mod:`mlops_cli.cli.main` (the one
+exit path) reports as its one ``error:`` line without a second JSON document.
+
 Output is never cut to fit: on a terminal rich lays it out for the terminal's width; into a pipe or
 a file (where rich would assume 80 columns) nothing is wrapped, truncated or ellipsized, so that
 paths and values reach scripts whole.
@@ -12,14 +17,30 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from mlops_cli.config import Settings
+    from mlops_cli.errors import MlopsError
     from mlops_cli.progress import Reporter
-    from mlops_cli.registry import Registry
+
+
+@runtime_checkable
+class Reportable(Protocol):
+    """A typed api result: its JSON document for --json."""
+
+    def to_dict(self) -> Any: ...
+
+
+class ReportedFailure(Exception):
+    """A command's result is printed, and its outcome is ``error``: ``main`` prints the error's
+    line on stderr (stdout already holds the result) and exits with its code."""
+
+    def __init__(self, error: MlopsError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 UNBOUNDED_WIDTH = 1_000_000  # columns for a stream that is not a terminal: nothing is cut
@@ -52,12 +73,6 @@ class CliContext:
             config_file=self.config_file, set_pairs=self.set_pairs, overrides=overrides
         )
 
-    def registry(self, uri: str | None = None) -> Registry:
-        """The configured registry (``--registry`` / ``registry`` setting)."""
-        from mlops_cli.registry import open_registry
-
-        return open_registry(self.settings({"registry": uri}).registry)
-
     @property
     def stderr(self) -> Console:
         return rich_console(stderr=True)
@@ -76,14 +91,24 @@ class CliContext:
 
         return RichReporter(self.stderr)
 
-    def emit(self, result: Any, human: Callable[[Console], None] | None = None) -> None:
-        """Print the command's result: one JSON document with --json, else ``human`` on stdout."""
+    def emit(self, result: object, human: Callable[[Console], None] | None = None) -> int:
+        """Print the command's result (one JSON document with --json, else ``human`` on
+        stdout) and return its exit code; an outcome with an error raises
+        :class:`ReportedFailure` once the result is out."""
         if self.json:
-            sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+            document = result.to_dict() if isinstance(result, Reportable) else result
+            sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
             sys.stdout.flush()
-            return
-        if human is not None and not self.quiet:
+        elif human is not None and not self.quiet:
             human(rich_console())
+        from mlops_cli.api.outcome import Outcome
+
+        outcome = getattr(result, "outcome", None)
+        if not isinstance(outcome, Outcome):
+            return 0
+        if outcome.error is not None:
+            raise ReportedFailure(outcome.error)
+        return outcome.exit_code
 
     def warn(self, message: str) -> None:
         """A warning on stderr (hidden only by --quiet; --json keeps stdout for the result)."""

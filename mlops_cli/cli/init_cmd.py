@@ -26,25 +26,17 @@ def init(
         str | None, typer.Option(help="Model name (default: the folder's name).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
-) -> None:
+) -> int:
     """Write mlops.yaml, runnable inference code and small generated weights into FOLDER."""
-    from mlops_cli.scaffold import TEMPLATES, init_model
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    result = init_model(folder, template=template, name=name, force=force)
+    result = api.new_model_folder(folder=folder, template=template, name=name, force=force)
 
     def human(console: Console) -> None:
-        console.print(f"created {result.name} in {result.path} ({TEMPLATES[result.template]})")
+        console.print(f"created {result.name} in {result.path} ({result.template_title})")
         for path in result.files:
             console.print(f"  {path}")
         console.print(f"next: mlops validate {folder} && mlops upload {folder}")
 
-    cli.emit(
-        {
-            "path": str(result.path),
-            "template": result.template,
-            "name": result.name,
-            "files": list(result.files),
-        },
-        human,
-    )
+    return cli.emit(result, human)

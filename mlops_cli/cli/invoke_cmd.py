@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlops_cli.cli.context import CliContext
-from mlops_cli.cli.register_cmd import RegistryOpt
+from mlops_cli.cli.options import RegistryOpt
+
+if TYPE_CHECKING:
+    from mlops_cli.api.serving import AnswerChunk
 
 
 def read_inputs(value: str) -> dict[str, Any]:
@@ -69,64 +71,42 @@ def invoke(
         float, typer.Option(min=0.1, max=3600, help="Seconds to wait for the answer.")
     ] = 60.0,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Send one request to the version a tenant is routed to, and print the answer."""
-    from mlops_cli.deploy import invoke_recorded
-    from mlops_cli.deploy.base import InvokeRequest
-    from mlops_cli.deploy.engine import find_deployment, version_package
+    from mlops_cli import api
     from mlops_cli.errors import UsageError
-    from mlops_cli.registry.routing import resolve_reference
-    from mlops_cli.stores import open_store
 
     cli: CliContext = ctx.obj
     if protocol not in ("http", "grpc"):
         raise UsageError(f"unknown --protocol {protocol!r}", hint="http or grpc")
     inputs = read_inputs(input_)
-    settings = cli.settings({"registry": registry})
-    backend = cli.registry(settings.registry)
-    resolution = resolve_reference(backend, ref, tenant=tenant, request_key=request_key)
-    model, number, source = resolution.model, resolution.version, resolution.source
-    version = backend.get_version(model, number)
-    record = find_deployment(backend, model, number, target=target)
-    _, _, spec = version_package(version, lambda root: open_store(root or settings.store))
-    request = InvokeRequest(
+    live = stream and not cli.json and not cli.quiet
+
+    def show(chunk: AnswerChunk) -> None:
+        sys.stdout.write(_text(chunk.outputs))
+        sys.stdout.flush()
+
+    answer = api.invoke(
+        ref=ref,
         inputs=inputs,
-        spec=spec,
+        settings=cli.settings({"registry": registry}),
+        tenant=tenant,
         stream=stream,
         protocol="grpc" if protocol == "grpc" else "http",
-        timeout=timeout,
+        request_key=request_key,
+        target=target,
+        timeout_s=timeout,
+        on_chunk=show if live else None,
     )
-    started = time.monotonic()
-    chunks = []
-    live = stream and not cli.json and not cli.quiet
-    for chunk in invoke_recorded(record, request):
-        chunks.append(
-            {"outputs": dict(chunk.outputs), "ms": round((chunk.received_at - started) * 1000, 3)}
-        )
-        if live:
-            sys.stdout.write(_text(chunk.outputs))
-            sys.stdout.flush()
-    total = round((time.monotonic() - started) * 1000, 3)
     if live:
         sys.stdout.write("\n")
+        first = answer.first_chunk_ms if answer.chunks else "-"
         cli.info(
-            f"{model} v{number} ({source}) · {len(chunks)} chunks · first {chunks[0]['ms'] if chunks else '-'} ms · total {total} ms"
+            f"{answer.model} v{answer.version} ({answer.source}) · {len(answer.chunks)} chunks"
+            f" · first {first} ms · total {answer.total_ms} ms"
         )
-        return
-    document: dict[str, Any] = {
-        "model": model,
-        "version": number,
-        "tenant": tenant,
-        "source": source,
-        "target": record["target"],
-        "total_ms": total,
-    }
-    if stream:
-        document["chunks"] = chunks
-        document["first_chunk_ms"] = chunks[0]["ms"] if chunks else None
-    else:
-        document["outputs"] = chunks[0]["outputs"] if chunks else {}
-    cli.emit(document, lambda console: console.print_json(json.dumps(document["outputs"])))
+        return 0
+    return cli.emit(answer, lambda console: console.print_json(json.dumps(answer.outputs)))
 
 
 def _text(outputs: Any) -> str:

@@ -1,35 +1,34 @@
-"""`mlops local`: the embedded Triton server under the workspace."""
+"""`mlops local`: the embedded Triton server under the workspace (and mme-local with --mme)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.options import MmeOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mlops_cli.local import LocalServerStatus, LocalTriton
+    from mlops_cli.local import LocalServerStatus
 
 app = typer.Typer(help="Run the embedded local Triton server.", no_args_is_help=True)
-
-
-def _manager(cli: CliContext, overrides: dict[str, Any] | None = None) -> LocalTriton:
-    from mlops_cli.local import LocalTriton
-    from mlops_cli.workspace import Workspace
-
-    settings = cli.settings(overrides)
-    return LocalTriton(Workspace(settings.workspace), settings.local, reporter=cli.reporter())
 
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.0f} MiB"
 
 
-def _render_status(status: LocalServerStatus) -> Any:
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}es" if noun.endswith("s") else f"{noun}s"
+
+
+def _render_status(status: LocalServerStatus) -> Callable[[Console], None]:
     def human(console: Console) -> None:
         if status.state != "running":
             console.print(
@@ -61,41 +60,6 @@ def _render_status(status: LocalServerStatus) -> Any:
     return human
 
 
-MmeOpt = Annotated[
-    bool, typer.Option("--mme", help="mme-local, the SageMaker multi-model endpoint stand-in.")
-]
-
-
-def _mme(cli: CliContext, action: str) -> None:
-    """``up``/``down``/``status`` of the workspace's mme-local server."""
-    from mlops_cli.mme.manager import LocalMME
-    from mlops_cli.workspace import Workspace
-
-    settings = cli.settings()
-    manager = LocalMME(Workspace(settings.workspace), reporter=cli.reporter())
-    if action == "up":
-        triton = _manager(cli).read_state()
-        state, already = manager.up(triton_url=triton.http_url if triton else None)
-        cli.info("mme-local already running" if already else "mme-local started")
-        cli.emit(
-            {"already_running": already, "url": state.url, "pid": state.pid},
-            lambda console: console.print(f"mme-local: running pid {state.pid}, {state.url}"),
-        )
-    elif action == "down":
-        was_running = manager.down()
-        cli.emit(
-            {"was_running": was_running},
-            lambda console: console.print(
-                "mme-local stopped" if was_running else "mme-local was not running"
-            ),
-        )
-    else:
-        observed = manager.status()
-        cli.emit(observed, lambda console: console.print(f"mme-local: {observed['state']}"))
-        if observed["state"] != "running":
-            raise typer.Exit(1)
-
-
 @app.command("up")
 def up(
     ctx: typer.Context,
@@ -104,47 +68,50 @@ def up(
     metrics_port: Annotated[int | None, typer.Option(help="Metrics port (0: a free one).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds to wait for readiness.")] = None,
     mme: MmeOpt = False,
-) -> None:
+) -> int:
     """Start the local Triton server (a no-op when it already runs) and wait until it is ready."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
     if mme:
-        _mme(cli, "up")
-        return
-    manager = _manager(
-        cli,
-        {
-            "local.http_port": http_port,
-            "local.grpc_port": grpc_port,
-            "local.metrics_port": metrics_port,
-            "local.startup_timeout": timeout,
-        },
-    )
-    from mlops_cli.deploy.local import start_and_reload
-
-    started = start_and_reload(manager, cli.registry(), reporter=cli.reporter())
+        mme_up = api.mme_up(settings=cli.settings(), reporter=cli.reporter())
+        cli.info("mme-local already running" if mme_up.already_running else "mme-local started")
+        return cli.emit(
+            mme_up,
+            lambda console: console.print(f"mme-local: running pid {mme_up.pid}, {mme_up.url}"),
+        )
+    ports = {
+        "local.http_port": http_port,
+        "local.grpc_port": grpc_port,
+        "local.metrics_port": metrics_port,
+        "local.startup_timeout": timeout,
+    }
+    result = api.local_up(settings=cli.settings(ports), reporter=cli.reporter())
+    started = result.start
     cli.info("local Triton already running" if started.already_running else "local Triton started")
     if started.reloaded:
         count = len(started.reloaded)
         cli.info(f"reloaded {count} deployed {_plural(count, 'model')}")
     for name, reason in started.failed.items():
         cli.warn(f"{name}: recorded as deployed here, but not loaded again: {reason}")
-    cli.emit(started.to_dict(), _render_status(started.status))
-    if started.failed:
-        raise typer.Exit(1)
-
-
-def _plural(count: int, noun: str) -> str:
-    return noun if count == 1 else f"{noun}es" if noun.endswith("s") else f"{noun}s"
+    return cli.emit(result, _render_status(started.status))
 
 
 @app.command("down")
-def down(ctx: typer.Context, mme: MmeOpt = False) -> None:
+def down(ctx: typer.Context, mme: MmeOpt = False) -> int:
     """Stop the local Triton server and every backend process it started."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
     if mme:
-        _mme(cli, "down")
-        return
-    result = _manager(cli).down()
+        stopped = api.mme_down(settings=cli.settings(), reporter=cli.reporter())
+        return cli.emit(
+            stopped,
+            lambda console: console.print(
+                "mme-local stopped" if stopped.was_running else "mme-local was not running"
+            ),
+        )
+    result = api.local_down(settings=cli.settings(), reporter=cli.reporter())
 
     def human(console: Console) -> None:
         if not result.was_running:
@@ -154,29 +121,27 @@ def down(ctx: typer.Context, mme: MmeOpt = False) -> None:
             count = len(result.stopped_pids)
             console.print(f"local Triton {how} ({count} {_plural(count, 'process')})")
 
-    cli.emit(
-        {
-            "was_running": result.was_running,
-            "stopped_pids": result.stopped_pids,
-            "forced": result.forced,
-        },
-        human,
-    )
+    document = {
+        "was_running": result.was_running,
+        "stopped_pids": result.stopped_pids,
+        "forced": result.forced,
+    }
+    return cli.emit(document, human)
 
 
 @app.command("status")
-def status(ctx: typer.Context, mme: MmeOpt = False) -> None:
+def status(ctx: typer.Context, mme: MmeOpt = False) -> int:
     """Show whether the server runs, its addresses, memory and models. Exit 1 unless running."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
     if mme:
-        _mme(cli, "status")
-        return
-    observed = _manager(cli).status()
-    if observed.state == "dead":
-        cli.warn(observed.note)
-    cli.emit(observed.to_dict(), _render_status(observed))
-    if observed.state != "running":
-        raise typer.Exit(1)
+        observed = api.mme_status(settings=cli.settings())
+        return cli.emit(observed, lambda console: console.print(f"mme-local: {observed.state}"))
+    local = api.local_status(settings=cli.settings())
+    if local.status.state == "dead":
+        cli.warn(local.status.note)
+    return cli.emit(local, _render_status(local.status))
 
 
 @app.command("logs")
@@ -186,24 +151,26 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-) -> None:
+) -> int:
     """Print the end of the server log."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    manager = _manager(cli)
-    tail = manager.log_lines(lines)
+    log = api.local_log(settings=cli.settings(), lines=lines)
     if cli.json:
-        cli.emit({"log_path": str(manager.log_path), "lines": tail})
-        return
-    for line in tail:
+        return cli.emit(log)
+    for line in log.lines:
         print(line)
     if follow:
-        _follow(manager)
+        _follow(log.path)
+    return 0
 
 
-def _follow(manager: LocalTriton) -> None:
-    if not manager.log_path.is_file():
+def _follow(path: Path) -> None:
+    """``tail -f``: print lines appended to ``path`` until interrupted."""
+    if not path.is_file():
         return
-    with open(manager.log_path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:
         handle.seek(0, 2)
         while True:
             line = handle.readline()

@@ -1,6 +1,8 @@
 """Entry point: run the Typer app and turn every outcome into one exit code.
 
 Exit codes: 0 ok, 1 failed, 2 usage or validation, 3 gate or SLA not met, 130 interrupted.
+This is the one exit path: a command returns its result's exit code (``cli.emit``) or raises; no
+command module exits on its own.
 Known errors print one line with a hint on stderr (the error's own hint, else its class's default);
 with --json an ``{"error": ...}`` document also goes to stdout so that machines always get exactly
 one JSON document. Ctrl-C prints ``interrupted`` (and, with --json, an error document of type
@@ -14,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from mlops_cli.cli.context import ReportedFailure
 from mlops_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlopsError
 
 GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose", "-v"})
@@ -127,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except MlopsError as exc:
         return _report_known(exc, args, debug=debug, as_json=as_json)
+    except ReportedFailure as failure:  # the result is already on stdout: the error line alone
+        return _report_known(failure.error, args, debug=debug, as_json=False)
     except KeyboardInterrupt:
         return _interrupted(as_json=as_json)
     except Exception as exc:

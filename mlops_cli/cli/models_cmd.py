@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from mlops_cli.cli.context import CliContext
-from mlops_cli.cli.register_cmd import RegistryOpt
+from mlops_cli.cli.options import ModelArg, RegistryOpt
+from mlops_cli.cli.render_helpers import print_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,28 +18,17 @@ alias_app = typer.Typer(
     help="Aliases (production, staging, ...) pointing at versions.", no_args_is_help=True
 )
 
-ModelArg = Annotated[str, typer.Argument(help="Model name.")]
-
-
-def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(table)
-
 
 @app.command("list")
-def list_models(ctx: typer.Context, registry: RegistryOpt = None) -> None:
+def list_models(ctx: typer.Context, registry: RegistryOpt = None) -> int:
     """Every registered model."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    models = cli.registry(registry).list_models()
-    cli.emit(
+    models = api.list_models(settings=cli.settings({"registry": registry}))
+    return cli.emit(
         [m.to_dict() for m in models],
-        lambda c: _table(
+        lambda c: print_table(
             c,
             ["model", "latest", "default alias", "private to", "description"],
             [
@@ -50,18 +40,13 @@ def list_models(ctx: typer.Context, registry: RegistryOpt = None) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> None:
+def show(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> int:
     """A model with its aliases and routes."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    backend = cli.registry(registry)
-    record = backend.get_model(model)
-    aliases = backend.list_aliases(model)
-    routes = backend.list_routes(model=model)
-    document = {
-        **record.to_dict(),
-        "aliases": [a.to_dict() for a in aliases],
-        "routes": [r.to_dict() for r in routes],
-    }
+    overview = api.show_model(model=model, settings=cli.settings({"registry": registry}))
+    record = overview.model
 
     def human(console: Console) -> None:
         visibility = f"private to {', '.join(record.private_to)}" if record.private_to else "public"
@@ -69,9 +54,9 @@ def show(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> N
             f"{record.name}: {record.latest_version} version{'' if record.latest_version == 1 else 's'}, "
             f"default @{record.default_alias}, {visibility}"
         )
-        for alias in aliases:
+        for alias in overview.aliases:
             console.print(f"  @{alias.alias} -> {alias.version}")
-        for route in routes:
+        for route in overview.routes:
             canary = (
                 f" (canary {route.canary_version} at {route.canary_percent:g}%)"
                 if route.canary_version
@@ -79,17 +64,19 @@ def show(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> N
             )
             console.print(f"  route {route.tenant} -> {route.target}{canary}")
 
-    cli.emit(document, human)
+    return cli.emit(overview, human)
 
 
 @app.command("versions")
-def versions(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> None:
+def versions(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> int:
     """Every version of a model with its package and lineage."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    records = cli.registry(registry).list_versions(model)
-    cli.emit(
+    records = api.list_versions(model=model, settings=cli.settings({"registry": registry}))
+    return cli.emit(
         [v.to_dict() for v in records],
-        lambda c: _table(
+        lambda c: print_table(
             c,
             ["version", "status", "package", "git", "created", "description"],
             [
@@ -114,11 +101,14 @@ def archive(
     model: ModelArg,
     version: Annotated[int, typer.Argument(help="Version number.")],
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Archive a version (refused while an alias, route or deployment uses it)."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    record = cli.registry(registry).archive_version(model, version)
-    cli.emit(record.to_dict(), lambda c: c.print(f"archived {model} version {version}"))
+    settings = cli.settings({"registry": registry})
+    record = api.archive_version(model=model, version=version, settings=settings)
+    return cli.emit(record.to_dict(), lambda c: c.print(f"archived {model} version {version}"))
 
 
 @app.command("update")
@@ -140,8 +130,9 @@ def update(
         bool, typer.Option("--public", help="Visible to every tenant (clears --private-to).")
     ] = False,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Change a model's description, default alias or visibility."""
+    from mlops_cli import api
     from mlops_cli.errors import UsageError
 
     cli: CliContext = ctx.obj
@@ -153,10 +144,14 @@ def update(
             f"nothing to update for {model}",
             hint="give --description, --default-alias, --private-to or --public",
         )
-    record = cli.registry(registry).update_model(
-        model, description=description, default_alias=default_alias, private_to=visibility
+    record = api.update_model(
+        model=model,
+        settings=cli.settings({"registry": registry}),
+        description=description,
+        default_alias=default_alias,
+        private_to=visibility,
     )
-    cli.emit(record.to_dict(), lambda c: c.print(f"updated {model}"))
+    return cli.emit(record.to_dict(), lambda c: c.print(f"updated {model}"))
 
 
 def _private_to(text: str | None) -> tuple[str, ...] | None:
@@ -176,7 +171,7 @@ def _private_to(text: str | None) -> tuple[str, ...] | None:
     return tuple(check_name("tenant", tenant) for tenant in tenants)
 
 
-def _expected(text: str | None) -> Any:
+def _expected(text: str | None) -> int | Literal["absent"] | None:
     from mlops_cli.errors import UsageError
 
     if text is None:
@@ -204,36 +199,45 @@ def alias_set(
         ),
     ] = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Point an alias at a version (compare-and-swap with --expect-version)."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    record = cli.registry(registry).set_alias(
-        model, alias, version, expect_version=_expected(expect_version)
+    expected = _expected(expect_version)
+    record = api.set_alias(
+        model=model,
+        alias=alias,
+        version=version,
+        settings=cli.settings({"registry": registry}),
+        expect_version=expected,
     )
-    cli.emit(
+    return cli.emit(
         record.to_dict(),
         lambda c: c.print(f"{model}@{alias} -> {version} (revision {record.revision})"),
     )
 
 
 @alias_app.command("get")
-def alias_get(
-    ctx: typer.Context, model: ModelArg, alias: str, registry: RegistryOpt = None
-) -> None:
+def alias_get(ctx: typer.Context, model: ModelArg, alias: str, registry: RegistryOpt = None) -> int:
     """The version an alias points at."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    record = cli.registry(registry).get_alias(model, alias)
-    cli.emit(record.to_dict(), lambda c: c.print(f"{model}@{alias} -> {record.version}"))
+    record = api.get_alias(model=model, alias=alias, settings=cli.settings({"registry": registry}))
+    return cli.emit(record.to_dict(), lambda c: c.print(f"{model}@{alias} -> {record.version}"))
 
 
 @alias_app.command("list")
-def alias_list(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> None:
+def alias_list(ctx: typer.Context, model: ModelArg, registry: RegistryOpt = None) -> int:
     """Every alias of a model."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    records = cli.registry(registry).list_aliases(model)
-    cli.emit(
+    records = api.list_aliases(model=model, settings=cli.settings({"registry": registry}))
+    return cli.emit(
         [a.to_dict() for a in records],
-        lambda c: _table(
+        lambda c: print_table(
             c,
             ["alias", "version", "revision", "updated"],
             [[a.alias, a.version, a.revision, a.updated_at] for a in records],
@@ -250,11 +254,18 @@ def alias_delete(
         int | None, typer.Option(help="Only if the alias points at this version.")
     ] = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Remove an alias (refused while a route uses it)."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    cli.registry(registry).delete_alias(model, alias, expect_version=expect_version)
-    cli.emit(
+    api.delete_alias(
+        model=model,
+        alias=alias,
+        settings=cli.settings({"registry": registry}),
+        expect_version=expect_version,
+    )
+    return cli.emit(
         {"model": model, "alias": alias, "deleted": True},
         lambda c: c.print(f"deleted {model}@{alias}"),
     )

@@ -1,8 +1,12 @@
-"""`mlops perftest`: load a model endpoint, report latency and throughput, gate on an SLA."""
+"""`mlops perftest`: load a model endpoint, report latency and throughput, gate on an SLA.
+
+The words of the command line become typed load and target options here; the run and its gates
+are :func:`mlops_cli.api.perftest`, whose outcome (exit 1 aborted, 3 a gate not met) is reported
+after the report itself by the one exit path in :mod:`mlops_cli.cli.main`.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -108,8 +112,9 @@ def perftest(
         list[str] | None, typer.Option(help="Extra HTTP header NAME:VALUE (repeatable).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of payload synthesis and model choice.")] = 0,
-) -> None:
+) -> int:
     """Load a model endpoint and report latency percentiles, throughput and errors; gate on an SLA."""
+    from mlops_cli import api
     from mlops_cli.errors import UsageError
     from mlops_cli.perf import options as opts
     from mlops_cli.perf.runner import LoadOptions
@@ -123,13 +128,8 @@ def perftest(
         raise UsageError("give --payload or --template, not both")
     if arrival not in ("constant", "poisson"):
         raise UsageError(f"--arrival: {arrival!r} is not constant or poisson")
-    headers = []
-    for item in header or []:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header: {item!r} is not NAME:VALUE")
-        headers.append((name.strip(), value.strip()))
-    options = LoadOptions(
+    headers = _headers(header or [])
+    load = LoadOptions(
         mode="open" if rate else "closed",
         levels=opts.parse_levels(rate, option="--rate", integer=False)
         if rate
@@ -145,84 +145,48 @@ def perftest(
         distribution=distribution,
         seed=seed,
     )
-    if options.window_s <= 0:
+    if load.window_s <= 0:
         raise UsageError("--window must be above zero")
     gate = parse_sla(sla) if sla else None
     allowed_error_rate = opts.parse_percentage(max_error_rate, option="--max-error-rate")
-    spec = opts.resolve_target(
-        target,
+    reach = api.TargetOptions(
         protocol=protocol,
         models=opts.parse_models(model or []),
-        settings=cli.settings(),
+        tenant=tenant,
         stream=stream,
         timeout_s=opts.parse_duration(timeout, option="--timeout"),
         max_connections=max_connections,
         method=method,
-        headers=tuple(headers),
-        tenant=tenant,
+        headers=headers,
     )
-    from mlops_cli.perf import payloads as payload_sources
-    from mlops_cli.perf import report as reports
-    from mlops_cli.perf.report import describe_errors
-    from mlops_cli.perf.runner import model_weights, run_perftest, step_label
-    from mlops_cli.perf.targets import make_target
-
-    model_weights(max(1, len(spec.models)), distribution)  # a bad --distribution fails here
-    make_target(spec)  # an unsupported protocol or capability fails before any load
-    previous = reports.load_baseline(baseline) if baseline else None
-    if previous is not None:
-        labels = [step_label(options, level) for level in options.levels]
-        reports.check_baseline_steps(previous, labels, source=str(baseline))
-    bodies = None
-    if payload:
-        bodies = payload_sources.read_jsonl(Path(payload.removeprefix("@")))
-    elif template:
-        bodies = payload_sources.from_template(template)
-
-    document = run_perftest(
-        spec, options, payloads=bodies, on_window=_progress(cli), on_note=cli.warn
+    result = api.perftest(
+        target=target,
+        settings=cli.settings(),
+        load=load,
+        reach=reach,
+        sla=gate,
+        max_error_rate=allowed_error_rate,
+        report_dir=report,
+        baseline=baseline,
+        payload_file=Path(payload.removeprefix("@")) if payload else None,
+        template=template,
+        on_window=_progress(cli),
+        on_note=cli.warn,
     )
-    failures: list[str] = []
-    hint: str | None = None
-    if not reports.apply_error_gate(document, allowed_error_rate):
-        gate_doc = document["error_gate"]
-        failures.append(
-            "failed requests ("
-            + "; ".join(
-                f"{f['step']}: {f['errors']} of {f['requests']}, "
-                f"{describe_errors(f['errors_by_kind'])}"
-                for f in gate_doc["failures"]
-            )
-            + f") above --max-error-rate {max_error_rate}"
-        )
-        kinds: dict[str, int] = {}
-        for f in gate_doc["failures"]:
-            for kind, count in f["errors_by_kind"].items():
-                kinds[kind] = kinds.get(kind, 0) + count
-        hint = reports.errors_hint(kinds, stream=spec.stream) or (
-            "allow some with --max-error-rate, e.g. --max-error-rate 1%"
-        )
-    if gate is not None:
-        reports.apply_sla(document, gate)
-        sla_doc = document["sla"]
-        if not sla_doc["passed"]:
-            named = sorted(
-                {
-                    f"{f['term']} (at {f['step']}: {reports.measured_text(f['actual'])})"
-                    for f in sla_doc["failures"]
-                }
-            )
-            failures.append("SLA not met: " + "; ".join(named or ["no step completed"]))
-    if previous is not None and baseline is not None:
-        regressions = reports.compare_baseline(document, previous, source=str(baseline))
-        if regressions:
-            failures.append(
-                f"{len(regressions)} regression(s) against {baseline}: "
-                + "; ".join(f"{r['step']} {r['metric']} {r['change']:+.1%}" for r in regressions)
-            )
-    written = reports.write_reports(document, report) if report else {}
-    cli.emit(document, _render(document, written))
-    _finish(cli, document, failures, report, hint=hint, stream=spec.stream)
+    return cli.emit(result, _render(result.document, result.written))
+
+
+def _headers(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``--header NAME:VALUE`` values as pairs."""
+    from mlops_cli.errors import UsageError
+
+    headers = []
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header: {item!r} is not NAME:VALUE")
+        headers.append((name.strip(), value.strip()))
+    return tuple(headers)
 
 
 def _progress(cli: CliContext) -> Any:
@@ -291,44 +255,3 @@ def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
             console.print(f"{kind}: {path}")
 
     return human
-
-
-def _finish(
-    cli: CliContext,
-    document: dict[str, Any],
-    failures: list[str],
-    report: Path | None,
-    *,
-    hint: str | None,
-    stream: bool,
-) -> None:
-    """Turn an aborted run (exit 1) or a failed gate (exit 3) into the exit code. With --json the
-    document is already on stdout, so the error goes to stderr alone (one JSON document on
-    stdout)."""
-    from mlops_cli.errors import GateFailedError, MlopsError, ServerError
-    from mlops_cli.perf.report import errors_hint
-
-    error: MlopsError | None = None
-    if document.get("aborted"):
-        kept = (
-            f"partial results in {report / 'report.json'}"
-            if report
-            else "use --report DIR to keep partial results"
-        )
-        aborted_step = next(
-            (s for s in document["steps"] if s["label"] == document["aborted"]["step"]), None
-        )
-        why = errors_hint(aborted_step["errors_by_kind"], stream=stream) if aborted_step else None
-        error = ServerError(
-            f"load test aborted at {document['aborted']['step']}: {document['aborted']['reason']}",
-            hint=f"{why}; {kept}" if why else kept,
-        )
-    elif failures:
-        error = GateFailedError("; ".join(failures), hint=hint)
-    if error is None:
-        return
-    if not cli.json:
-        raise error
-    line = f"error: {error.message}" + (f" (hint: {error.hint})" if error.hint else "")
-    print(line, file=sys.stderr)
-    raise typer.Exit(error.exit_code)

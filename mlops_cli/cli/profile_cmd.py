@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlops_cli.cli.context import CliContext
-from mlops_cli.cli.register_cmd import RegistryOpt
+from mlops_cli.cli.options import RegistryOpt, StoreOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,27 +19,18 @@ def profile(
     requests: Annotated[
         int, typer.Option("--requests", "-n", min=1, max=100_000, help="Requests to time.")
     ] = 50,
-    store: Annotated[str | None, typer.Option("--store", help="Artifact store URI.")] = None,
+    store: StoreOpt = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Measure a version's memory and p50 latency on the local server and store them."""
-    from mlops_cli.deploy.engine import resolve_version
-    from mlops_cli.deploy.local import LocalTarget
-    from mlops_cli.deploy.profile import profile as run_profile
-    from mlops_cli.stores import open_store
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    settings = cli.settings({"store": store, "registry": registry})
-    backend = cli.registry(settings.registry)
-    version = resolve_version(backend, ref)
-    reporter = cli.reporter()
-    result = run_profile(
-        backend,
-        version,
-        lambda root: open_store(root or settings.store),
-        LocalTarget.from_settings(settings, reporter=reporter),
+    result = api.profile(
+        ref=ref,
+        settings=cli.settings({"store": store, "registry": registry}),
         requests=requests,
-        reporter=reporter,
+        reporter=cli.reporter(),
     )
 
     def human(console: Console) -> None:
@@ -48,4 +39,4 @@ def profile(
             f"p50 {result.latency_ms:.2f} ms, p90 {result.p90_ms:.2f} ms over {result.requests} requests"
         )
 
-    cli.emit(result.to_dict(), human)
+    return cli.emit(result, human)

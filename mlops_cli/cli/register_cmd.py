@@ -7,14 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.options import RegistryOpt, StoreOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option("--registry", help="Registry URI (sqlite:///path or dynamodb://table)."),
-]
 
 registry_app = typer.Typer(help="Set up the registry backend.", no_args_is_help=True)
 
@@ -56,29 +52,25 @@ def register(
     verify: Annotated[
         str, typer.Option(help="sizes (blobs present at their size) or full (read and hash).")
     ] = "sizes",
-    store: Annotated[str | None, typer.Option("--store", help="Artifact store URI.")] = None,
+    store: StoreOpt = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Record a package as the next immutable version of a model, with its lineage."""
+    from mlops_cli import api
     from mlops_cli.errors import UsageError
-    from mlops_cli.hashcache import HashCache
-    from mlops_cli.register import register as run_register
 
     cli: CliContext = ctx.obj
     if verify not in ("sizes", "full"):
         raise UsageError(f"unknown --verify {verify!r}", hint="use sizes or full")
-    settings = cli.settings({"store": store, "registry": registry})
-    result = run_register(
-        source,
-        registry=cli.registry(settings.registry),
-        store_uri=settings.store,
+    result = api.register(
+        source=source,
+        settings=cli.settings({"store": store, "registry": registry}),
         model=model,
         alias=alias,
         tags=parse_tags(tag),
         description=description,
         new_version=new_version,
         verify="full" if verify == "full" else "sizes",
-        cache=HashCache(settings.workspace / "cache" / "hashes.json"),
         reporter=cli.reporter(),
     )
     document = result.to_dict()
@@ -91,18 +83,19 @@ def register(
         console.print(line)
         console.print(f"package {document['package_uri']}")
 
-    cli.emit(document, human)
+    return cli.emit(result, human)
 
 
 @registry_app.command("init")
-def init(ctx: typer.Context, registry: RegistryOpt = None) -> None:
+def init(ctx: typer.Context, registry: RegistryOpt = None) -> int:
     """Create the registry's schema or DynamoDB table if needed (idempotent)."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    backend = cli.registry(registry)
-    created = backend.init()
-    cli.emit(
-        {"registry": backend.uri, "created": created},
+    setup = api.init_registry(settings=cli.settings({"registry": registry}))
+    return cli.emit(
+        setup,
         lambda console: console.print(
-            f"{backend.uri}: {'created' if created else 'already set up'}"
+            f"{setup.registry}: {'created' if setup.created else 'already set up'}"
         ),
     )

@@ -7,15 +7,12 @@ from typing import Annotated
 import typer
 
 from mlops_cli.cli.context import CliContext
-from mlops_cli.cli.models_cmd import _table
-from mlops_cli.cli.register_cmd import RegistryOpt
+from mlops_cli.cli.options import ModelArg, RegistryOpt, TenantArg
+from mlops_cli.cli.render_helpers import print_table
 
 app = typer.Typer(
     help="Tenant routes: tenant -> model version, alias or canary split.", no_args_is_help=True
 )
-
-TenantArg = Annotated[str, typer.Argument(help="Tenant name.")]
-ModelArg = Annotated[str, typer.Argument(help="Model name.")]
 
 
 def _target(text: str) -> tuple[int | None, str | None]:
@@ -56,21 +53,24 @@ def route_set(
         int | None, typer.Option(help="Only if the route is at this revision (0: new).")
     ] = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Route a tenant to a version or alias of a model, optionally with a canary."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
     version, alias = _target(target)
     canary_version, canary_percent = _canary(canary)
-    record = cli.registry(registry).set_route(
-        tenant,
-        model,
+    record = api.set_route(
+        tenant=tenant,
+        model=model,
+        settings=cli.settings({"registry": registry}),
         version=version,
         alias=alias,
         canary_version=canary_version,
         canary_percent=canary_percent,
         expect_revision=expect_revision,
     )
-    cli.emit(
+    return cli.emit(
         record.to_dict(),
         lambda c: c.print(f"{tenant} -> {model} {record.target} (revision {record.revision})"),
     )
@@ -79,11 +79,14 @@ def route_set(
 @app.command("get")
 def route_get(
     ctx: typer.Context, tenant: TenantArg, model: ModelArg, registry: RegistryOpt = None
-) -> None:
+) -> int:
     """A tenant's route to a model."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    record = cli.registry(registry).get_route(tenant, model)
-    cli.emit(record.to_dict(), lambda c: c.print(f"{tenant} -> {model} {record.target}"))
+    settings = cli.settings({"registry": registry})
+    record = api.get_route(tenant=tenant, model=model, settings=settings)
+    return cli.emit(record.to_dict(), lambda c: c.print(f"{tenant} -> {model} {record.target}"))
 
 
 @app.command("list")
@@ -92,13 +95,16 @@ def route_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's routes.")] = None,
     model: Annotated[str | None, typer.Option(help="Only routes to this model.")] = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Routes, by tenant and model."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    records = cli.registry(registry).list_routes(tenant=tenant, model=model)
-    cli.emit(
+    settings = cli.settings({"registry": registry})
+    records = api.list_routes(settings=settings, tenant=tenant, model=model)
+    return cli.emit(
         [r.to_dict() for r in records],
-        lambda c: _table(
+        lambda c: print_table(
             c,
             ["tenant", "model", "target", "canary", "revision"],
             [
@@ -124,11 +130,14 @@ def route_delete(
         int | None, typer.Option(help="Only if the route is at this revision.")
     ] = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Remove a tenant's route (it then gets the model's default alias)."""
+    from mlops_cli import api
+
     cli: CliContext = ctx.obj
-    cli.registry(registry).delete_route(tenant, model, expect_revision=expect_revision)
-    cli.emit(
+    settings = cli.settings({"registry": registry})
+    api.delete_route(tenant=tenant, model=model, settings=settings, expect_revision=expect_revision)
+    return cli.emit(
         {"tenant": tenant, "model": model, "deleted": True},
         lambda c: c.print(f"deleted route {tenant} -> {model}"),
     )
@@ -143,14 +152,17 @@ def route_resolve(
         str | None, typer.Option(help="Request key for a canary split (sticky).")
     ] = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Which version this tenant's request gets, and why (route, alias or canary)."""
-    from mlops_cli.registry.routing import resolve
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    resolution = resolve(cli.registry(registry), tenant, model, request_key)
+    settings = cli.settings({"registry": registry})
+    resolution = api.resolve_route(
+        tenant=tenant, model=model, settings=settings, request_key=request_key
+    )
     via = f" via @{resolution.alias}" if resolution.alias else ""
-    cli.emit(
+    return cli.emit(
         resolution.to_dict(),
         lambda c: c.print(
             f"{tenant} -> {model} version {resolution.version} ({resolution.source}{via})"

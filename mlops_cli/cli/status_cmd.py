@@ -7,13 +7,12 @@ nothing is deployed, and nothing is created.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlops_cli.cli.context import CliContext
-from mlops_cli.cli.deploy_cmd import EndpointOpt, FleetOpt
-from mlops_cli.cli.register_cmd import RegistryOpt
+from mlops_cli.cli.options import EndpointOpt, FleetOpt, RegistryOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,35 +24,26 @@ def status(
     fleet: FleetOpt = None,
     endpoint: EndpointOpt = None,
     registry: RegistryOpt = None,
-) -> None:
+) -> int:
     """Show every deployment: target, server, version, state, drift, requests and latency."""
-    from mlops_cli.deploy import observe
-    from mlops_cli.registry.base import check_name
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    if model is not None:
-        check_name("model", model)
-    settings = cli.settings({"registry": registry})
-    backend = cli.registry(settings.registry)
-    if model is not None:
-        backend.get_model(model)  # NotFoundError for an unknown model
-    records = backend.list_deployments(model)
-    found = observe(settings, records, fleet=fleet, endpoint=endpoint)
-    if model is not None:
-        found = [item for item in found if item.model == model]
-    rows = [item.to_dict() for item in found]
-    cli.emit({"deployments": rows}, lambda console: _table(console, rows))
-    unhealthy = [item for item in found if item.state != "READY"]
-    if unhealthy:
-        first = unhealthy[0]
+    report = api.status(
+        settings=cli.settings({"registry": registry}), model=model, fleet=fleet, endpoint=endpoint
+    )
+    rows = report.to_dict()["deployments"]
+    code = cli.emit(report, lambda console: _table(console, rows))
+    if report.unhealthy:
+        first = report.unhealthy[0]
         cli.warn(
-            f"{len(unhealthy)} of {len(found)} deployments not READY "
+            f"{len(report.unhealthy)} of {len(report.deployments)} deployments not READY "
             f"({first.model} v{first.version} on {first.target}: {first.state})"
         )
-        raise typer.Exit(1)
+    return code
 
 
-def _table(console: Console, rows: list[dict[str, object]]) -> None:
+def _table(console: Console, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     if not rows:

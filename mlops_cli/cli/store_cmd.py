@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.options import StoreUriOpt
 from mlops_cli.cli.render_helpers import human_bytes, short
 
 if TYPE_CHECKING:
@@ -19,10 +19,7 @@ app = typer.Typer(help="Check and repair the artifact store.", no_args_is_help=T
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    store: Annotated[
-        str | None,
-        typer.Option("--store", help="Artifact store URI (file:///path or s3://bucket/prefix)."),
-    ] = None,
+    store: StoreUriOpt = None,
     repair: Annotated[
         bool,
         typer.Option(
@@ -30,15 +27,15 @@ def verify(
             help="Move damaged blobs to the store's quarantine/ so the next upload sends them again.",
         ),
     ] = False,
-) -> None:
+) -> int:
     """Hash every blob of the store and compare it with its name; exit 1 if damage is left."""
-    from mlops_cli.errors import MlopsError
-    from mlops_cli.stores import open_store
-    from mlops_cli.stores.verify import verify_store
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    settings = cli.settings({"store": store})
-    result = verify_store(open_store(settings.store), repair=repair, reporter=cli.reporter())
+    check = api.verify_store(
+        settings=cli.settings({"store": store}), repair=repair, reporter=cli.reporter()
+    )
+    result = check.result
 
     def human(console: Console) -> None:
         console.print(
@@ -52,23 +49,7 @@ def verify(
                 f"hashes to {short(blob.actual)}, {fate}"
             )
 
-    cli.emit(result.to_dict(), human)
-    left = result.unrepaired
-    if not left:
-        if result.damaged:
-            cli.info("upload the models that hold these blobs again to restore them")
-        return
-    error = MlopsError(
-        f"{len(left)} of {result.blobs} blobs in {result.store} are damaged"
-        + (" and could not be moved aside" if repair else ""),
-        hint=(
-            "check that the store is writable, then run it again"
-            if repair
-            else "run `mlops store verify --repair` to move them to quarantine/, then upload again"
-        ),
-    )
-    if not cli.json:
-        raise error
-    # With --json the result is already on stdout: the error goes to stderr alone.
-    print(f"error: {error.message} (hint: {error.hint})", file=sys.stderr)
-    raise typer.Exit(error.exit_code)
+    code = cli.emit(check, human)  # damage left: raises, and main prints the error line
+    if result.damaged:
+        cli.info("upload the models that hold these blobs again to restore them")
+    return code

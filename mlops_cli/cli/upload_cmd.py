@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.options import StoreUriOpt
 from mlops_cli.cli.render_helpers import human_bytes, short
 
 if TYPE_CHECKING:
@@ -16,26 +17,24 @@ if TYPE_CHECKING:
 def upload(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Model folder, or hf://org/name@revision.")],
-    store: Annotated[
-        str | None,
-        typer.Option("--store", help="Artifact store URI (file:///path or s3://bucket/prefix)."),
-    ] = None,
+    store: StoreUriOpt = None,
     no_cache: Annotated[
         bool,
         typer.Option(
             "--no-cache", help="Hash every file again instead of trusting the hash cache."
         ),
     ] = False,
-) -> None:
+) -> int:
     """Package SOURCE (every file with size and sha256) and send the blobs the store lacks."""
-    from mlops_cli.hashcache import HashCache
-    from mlops_cli.stores import open_store
-    from mlops_cli.upload import upload as run_upload
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    settings = cli.settings({"store": store})
-    cache = None if no_cache else HashCache(settings.workspace / "cache" / "hashes.json")
-    result = run_upload(source, open_store(settings.store), reporter=cli.reporter(), cache=cache)
+    result = api.upload(
+        source=source,
+        settings=cli.settings({"store": store}),
+        use_cache=not no_cache,
+        reporter=cli.reporter(),
+    )
     for warning in result.warnings:
         cli.warn(warning)
 
@@ -47,4 +46,4 @@ def upload(
         )
         console.print(result.uri)
 
-    cli.emit(result.to_dict(), human)
+    return cli.emit(result, human)

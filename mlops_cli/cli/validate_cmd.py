@@ -21,34 +21,25 @@ if TYPE_CHECKING:
 def validate(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Model folder holding mlops.yaml.")] = Path("."),
-) -> None:
+) -> int:
     """Validate mlops.yaml against the schema, then check files, code, shapes and streaming."""
-    from mlops_cli.checks import inspect_model_dir
+    from mlops_cli import api
 
     cli: CliContext = ctx.obj
-    inspection = inspect_model_dir(folder)
-    spec = inspection.spec
-    errors = inspection.errors
-    result = {
-        "valid": not errors,
-        "name": spec.name if spec else None,
-        "runtime": spec.runtime if spec else None,
-        "findings": [finding.to_dict() for finding in inspection.findings],
-    }
-    stderr = cli.stderr
-    for finding in inspection.findings:
+    report = api.validate(folder=folder)
+    for finding in report.findings:
         if finding.severity == "error" or not cli.quiet:
-            stderr.print(
-                f"{finding.severity}: {finding.line(inspection.source)}",
+            cli.stderr.print(
+                f"{finding.severity}: {finding.line(report.source)}",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,
             )
 
     def human(console: Console) -> None:
-        if spec is not None and not errors:
-            console.print(f"{inspection.source}: valid ({spec.name}, {spec.runtime})", markup=False)
+        if report.spec is not None and not report.errors:
+            console.print(
+                f"{report.source}: valid ({report.spec.name}, {report.spec.runtime})", markup=False
+            )
 
-    cli.emit(result, human)
-    if errors:
-        raise typer.Exit(2)
+    return cli.emit(report, human)
