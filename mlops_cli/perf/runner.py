@@ -167,7 +167,11 @@ def _engine_run(
         models = list(payloads)
         prepared = {m: [target.prepare(m, p) for p in payloads[m]] for m in models}
         requests = []
-        for position, index in enumerate(traffic):
+        # Long enough for every payload of every model to be sent in turn (one model's traffic
+        # is a single entry).
+        length = max(len(traffic), *(len(options) for options in prepared.values()))
+        for position in range(length):
+            index = traffic[position % len(traffic)]
             options = prepared[models[index]]
             requests.append((index, options[position % len(options)]))
         return await StepEngine(target, requests, plan, control).run()

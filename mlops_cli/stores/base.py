@@ -6,7 +6,7 @@ Layout under the store's root (a folder, or an S3 bucket and prefix)::
     packages/sha256/<hex>.json      package manifests, named by the manifest's sha256
     quarantine/sha256/<hex>.<n>     blobs that failed verification, moved aside for inspection
 
-Promises every implementation keeps (tests/conformance runs them against each):
+Promises every implementation keeps (tests/conformance/test_store_contract.py checks each):
 
 - ``put_blob`` streams the file (never the whole file in memory) and makes the blob visible only
   once the bytes sent are known to be the bytes that hashed to ``digest``: it hashes them again

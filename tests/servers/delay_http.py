@@ -14,6 +14,14 @@ with that status, 0 for none; on the SageMaker route with the ``X-Amzn-ErrorType
 means there, e.g. 403 AccessDeniedException); ``GET /control`` returns the settings and the
 request count.
 
+What the server received, for tests of what a client sends: ``GET /control`` also returns
+``seen``: how many requests carried each distinct body (the first 256 bodies), each
+``X-Amzn-SageMaker-Target-Model``, and a SigV4 ``Authorization`` header, and how many were
+answered with ``error_status``; ``POST /control`` with
+``{"reset": true}`` forgets them and sets the request count back to 0. ``GET /v2/models/<name>``
+answers KServe v2 model metadata (one input ``x``, FP32, shape [-1]; not counted as a request) and
+``POST /v2/models/<name>/infer`` a KServe v2 response, so a Triton HTTP client can be pointed here.
+
 Run ``python -m tests.servers.delay_http`` (prints ``PORT <n>``), or use :class:`DelayServer`,
 which starts it as a subprocess on 127.0.0.1 and a free port and stops it by its pid.
 """
@@ -46,12 +54,46 @@ class _State:
         self.error_every = 1
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Transport] = set()
+        self.bodies: dict[str, int] = {}
+        self.target_models: dict[str, int] = {}
+        self.signed = 0
+        self.failed = 0
+
+    def saw(self, body: bytes, headers: dict[bytes, bytes]) -> None:
+        text = body.decode(errors="replace")
+        if text in self.bodies or len(self.bodies) < MAX_BODIES_SEEN:
+            self.bodies[text] = self.bodies.get(text, 0) + 1
+        target = headers.get(b"x-amzn-sagemaker-target-model")
+        if target is not None:
+            name = target.decode()
+            self.target_models[name] = self.target_models.get(name, 0) + 1
+        if headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256 "):
+            self.signed += 1
+
+    def seen(self) -> dict[str, Any]:
+        return {
+            "bodies": dict(self.bodies),
+            "target_models": dict(self.target_models),
+            "signed": self.signed,
+            "failed": self.failed,
+        }
+
+    def forget(self) -> None:
+        self.requests = 0
+        self.bodies.clear()
+        self.target_models.clear()
+        self.signed = 0
+        self.failed = 0
 
     def stalled(self, now: float) -> bool:
         return now < self.stall_until
 
 
+MAX_BODIES_SEEN = 256
 STATE = _State()
+# KServe v2 metadata of every model the server pretends to hold.
+V2_INPUTS = [{"name": "x", "datatype": "FP32", "shape": [-1]}]
+V2_OUTPUTS = [{"name": "y", "datatype": "FP32", "shape": [-1]}]
 
 
 # Reason phrase and SageMaker error type of the statuses the test server can answer with.
@@ -105,16 +147,23 @@ class _Handler(asyncio.Protocol):
         if path == b"/control":
             self._control(method)
             return
+        if method == b"GET" and path.startswith(b"/v2/models/"):  # metadata: not load, not counted
+            self._write(json.dumps(_kserve_v2(path, method)).encode())
+            return
         STATE.requests += 1
+        STATE.saw(self.body, self.headers)
         reply: dict[str, Any] = {"ok": True}
         status, headers = "200 OK", ""
         sagemaker = path.startswith(b"/endpoints/")
         if sagemaker:
             target = self.headers.get(b"x-amzn-sagemaker-target-model", b"").decode()
             reply = {"endpoint": path.split(b"/")[2].decode(), "target_model": target}
+        if path.startswith(b"/v2/models/"):
+            reply = _kserve_v2(path, method)
         if STATE.error_status and STATE.requests % STATE.error_every == 0:
             reason, error_type = _ERRORS.get(STATE.error_status, ("Error", "Error"))
             status = f"{STATE.error_status} {reason}"
+            STATE.failed += 1
             reply = {"message": f"test server answers {STATE.error_status}"}
             if sagemaker:
                 headers = f"X-Amzn-ErrorType: {error_type}\r\n"
@@ -149,10 +198,22 @@ class _Handler(asyncio.Protocol):
             if "error_status" in settings:
                 STATE.error_status = int(settings["error_status"])
                 STATE.error_every = max(1, int(settings.get("error_every", 1)))
+            if settings.get("reset"):
+                STATE.forget()
             if "shutdown_after_s" in settings:
                 self.loop.call_later(float(settings["shutdown_after_s"]), _shutdown)
-        status = {"delay_ms": STATE.delay_s * 1000, "requests": STATE.requests}
+        status: dict[str, Any] = {"delay_ms": STATE.delay_s * 1000, "requests": STATE.requests}
+        status["seen"] = STATE.seen()
         self._write(json.dumps(status).encode())
+
+
+def _kserve_v2(path: bytes, method: bytes) -> dict[str, Any]:
+    """KServe v2 metadata (GET /v2/models/<name>) or an infer response (POST .../infer)."""
+    name = path.split(b"/")[3].decode()
+    if method == b"GET":
+        return {"name": name, "versions": ["1"], "platform": "delay", "inputs": V2_INPUTS,
+                "outputs": V2_OUTPUTS}  # fmt: skip
+    return {"model_name": name, "outputs": [{**V2_OUTPUTS[0], "shape": [1], "data": [0.0]}]}
 
 
 def _shutdown() -> None:
