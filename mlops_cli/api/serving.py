@@ -2,8 +2,9 @@
 
 Each call resolves what a reference means in the registry, opens the deploy target and drives the
 engine (:mod:`mlops_cli.deploy.engine`) in one place, so that neither the command line nor any
-other caller walks between those steps. Deployment records (the registry's ``list_deployments``)
-are read here and nowhere in ``cli/``: when they become a typed record, only this module changes.
+other caller walks between those steps. Deployment records (the registry's typed
+``DeploymentRecord``) are read here and nowhere in ``cli/``; a request goes through the target the
+record names, rebuilt from it (``deploy.kinds.rebuild_target``), never by reaching into its detail.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _open_target(
     fleet: Path | None,
     endpoint: Path | None,
     reporter: Reporter,
-) -> DeployTarget:
+) -> DeployTarget[Any, Any]:
     from mlops_cli.deploy import open_target
 
     return open_target(settings, kind, fleet=fleet, endpoint=endpoint, reporter=reporter)
@@ -226,9 +227,9 @@ def invoke(
     """Send one request to the version ``tenant`` is routed to (a version or alias in ``ref``
     skips the route, never the tenant's visibility) where it is deployed (on ``target`` when
     given); ``on_chunk`` sees each streamed response as it arrives."""
-    from mlops_cli.deploy import invoke_recorded
     from mlops_cli.deploy.base import InvokeRequest
     from mlops_cli.deploy.engine import find_deployment, version_package
+    from mlops_cli.deploy.kinds import rebuild_target
     from mlops_cli.registry import open_registry
     from mlops_cli.registry.routing import resolve_reference
 
@@ -245,7 +246,8 @@ def invoke(
     )
     started = time.monotonic()
     chunks = []
-    for received in invoke_recorded(record, request):
+    served_by = rebuild_target(settings, record.target, [record])
+    for received in served_by.invoke(record, request):
         chunk = AnswerChunk(
             dict(received.outputs), round((received.received_at - started) * 1000, 3)
         )
@@ -258,7 +260,7 @@ def invoke(
         number,
         tenant,
         resolution.source,
-        str(record["target"]),
+        record.target,
         total,
         stream,
         tuple(chunks),

@@ -113,7 +113,7 @@ def deploy(
                 "routers cache a model's routes that long"
             )
         if done.result.applied:
-            where = done.result.detail.get("where")
+            where = done.result.where
             console.print(
                 f"deployed {done.model} v{done.version} on {done.target}"
                 + (f" ({where})" if where else "")

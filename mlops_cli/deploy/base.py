@@ -14,6 +14,15 @@ A deploy is driven by :func:`mlops_cli.deploy.engine.deploy`, the same for every
    drain period so that requests already routed to it finish.
 
 Targets never touch the registry; the engine alone writes it.
+
+Each target owns two typed values: its **plan** (a subclass of :class:`Plan` carrying what its
+``apply`` needs: placement, names; the engine reads only ``actions``) and its **placement
+detail** (a frozen value with ``where`` and ``to_dict``, see :class:`PlacementDetail`) that the
+registry stores as JSON in a :class:`~mlops_cli.registry.records.DeploymentRecord` and that only
+the target parses back (``parse_detail``). Which class serves a kind is one table,
+:mod:`mlops_cli.deploy.kinds`; a target is rebuilt from its records by
+:meth:`DeployTarget.from_records` of the class the table names, and requests and observations
+go through the target's own ``invoke`` and ``status``.
 """
 
 from __future__ import annotations
@@ -22,12 +31,18 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
-from mlops_cli.modelspec import ModelSpec
-from mlops_cli.package import PackageManifest
+from mlops_cli.errors import NotSupportedError
+from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.progress import SILENT, Reporter
+from mlops_cli.registry.records import DeploymentRecord
+from mlops_cli.spec.modelspec import ModelSpec
 from mlops_cli.stores.base import ArtifactStore
+
+if TYPE_CHECKING:
+    from mlops_cli.config import Settings
 
 Device = Literal["cpu", "gpu"]
 State = Literal["READY", "LOADING", "UNAVAILABLE", "DRIFT", "UNKNOWN"]
@@ -85,14 +100,14 @@ class Action:
 
 @dataclass
 class Plan:
-    """What a deploy or undeploy would do. ``actions`` are for people and --dry-run; ``state``
-    carries what the target needs to apply it (placement, names), opaque to everyone else."""
+    """What a deploy or undeploy would do. ``actions`` are for people and --dry-run; a target's
+    own subclass adds, as typed fields, what its ``apply`` needs (placement, names), opaque to
+    the engine."""
 
     target: str
     model: str
     version: int | None
     actions: list[Action] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -148,12 +163,75 @@ class Chunk:
     received_at: float  # time.monotonic() when it arrived
 
 
-class DeployTarget(ABC):
-    """A place models are served. Subclasses set ``kind``, ``id`` and ``capabilities``."""
+class PlacementDetail(Protocol):
+    """Where a target serves a version: a frozen value its target writes at deploy time and
+    parses back from the stored JSON (``DeployTarget.parse_detail``)."""
 
-    kind: str  # "local", "triton", "sagemaker-mme", "mme-local"
+    @property
+    def where(self) -> str:
+        """Where, for people: server names, an endpoint name."""
+        ...
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object the registry stores."""
+        ...
+
+
+P = TypeVar("P", bound=Plan)
+D = TypeVar("D", bound=PlacementDetail)
+
+
+class DeployTarget(ABC, Generic[P, D]):
+    """A place models are served. Subclasses set ``kind``, ``id`` and ``capabilities``, and
+    name their plan type ``P`` and placement detail type ``D``.
+
+    Promises: ``plan`` changes nothing; ``apply`` leaves nothing behind when it fails (no
+    tarball, nothing loaded) and raises the server's own error; ``retire`` is idempotent (a
+    second call, or a version already gone, is fine); ``status`` reports drift both ways where
+    the target can see it; ``invoke`` refuses with :class:`NotSupportedError` what
+    ``capabilities`` does not declare (``unsupported`` says why)."""
+
+    kind: ClassVar[str]  # "local", "triton", "sagemaker-mme", "mme-local"
     id: str  # the registry's target key, e.g. "local", "triton:gpu-fleet"
     capabilities: Capabilities
+    unsupported: ClassVar[Mapping[str, str]] = {}  # capability -> why this target lacks it
+
+    # -- building one ------------------------------------------------------------------------
+
+    @classmethod
+    def from_records(
+        cls,
+        settings: Settings,
+        target_id: str,
+        records: Sequence[DeploymentRecord],
+        *,
+        fleet: Path | None = None,
+        endpoint: Path | None = None,
+    ) -> DeployTarget[Any, Any]:
+        """The target ``target_id`` as far as its deployment ``records`` describe it (enough to
+        observe and invoke them); a fleet or endpoint file naming the same target, when given,
+        describes it whole (what is served but not recorded, too). The kind picks the class
+        (:func:`mlops_cli.deploy.kinds.rebuild_target`); each target class implements it."""
+        raise NotImplementedError(f"{cls.__name__} cannot be rebuilt from its records")
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        fleet: Path | None = None,
+        endpoint: Path | None = None,
+        reporter: Reporter = SILENT,
+    ) -> DeployTarget[P, D]:
+        """The target as its file describes it (the fleet file for ``triton``, the endpoint
+        file for the SageMaker kinds; UsageError naming the option when it is missing)."""
+        raise NotImplementedError(f"{cls.__name__} is not opened from a file")
+
+    @classmethod
+    @abstractmethod
+    def parse_detail(cls, record: DeploymentRecord) -> D:
+        """This target's placement detail, read from the JSON ``record`` stores. Lenient: a
+        field the record lacks gets its default (records written by older versions)."""
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """Held by the engine around a whole deploy or undeploy, so that two mlops processes
@@ -161,33 +239,41 @@ class DeployTarget(ABC):
         the only guard)."""
         return contextlib.nullcontext()
 
+    # -- the contract -------------------------------------------------------------------------
+
     @abstractmethod
-    def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
+    def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> P:
         """What it takes to serve ``desired``, given this target's deployment records of the
         model. Pure observation: changes nothing."""
 
     @abstractmethod
-    def apply(self, plan: Plan, *, reporter: Reporter = SILENT) -> dict[str, Any]:
+    def apply(self, plan: P, *, reporter: Reporter = SILENT) -> D:
         """Make the planned version servable (and warmed up) beside any old one; return the
         detail to record. On failure: undo what it did, raise with the server's message."""
 
     @abstractmethod
-    def retire(
-        self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
-    ) -> None:
+    def retire(self, model: str, version: int, detail: D, *, reporter: Reporter = SILENT) -> None:
         """Stop serving an old version (after the engine's drain). Idempotent."""
 
     @abstractmethod
-    def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
+    def status(self, records: Sequence[DeploymentRecord]) -> list[DeploymentStatus]:
         """Observe the recorded deployments, and report drift both ways: recorded but not
         served, and served but not recorded."""
 
+    def invoke(self, record: DeploymentRecord, request: InvokeRequest) -> Iterator[Chunk]:
+        """Send one request to the recorded version; yields one chunk, or each streamed chunk as
+        it arrives. NotSupportedError for a stream on a target that declares none."""
+        if request.stream and not self.capabilities.streaming:
+            why = self.unsupported.get("streaming", f"target {self.id} cannot stream")
+            raise NotSupportedError(
+                f"cannot stream {record.model} v{record.version}: {why}",
+                hint="invoke without --stream (the router streams through routing)",
+            )
+        return self._invoke(record, request)
+
     @abstractmethod
-    def invoke(
-        self, model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
-    ) -> Iterator[Chunk]:
-        """Send one request to the version; yields one chunk, or each streamed chunk as it
-        arrives."""
+    def _invoke(self, record: DeploymentRecord, request: InvokeRequest) -> Iterator[Chunk]:
+        """:meth:`invoke`, once the capabilities allow the request."""
 
 
 __all__ = [
@@ -195,10 +281,12 @@ __all__ = [
     "Capabilities",
     "Chunk",
     "DeployTarget",
+    "DeploymentRecord",
     "DeploymentStatus",
     "Desired",
     "Device",
     "InvokeRequest",
+    "PlacementDetail",
     "Plan",
     "State",
 ]

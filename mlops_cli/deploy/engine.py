@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from mlops_cli.deploy.base import Action, DeployTarget, Desired, Device, Plan
+from mlops_cli.deploy.base import (
+    Action,
+    DeploymentRecord,
+    DeployTarget,
+    Desired,
+    Device,
+    PlacementDetail,
+    Plan,
+)
 from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, UsageError
-from mlops_cli.modelspec import ModelSpec
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
+from mlops_cli.packages.reference import parse_package_ref
 from mlops_cli.progress import SILENT, Reporter
 from mlops_cli.registry.base import Registry, VersionRecord
 from mlops_cli.registry.routing import ROUTER_CACHE_TTL_S, parse_model_ref, resolve_reference
 from mlops_cli.render.common import package_spec
+from mlops_cli.spec.modelspec import ModelSpec
 from mlops_cli.stores.base import ArtifactStore
-from mlops_cli.upload import parse_package_ref
 
 DEFAULT_MEMORY_MB = 256.0
+
+P = TypeVar("P", bound=Plan)
+D = TypeVar("D", bound=PlacementDetail)
 
 
 class GpuRequiredError(UsageError):
@@ -32,8 +43,17 @@ class DeployResult:
     alias: str | None = None
     previous_version: int | None = None
     retired: list[int] = field(default_factory=list)
-    detail: dict[str, Any] = field(default_factory=dict)
+    placement: PlacementDetail | None = None  # where the version is served, once applied
     drain_seconds: float = ROUTER_CACHE_TTL_S  # effective: see effective_drain
+
+    @property
+    def detail(self) -> Mapping[str, object]:
+        """The placement as recorded in the registry (JSON), empty until applied."""
+        return self.placement.to_dict() if self.placement is not None else {}
+
+    @property
+    def where(self) -> str:
+        return self.placement.where if self.placement is not None else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,7 +62,7 @@ class DeployResult:
             "alias": self.alias,
             "previous_version": self.previous_version,
             "retired": self.retired,
-            "detail": self.detail,
+            "detail": dict(self.detail),
             "drain_seconds": self.drain_seconds,
         }
 
@@ -86,16 +106,14 @@ def find_deployment(
     *,
     target: str | None = None,
     kinds: tuple[str, ...] | None = None,
-) -> dict[str, Any]:
+) -> DeploymentRecord:
     """The registry's record of ``model`` v``version`` deployed on ``target`` (an id such as
     ``triton:fleet`` or a kind such as ``triton``; any when None) and of one of ``kinds``."""
     for record in registry.list_deployments(model):
-        target_id = str(record["target"])
-        kind = target_id.split(":", 1)[0]
         if (
-            int(record["version"]) == version
-            and (target is None or target in (target_id, kind))
-            and (kinds is None or kind in kinds)
+            record.version == version
+            and (target is None or target in (record.target, record.kind))
+            and (kinds is None or record.kind in kinds)
         ):
             return record
     where = f" on {target}" if target else (f" on {' or '.join(kinds)}" if kinds else "")
@@ -108,7 +126,7 @@ def desired_state(
     version: VersionRecord,
     open_store: Callable[[str | None], ArtifactStore],
     *,
-    target: DeployTarget,
+    target: DeployTarget[Any, Any],
     device: Device | None = None,
     allow_cpu: bool = False,
 ) -> Desired:
@@ -140,8 +158,10 @@ def desired_state(
     )
 
 
-def _target_records(registry: Registry, target: DeployTarget, model: str) -> list[dict[str, Any]]:
-    return [r for r in registry.list_deployments(model) if r["target"] == target.id]
+def _target_records(
+    registry: Registry, target: DeployTarget[Any, Any], model: str
+) -> list[DeploymentRecord]:
+    return [r for r in registry.list_deployments(model) if r.target == target.id]
 
 
 def _versions_in_use(registry: Registry, model: str, *, moving: str | None = None) -> set[int]:
@@ -159,20 +179,31 @@ def _versions_in_use(registry: Registry, model: str, *, moving: str | None = Non
     return used
 
 
+@dataclass
+class DeployPlan(Generic[P]):
+    """The target's own plan (``target_plan``: its actions, then the engine's switch and
+    unloads) and what the engine decided beside it."""
+
+    target_plan: P
+    records: list[DeploymentRecord]  # the target's records of the model, when planned
+    applies: bool  # the target itself has work to do (else only the alias moves)
+    previous: int | None  # the version the alias pointed at
+    retire: list[int]  # versions unloaded after the drain
+
+
 def plan_deploy(
     registry: Registry,
-    target: DeployTarget,
+    target: DeployTarget[P, Any],
     desired: Desired,
     *,
     alias: str | None,
     drain_seconds: float = ROUTER_CACHE_TTL_S,
-) -> tuple[Plan, int | None, list[int]]:
+) -> DeployPlan[P]:
     """The target's plan, plus the alias switch and the versions that would be retired (after
     the effective drain of ``drain_seconds``, which the plan says)."""
     records = _target_records(registry, target, desired.model)
     plan = target.plan(desired, records)
-    plan.state["apply"] = plan.changes  # the target itself has work to do
-    plan.state["recorded"] = records
+    applies = plan.changes
     previous: int | None = None
     if alias is not None:
         try:
@@ -192,14 +223,12 @@ def plan_deploy(
     # retires old versions, a side-by-side deploy never does.
     used = _versions_in_use(registry, desired.model, moving=alias)
     retire = sorted(
-        int(r["version"])
+        r.version
         for r in records
-        if alias is not None
-        and int(r["version"]) != desired.version
-        and int(r["version"]) not in used
+        if alias is not None and r.version != desired.version and r.version not in used
     )
     for number in retire:
-        where = str(_record_detail(records, number).get("where", ""))
+        where = target.parse_detail(_record_of(records, number)).where
         plan.actions.append(
             Action(
                 "unload",
@@ -209,20 +238,16 @@ def plan_deploy(
                 f"no alias or route uses it; after a {effective_drain(drain_seconds):g}s drain",
             )
         )
-    return plan, previous, retire
+    return DeployPlan(plan, records, applies, previous, retire)
 
 
-def _record_detail(records: list[dict[str, Any]], version: int) -> Mapping[str, Any]:
-    for record in records:
-        if int(record["version"]) == version:
-            detail = record.get("detail") or {}
-            return detail if isinstance(detail, Mapping) else {}
-    return {}
+def _record_of(records: Sequence[DeploymentRecord], version: int) -> DeploymentRecord:
+    return next(record for record in records if record.version == version)
 
 
 def deploy(
     registry: Registry,
-    target: DeployTarget,
+    target: DeployTarget[Any, Any],
     desired: Desired,
     *,
     alias: str | None,
@@ -240,15 +265,19 @@ def deploy(
 
 def _deploy(
     registry: Registry,
-    target: DeployTarget,
+    target: DeployTarget[P, D],
     desired: Desired,
     alias: str | None,
     dry_run: bool,
     drain_seconds: float,
     reporter: Reporter,
 ) -> DeployResult:
-    plan, previous, retire = plan_deploy(
-        registry, target, desired, alias=alias, drain_seconds=drain_seconds
+    planned = plan_deploy(registry, target, desired, alias=alias, drain_seconds=drain_seconds)
+    plan, previous, retire, records = (
+        planned.target_plan,
+        planned.previous,
+        planned.retire,
+        planned.records,
     )
     drain = effective_drain(drain_seconds)
     result = DeployResult(
@@ -256,14 +285,16 @@ def _deploy(
     )
     if dry_run or not plan.changes:
         return result
-    records: list[dict[str, Any]] = plan.state["recorded"]
-    loads = bool(plan.state.get("apply"))
+    loads = planned.applies
+    detail: D
     if loads:
         detail = target.apply(plan, reporter=reporter)
-    else:
-        detail = dict(_record_detail(records, desired.version))
+    else:  # served and recorded already: only the alias moves
+        detail = target.parse_detail(_record_of(records, desired.version))
     try:
-        registry.record_deployment(desired.model, desired.version, target.id, detail=detail)
+        registry.record_deployment(
+            desired.model, desired.version, target.id, detail=detail.to_dict()
+        )
         if alias is not None and previous != desired.version:
             registry.set_alias(
                 desired.model,
@@ -274,16 +305,17 @@ def _deploy(
     except BaseException:
         if loads:
             target.retire(desired.model, desired.version, detail, reporter=reporter)
-            if not any(int(r["version"]) == desired.version for r in records):
+            if not any(r.version == desired.version for r in records):
                 registry.remove_deployment(desired.model, desired.version, target.id)
         raise
     result.applied = True
-    result.detail = detail
+    result.placement = detail
     if retire:
         reporter.note(f"draining {drain:g}s before unloading v{', v'.join(map(str, retire))}")
         time.sleep(drain)
         for number in retire:
-            target.retire(desired.model, number, _record_detail(records, number), reporter=reporter)
+            old = target.parse_detail(_record_of(records, number))
+            target.retire(desired.model, number, old, reporter=reporter)
             registry.remove_deployment(desired.model, number, target.id)
             result.retired.append(number)
     return result
@@ -291,7 +323,7 @@ def _deploy(
 
 def undeploy(
     registry: Registry,
-    target: DeployTarget,
+    target: DeployTarget[Any, Any],
     model: str,
     version: int | None,
     *,
@@ -301,7 +333,7 @@ def undeploy(
     """Stop serving ``model`` (one version, or every version) on ``target``."""
     records = _target_records(registry, target, model)
     if version is not None:
-        records = [r for r in records if int(r["version"]) == version]
+        records = [r for r in records if r.version == version]
     if not records:
         registry.get_model(model)  # NotFoundError for an unknown model
         which = f"{model} v{version}" if version is not None else model
@@ -310,10 +342,8 @@ def undeploy(
         )
     plan = Plan(target=target.id, model=model, version=version)
     for record in records:
-        detail = record.get("detail") or {}
-        plan.actions.append(
-            Action("unload", model, int(record["version"]), str(detail.get("where", "")))
-        )
+        where = target.parse_detail(record).where
+        plan.actions.append(Action("unload", model, record.version, where))
     if dry_run:
         return plan
     with target.lock():
@@ -323,19 +353,19 @@ def undeploy(
 
 def _retire_all(
     registry: Registry,
-    target: DeployTarget,
+    target: DeployTarget[Any, Any],
     model: str,
-    records: list[dict[str, Any]],
+    records: list[DeploymentRecord],
     reporter: Reporter,
 ) -> None:
     for record in records:
-        number = int(record["version"])
-        target.retire(model, number, record.get("detail") or {}, reporter=reporter)
-        registry.remove_deployment(model, number, target.id)
+        target.retire(model, record.version, target.parse_detail(record), reporter=reporter)
+        registry.remove_deployment(model, record.version, target.id)
 
 
 __all__ = [
     "ConflictError",
+    "DeployPlan",
     "DeployResult",
     "GpuRequiredError",
     "deploy",

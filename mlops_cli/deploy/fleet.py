@@ -3,209 +3,107 @@ embedded local server).
 
 The repository is a folder every server reads (a shared path) or an ``s3://bucket/prefix`` the
 servers were started on. Deploying a version writes ``<repository>/<model>-v<version>/`` and loads
-it, in explicit model-control mode, on the servers a first-fit-by-memory placement picks. What a
-server serves is read from the server itself (repository index, and the memory each loaded model's
-config carries), never assumed.
+it, in explicit model-control mode, on the server :func:`mlops_cli.deploy.placement.place` picks
+from a snapshot of the fleet taken once per plan. What a server serves is read from the server
+itself (repository index, and the memory each loaded model's config carries), never assumed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_cli.aws.s3 import S3Location, S3Prefix
 from mlops_cli.deploy.base import (
     Action,
     Capabilities,
     Chunk,
+    DeploymentRecord,
     DeploymentStatus,
     DeployTarget,
     Desired,
     InvokeRequest,
     Plan,
 )
-from mlops_cli.deploy.triton import invoke_triton, recorded_memory_mb, usage, warmup_requests
-from mlops_cli.errors import MlopsError, UsageError, ValidationError
-from mlops_cli.progress import SILENT, Reporter, running
-from mlops_cli.triton.client import (
-    RepositoryEntry,
-    ServerUnreachableError,
-    TritonClient,
-    TritonLoadHungError,
+from mlops_cli.deploy.fleet_file import (
+    DEFAULT_LOAD_TIMEOUT,
+    Fleet,
+    FleetFileError,
+    FleetServer,
+    load_fleet,
 )
+from mlops_cli.deploy.placement import ModelNeeds, PlacementRefusal, ServerSnapshot, place
+from mlops_cli.deploy.repository import Repository
+from mlops_cli.deploy.triton import (
+    TritonDetail,
+    invoke_triton,
+    recorded_memory_mb,
+    usage,
+    warmup_requests,
+)
+from mlops_cli.errors import MlopsError, UsageError
+from mlops_cli.progress import SILENT, Reporter, running
+from mlops_cli.triton.client import RepositoryEntry, ServerUnreachableError, TritonLoadHungError
 from mlops_cli.triton.naming import parse_versioned_name, versioned_name
-from mlops_cli.validation import read_yaml_file, validate_document
 
-DEFAULT_LOAD_TIMEOUT = 300.0
-
-
-class FleetFileError(ValidationError):
-    """A fleet file that is not valid."""
+if TYPE_CHECKING:
+    from mlops_cli.config import Settings
 
 
 class CapacityError(MlopsError):
     """No server can take the model."""
 
 
-@dataclass(frozen=True)
-class FleetServer:
+@dataclass(kw_only=True)
+class TritonPlan(Plan):
+    """A Triton target's plan: the name the version gets on the servers, the servers that will
+    serve it, and whether ``apply`` loads it (``desired``) or finds it served already."""
+
     name: str
-    url: str
-    grpc_url: str = ""
-    memory_mb: float = 0.0
-    gpu_kind: str | None = None
-    gpu_count: int = 0
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    def client(self) -> TritonClient:
-        return TritonClient(self.url, name=self.name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "grpc_url": self.grpc_url}
+    servers: tuple[str, ...] = ()
+    load: bool = False
+    desired: Desired | None = None
+    start: bool = False  # the local server must be started first (then placed again)
+    records: tuple[DeploymentRecord, ...] = field(default=())
 
 
-@dataclass(frozen=True)
-class Fleet:
-    name: str
-    repository: str  # a folder path, or s3://bucket/prefix
-    servers: tuple[FleetServer, ...]
-    load_timeout: float = DEFAULT_LOAD_TIMEOUT
-
-
-def load_fleet(path: Path) -> Fleet:
-    """Read and validate a fleet file (``schemas/fleet.schema.json``)."""
-    missing = FleetFileError(f"fleet file {path} does not exist")
-    data = read_yaml_file(path, error_class=FleetFileError, missing=missing) or {}
-    validate_document(data, "fleet", source=str(path), error_class=FleetFileError)
-    servers = []
-    for index, entry in enumerate(data["servers"]):
-        gpu = entry.get("gpu") or {}
-        servers.append(
-            FleetServer(
-                name=entry.get("name") or f"server-{index}",
-                url=entry["url"].rstrip("/"),
-                grpc_url=entry.get("grpc_url", ""),
-                memory_mb=float(entry["memory_mb"]),
-                gpu_kind=gpu.get("kind"),
-                gpu_count=int(gpu.get("count", 1)) if gpu else 0,
-                labels=dict(entry.get("labels", {})),
-            )
-        )
-    names = [s.name for s in servers]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate:
-        raise FleetFileError(f"server name {duplicate!r} appears twice", source=str(path))
-    repository = str(data["repository"])
-    if repository.startswith("s3://"):
+def fleet_snapshot(fleet: Fleet) -> tuple[list[ServerSnapshot], dict[str, set[str]]]:
+    """Observe every server once: its capacity, the memory its READY models declare, its GPUs
+    (an unreachable server is marked so), and the names it has READY."""
+    snapshots: list[ServerSnapshot] = []
+    ready: dict[str, set[str]] = {}
+    for server in fleet.servers:
+        common: dict[str, Any] = {
+            "name": server.name,
+            "memory_mb": server.memory_mb,
+            "gpu_kind": server.gpu_kind,
+            "gpu_count": server.gpu_count,
+            "labels": server.labels,
+        }
+        client = server.client()
         try:
-            repository = S3Location.parse(repository).uri
-        except UsageError as exc:
-            raise FleetFileError(exc.message, source=str(path), key_path="repository") from None
-    else:
-        repository = str((path.parent / repository).resolve())
-    return Fleet(
-        name=data["name"],
-        repository=repository,
-        servers=tuple(servers),
-        load_timeout=float(data.get("load_timeout", DEFAULT_LOAD_TIMEOUT)),
+            loaded = client.ready_models()
+            used = sum(recorded_memory_mb(client.model_config(name)) for name in loaded)
+        except ServerUnreachableError:
+            snapshots.append(ServerSnapshot(reachable=False, **common))
+            continue
+        ready[server.name] = loaded
+        snapshots.append(ServerSnapshot(used_mb=used, **common))
+    return snapshots, ready
+
+
+def model_needs(desired: Desired) -> ModelNeeds:
+    gpu = desired.spec.resources.gpu
+    return ModelNeeds(
+        memory_mb=desired.memory_mb,
+        device=desired.device,
+        gpu_kind=gpu.kind if gpu and desired.device == "gpu" else None,
     )
 
 
-def fleet_from_records(name: str, records: Sequence[Mapping[str, Any]]) -> Fleet:
-    """The part of a fleet that deployment records describe (enough to observe them)."""
-    servers: dict[str, FleetServer] = {}
-    repository = ""
-    for record in records:
-        detail = record.get("detail") or {}
-        repository = repository or str(detail.get("repository", ""))
-        for entry in detail.get("servers") or []:
-            servers.setdefault(
-                str(entry["name"]),
-                FleetServer(
-                    name=str(entry["name"]),
-                    url=str(entry["url"]),
-                    grpc_url=str(entry.get("grpc_url", "")),
-                ),
-            )
-    return Fleet(name=name, repository=repository, servers=tuple(servers.values()))
-
-
-# -- the repository --------------------------------------------------------------------------
-
-
-class Repository:
-    """Where rendered models are written: a folder, or an S3 prefix (``s3://bucket/prefix``).
-
-    S3 goes through :class:`mlops_cli.aws.S3Prefix`, so an S3 failure is one translated line
-    (a missing bucket, refused credentials), never a botocore exception."""
-
-    def __init__(self, location: str) -> None:
-        self.location = location
-        self._prefix = S3Prefix(location) if location.startswith("s3://") else None
-
-    def write(self, desired: Desired, name: str, reporter: Reporter) -> None:
-        """Render ``desired`` as the entry ``name``. On failure nothing of the entry is left
-        (the error raised is the failure's own, whatever the clean-up meets)."""
-        from mlops_cli.render.triton import render_triton
-
-        def render(into: Path) -> None:
-            render_triton(
-                desired.store,
-                desired.manifest,
-                into,
-                model_name=name,
-                version=1,
-                device=desired.device,
-                memory_mb=desired.memory_mb,
-                reporter=reporter,
-            )
-
-        if self._prefix is None:
-            model_dir = Path(self.location) / name
-            if model_dir.exists():
-                shutil.rmtree(model_dir)  # a leftover of a failed attempt: write it anew
-            try:
-                render(Path(self.location))
-            except BaseException:
-                shutil.rmtree(model_dir, ignore_errors=True)
-                raise
-            return
-        with tempfile.TemporaryDirectory(prefix="mlops-render-") as tmp:
-            render(Path(tmp))
-            self._prefix.delete_folder(name)  # a leftover of a failed attempt: write it anew
-            entry = Path(tmp) / name
-            try:
-                for file in sorted(p for p in entry.rglob("*") if p.is_file()):
-                    self._prefix.put_file(f"{name}/{file.relative_to(entry).as_posix()}", file)
-            except BaseException:
-                self.remove_quietly(name, reporter)
-                raise
-
-    def remove(self, name: str) -> None:
-        if self._prefix is None:
-            shutil.rmtree(Path(self.location) / name, ignore_errors=True)
-            return
-        self._prefix.delete_folder(name)
-
-    def remove_quietly(self, name: str, reporter: Reporter = SILENT) -> None:
-        """:meth:`remove` while another error is on its way: a failure here must not hide it,
-        so it is only a note."""
-        try:
-            self.remove(name)
-        except Exception as exc:  # the caller re-raises the error that matters
-            reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
-            reporter.note(f"{name} was not removed from {self.location}: {reason}")
-
-
-# -- the target -------------------------------------------------------------------------------
-
-
-class TritonTarget(DeployTarget):
+class TritonTarget(DeployTarget[TritonPlan, TritonDetail]):
     """Triton servers sharing a repository, explicit model control."""
 
     kind = "triton"
@@ -221,45 +119,24 @@ class TritonTarget(DeployTarget):
             gpu=any(s.gpu_count > 0 for s in fleet.servers),
         )
 
+    @classmethod
+    def parse_detail(cls, record: DeploymentRecord) -> TritonDetail:
+        return TritonDetail.from_record(record)
+
     # -- observing ---------------------------------------------------------------------------
 
     def servers(self) -> Sequence[FleetServer]:
         return self.fleet.servers
 
-    def _observe(self) -> dict[str, set[str] | None]:
-        """Server name -> the models it has READY (None: unreachable)."""
-        seen: dict[str, set[str] | None] = {}
-        for server in self.servers():
-            try:
-                seen[server.name] = server.client().ready_models()
-            except ServerUnreachableError:
-                seen[server.name] = None
-        return seen
-
-    def _place(self, desired: Desired, seen: Mapping[str, set[str] | None]) -> FleetServer:
-        """First fit by memory among the servers that can run the model."""
-        reasons = []
-        for server in self.servers():
-            loaded = seen.get(server.name)
-            if loaded is None:
-                reasons.append(f"{server.name}: unreachable")
-                continue
-            if desired.device == "gpu":
-                wanted = desired.spec.resources.gpu.kind if desired.spec.resources.gpu else None
-                if server.gpu_count == 0 or (wanted and server.gpu_kind != wanted):
-                    reasons.append(f"{server.name}: no {wanted or 'GPU'}")
-                    continue
-            client = server.client()
-            used = sum(recorded_memory_mb(client.model_config(name)) for name in loaded)
-            free = server.memory_mb - used
-            if free >= desired.memory_mb:
-                return server
-            reasons.append(f"{server.name}: {free:g} MB free")
-        raise CapacityError(
-            f"no server can take {desired.model} v{desired.version} "
-            f"({desired.memory_mb:g} MB): {'; '.join(reasons) or 'the fleet has no servers'}",
-            hint="add capacity to the fleet file, undeploy something, or profile the model",
-        )
+    def _place(self, desired: Desired, snapshot: Sequence[ServerSnapshot]) -> FleetServer:
+        chosen = place(snapshot, model_needs(desired))
+        if isinstance(chosen, PlacementRefusal):
+            raise CapacityError(
+                f"no server can take {desired.model} v{desired.version} "
+                f"({desired.memory_mb:g} MB): {chosen.describe()}",
+                hint="add capacity to the fleet file, undeploy something, or profile the model",
+            )
+        return next(s for s in self.servers() if s.name == chosen.name)
 
     def _load_failure(self, name: str) -> Callable[[], str | None] | None:
         """A check that ends a load Triton itself never ends (see ``TritonClient.load``); the
@@ -268,20 +145,19 @@ class TritonTarget(DeployTarget):
 
     # -- the contract -------------------------------------------------------------------------
 
-    def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
+    def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> TritonPlan:
         name = versioned_name(desired.model, desired.version)
-        plan = Plan(target=self.id, model=desired.model, version=desired.version)
-        plan.state["name"] = name
-        seen = self._observe()
-        serving = [s for s in self.servers() if name in (seen.get(s.name) or set())]
-        recorded = any(int(r["version"]) == desired.version for r in records)
+        plan = TritonPlan(self.id, desired.model, desired.version, name=name)
+        snapshot, ready = fleet_snapshot(self.fleet)
+        serving = [s for s in self.servers() if name in ready.get(s.name, set())]
+        recorded = any(r.version == desired.version for r in records)
         if serving:
             op = "keep" if recorded else "adopt"
             for server in serving:
                 plan.actions.append(Action(op, desired.model, desired.version, server.name))
-            plan.state.update(servers=[s.name for s in serving], load=False)
+            plan.servers = tuple(s.name for s in serving)
             return plan
-        server = self._place(desired, seen)
+        server = self._place(desired, snapshot)
         plan.actions.append(
             Action(
                 "load",
@@ -291,27 +167,27 @@ class TritonTarget(DeployTarget):
                 f"{desired.device.upper()}, {desired.memory_mb:g} MB, as {name}",
             )
         )
-        plan.state.update(servers=[server.name], load=True, desired=desired)
+        plan.servers, plan.load, plan.desired = (server.name,), True, desired
         return plan
 
-    def _detail(self, plan: Plan) -> dict[str, Any]:
-        chosen = [s for s in self.servers() if s.name in plan.state["servers"]]
-        desired: Desired | None = plan.state.get("desired")
-        return {
-            "where": ",".join(s.name for s in chosen),
-            "triton_name": plan.state["name"],
-            "servers": [s.to_dict() for s in chosen],
-            "repository": self.fleet.repository,
-            **({"device": desired.device, "memory_mb": desired.memory_mb} if desired else {}),
-        }
+    def _detail(self, plan: TritonPlan) -> TritonDetail:
+        chosen = [s for s in self.servers() if s.name in plan.servers]
+        desired = plan.desired
+        return TritonDetail(
+            where=",".join(s.name for s in chosen),
+            triton_name=plan.name,
+            servers=tuple(s.address() for s in chosen),
+            repository=self.fleet.repository,
+            device=desired.device if desired else None,
+            memory_mb=desired.memory_mb if desired else None,
+        )
 
-    def apply(self, plan: Plan, *, reporter: Reporter = SILENT) -> dict[str, Any]:
-        if not plan.state.get("load"):
+    def apply(self, plan: TritonPlan, *, reporter: Reporter = SILENT) -> TritonDetail:
+        if not plan.load or plan.desired is None:
             return self._detail(plan)
-        desired: Desired = plan.state["desired"]
-        name = plan.state["name"]
-        chosen = [s for s in self.servers() if s.name in plan.state["servers"]]
-        self.repository.write(desired, name, reporter)
+        name = plan.name
+        chosen = [s for s in self.servers() if s.name in plan.servers]
+        self.repository.write(plan.desired, name, reporter)
         try:
             for server in chosen:
                 with running(reporter, f"loading {name} on {server.name}"):
@@ -330,10 +206,10 @@ class TritonTarget(DeployTarget):
         return self._detail(plan)
 
     def retire(
-        self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
+        self, model: str, version: int, detail: TritonDetail, *, reporter: Reporter = SILENT
     ) -> None:
-        name = str(detail.get("triton_name") or versioned_name(model, version))
-        wanted = {str(s.get("name")) for s in detail.get("servers", [])}
+        name = detail.triton_name or versioned_name(model, version)
+        wanted = {s.name for s in detail.servers}
         for server in self.servers():
             if wanted and server.name not in wanted:
                 continue
@@ -344,7 +220,7 @@ class TritonTarget(DeployTarget):
                     reporter.note(f"{server.name} is unreachable; {name} was not unloaded there")
         self.repository.remove(name)
 
-    def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
+    def status(self, records: Sequence[DeploymentRecord]) -> list[DeploymentStatus]:
         found: list[DeploymentStatus] = []
         covered: set[tuple[str, str]] = set()
         observed: dict[str, tuple[dict[str, RepositoryEntry], str | None]] = {}
@@ -355,11 +231,11 @@ class TritonTarget(DeployTarget):
             except ServerUnreachableError as exc:
                 observed[server.name] = ({}, str(exc))
         for record in records:
-            model, version = str(record["model"]), int(record["version"])
-            detail = record.get("detail") or {}
-            name = str(detail.get("triton_name") or versioned_name(model, version))
-            for entry in detail.get("servers") or [{"name": self.servers()[0].name}]:
-                server_name = str(entry.get("name"))
+            model, version = record.model, record.version
+            detail = self.parse_detail(record)
+            name = detail.triton_name
+            names = [s.name for s in detail.servers] or [self.servers()[0].name]
+            for server_name in names:
                 covered.add((server_name, name))
                 index, problem = observed.get(server_name, ({}, "not in the fleet any more"))
                 found.append(
@@ -414,21 +290,70 @@ class TritonTarget(DeployTarget):
             state="READY", requests=requests, failures=failures, latency_ms=latency, **common
         )
 
-    def invoke(
-        self, model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
-    ) -> Iterator[Chunk]:
-        return invoke_triton(model, version, detail, request)
+    def _invoke(self, record: DeploymentRecord, request: InvokeRequest) -> Iterator[Chunk]:
+        return invoke_triton(record.model, record.version, self.parse_detail(record), request)
 
 
 class FleetTarget(TritonTarget):
     """The ``triton`` target: the servers a fleet file lists."""
 
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        fleet: Path | None = None,
+        endpoint: Path | None = None,
+        reporter: Reporter = SILENT,
+    ) -> FleetTarget:
+        if fleet is None:
+            raise UsageError("the triton target needs a fleet file", hint="--fleet fleet.yaml")
+        return cls(load_fleet(fleet))
+
+    @classmethod
+    def from_records(
+        cls,
+        settings: Settings,
+        target_id: str,
+        records: Sequence[DeploymentRecord],
+        *,
+        fleet: Path | None = None,
+        endpoint: Path | None = None,
+    ) -> FleetTarget:
+        """From the fleet file when it names this fleet, else the part of the fleet that the
+        records describe (the servers they were loaded on)."""
+        name = target_id.partition(":")[2]
+        spec = load_fleet(fleet) if fleet is not None else None
+        if spec is None or spec.name != name:
+            spec = fleet_from_records(name, records)
+        return cls(spec)
+
+
+def fleet_from_records(name: str, records: Sequence[DeploymentRecord]) -> Fleet:
+    """The part of a fleet that deployment records describe (enough to observe them)."""
+    servers: dict[str, FleetServer] = {}
+    repository = ""
+    for record in records:
+        detail = TritonDetail.from_record(record)
+        repository = repository or detail.repository
+        for entry in detail.servers:
+            servers.setdefault(
+                entry.name, FleetServer(name=entry.name, url=entry.url, grpc_url=entry.grpc_url)
+            )
+    return Fleet(name=name, repository=repository, servers=tuple(servers.values()))
+
 
 __all__ = [
+    "DEFAULT_LOAD_TIMEOUT",
     "CapacityError",
     "Fleet",
     "FleetFileError",
     "FleetServer",
     "FleetTarget",
+    "Repository",
+    "TritonPlan",
+    "TritonTarget",
+    "fleet_from_records",
+    "fleet_snapshot",
     "load_fleet",
 ]

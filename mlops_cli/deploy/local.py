@@ -2,7 +2,7 @@
 
 Deploying starts the server when it is not running; its repository is the workspace's. The
 server's address is never taken from a deployment record: it changes with every start, so
-:func:`live_detail` reads it from the server's state file when a recorded deployment is used, and
+:class:`LocalDetail` reads it from the server's state file when a recorded deployment is used, and
 :func:`start_and_reload` (``mlops local up``) loads again every version the registry records as
 deployed here, which a stopped server had dropped.
 """
@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_cli.config import Settings
-from mlops_cli.deploy.base import Action, DeploymentStatus, Desired, Plan
-from mlops_cli.deploy.fleet import DEFAULT_LOAD_TIMEOUT, Fleet, FleetServer, TritonTarget
+from mlops_cli.deploy.base import Action, DeploymentRecord, DeploymentStatus, Desired
+from mlops_cli.deploy.fleet import (
+    DEFAULT_LOAD_TIMEOUT,
+    Fleet,
+    FleetServer,
+    TritonPlan,
+    TritonTarget,
+)
+from mlops_cli.deploy.triton import ServerAddress, TritonDetail
 from mlops_cli.errors import MlopsError, ServerError
 from mlops_cli.local import LocalServerStatus, LocalTriton
-from mlops_cli.local.server import ServerState, running_server
+from mlops_cli.local.server import TritonState, running_server
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.triton.naming import versioned_name
 from mlops_cli.workspace import Workspace
@@ -33,24 +40,40 @@ SERVER_NAME = "local"
 TARGET_ID = "local"
 
 
-def _server(state: ServerState | None) -> FleetServer:
+def _server(state: TritonState | None) -> FleetServer:
     url = state.http_url if state else "http://127.0.0.1:0"
     grpc = f"127.0.0.1:{state.grpc_port}" if state else ""
     return FleetServer(name=SERVER_NAME, url=url, grpc_url=grpc, memory_mb=float("inf"))
 
 
-def live_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
-    """A local deployment's recorded detail, with the server that runs now in ``servers``
-    (found through the state file of the workspace it was deployed in). ServerError when no
-    local server runs there."""
-    local_dir = detail.get("local_dir") or Path(str(detail.get("repository", ""))).parent
-    state = running_server(Path(str(local_dir)))
-    if state is None:
-        raise ServerError(
-            "the local Triton is not running",
-            hint="start it with `mlops local up`; it loads what is deployed there again",
+@dataclass(frozen=True)
+class LocalDetail(TritonDetail):
+    """A local deployment: a Triton detail, plus the workspace folder of the server it was
+    loaded on. The address in ``servers`` is what it was at deploy time; :meth:`serving`
+    finds the server that runs there now."""
+
+    local_dir: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "local_dir": self.local_dir}
+
+    @classmethod
+    def from_record(cls, record: DeploymentRecord) -> LocalDetail:
+        return cls(
+            **TritonDetail.fields_of(record), local_dir=str(record.detail.get("local_dir") or "")
         )
-    return {**detail, "servers": [_server(state).to_dict()]}
+
+    def serving(self, model: str, version: int) -> ServerAddress:
+        """The local server running now in the deployment's workspace (found through its state
+        file). ServerError when none runs there."""
+        local_dir = self.local_dir or Path(self.repository).parent
+        state = running_server(Path(local_dir))
+        if state is None:
+            raise ServerError(
+                "the local Triton is not running",
+                hint="start it with `mlops local up`; it loads what is deployed there again",
+            )
+        return _server(state).address()
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,7 @@ def start_and_reload(
     them all). Reads the registry, never writes it; a failed reload is reported, not raised."""
     up = manager.up()
     try:
-        records = [r for r in registry.list_deployments() if r["target"] == TARGET_ID]
+        records = [r for r in registry.list_deployments() if r.target == TARGET_ID]
     except MlopsError as exc:
         return LocalStart(up.already_running, up.status, failed={"registry": exc.message})
     if not records:
@@ -100,6 +123,34 @@ class LocalTarget(TritonTarget):
     def from_settings(cls, settings: Settings, *, reporter: Reporter = SILENT) -> LocalTarget:
         return cls(LocalTriton(Workspace(settings.workspace), settings.local, reporter=reporter))
 
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        fleet: Path | None = None,
+        endpoint: Path | None = None,
+        reporter: Reporter = SILENT,
+    ) -> LocalTarget:
+        return cls.from_settings(settings, reporter=reporter)
+
+    @classmethod
+    def from_records(
+        cls,
+        settings: Settings,
+        target_id: str,
+        records: Sequence[DeploymentRecord],
+        *,
+        fleet: Path | None = None,
+        endpoint: Path | None = None,
+    ) -> LocalTarget:
+        """The workspace's server (its records name no other)."""
+        return cls.from_settings(settings)
+
+    @classmethod
+    def parse_detail(cls, record: DeploymentRecord) -> LocalDetail:
+        return LocalDetail.from_record(record)
+
     def _fleet(self) -> Fleet:
         return Fleet(
             name=SERVER_NAME,
@@ -111,13 +162,14 @@ class LocalTarget(TritonTarget):
     def _load_failure(self, name: str) -> Callable[[], str | None] | None:
         return self.manager.load_failure_watch(name)
 
-    def _detail(self, plan: Plan) -> dict[str, Any]:
+    def _detail(self, plan: TritonPlan) -> LocalDetail:
         # the address in ``servers`` is what it was at deploy time; users of the record go
-        # through live_detail, which finds the server through ``local_dir``
-        return {**super()._detail(plan), "local_dir": str(self.manager.dir)}
+        # through LocalDetail.serving, which finds the server through ``local_dir``
+        placed = super()._detail(plan)
+        return LocalDetail(**vars(placed), local_dir=str(self.manager.dir))
 
     def reload(
-        self, records: Sequence[Mapping[str, Any]], *, reporter: Reporter = SILENT
+        self, records: Sequence[DeploymentRecord], *, reporter: Reporter = SILENT
     ) -> tuple[list[str], dict[str, str]]:
         """Load the recorded versions the running server does not have READY, from the entries
         still in the repository. Returns (names loaded, {name: why not})."""
@@ -127,10 +179,7 @@ class LocalTarget(TritonTarget):
         reloaded: list[str] = []
         failed: dict[str, str] = {}
         for record in records:
-            detail = record.get("detail") or {}
-            name = str(
-                detail.get("triton_name") or versioned_name(record["model"], int(record["version"]))
-            )
+            name = self.parse_detail(record).triton_name
             if name in ready:
                 continue
             if not (Path(str(self.manager.model_repository)) / name).is_dir():
@@ -162,42 +211,43 @@ class LocalTarget(TritonTarget):
     def running(self) -> bool:
         return self.manager.status().state == "running"
 
-    def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
+    def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> TritonPlan:
         if self.running():
             self.fleet = self._fleet()
             return super().plan(desired, records)
-        plan = Plan(target=self.id, model=desired.model, version=desired.version)
+        name = versioned_name(desired.model, desired.version)
+        plan = TritonPlan(self.id, desired.model, desired.version, name=name)
         plan.actions.append(Action("start", "local Triton", where=SERVER_NAME))
         plan.actions.append(Action("load", desired.model, desired.version, SERVER_NAME, "CPU"))
-        plan.state.update(start=True, desired=desired, records=list(records))
+        plan.start, plan.desired, plan.records = True, desired, tuple(records)
         return plan
 
-    def apply(self, plan: Plan, *, reporter: Reporter = SILENT) -> dict[str, Any]:
-        if plan.state.get("start"):
+    def apply(self, plan: TritonPlan, *, reporter: Reporter = SILENT) -> LocalDetail:
+        if plan.start and plan.desired is not None:
             self.manager.up()
             self.fleet = self._fleet()
-            plan = super().plan(plan.state["desired"], plan.state["records"])
-        return super().apply(plan, reporter=reporter)
+            plan = super().plan(plan.desired, plan.records)
+        detail = super().apply(plan, reporter=reporter)
+        assert isinstance(detail, LocalDetail)  # _detail makes one
+        return detail
 
     def retire(
-        self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
+        self, model: str, version: int, detail: TritonDetail, *, reporter: Reporter = SILENT
     ) -> None:
         if not self.running():
-            self.repository.remove(
-                str(detail.get("triton_name", "")) or versioned_name(model, version)
-            )
+            self.repository.remove(detail.triton_name or versioned_name(model, version))
             return
         self.fleet = self._fleet()
         super().retire(model, version, detail, reporter=reporter)
 
-    def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
+    def status(self, records: Sequence[DeploymentRecord]) -> list[DeploymentStatus]:
         observed = self.manager.status()
         if observed.state != "running":
             note = observed.note or f"local Triton is {observed.state}"
             return [
                 DeploymentStatus(
-                    model=str(r["model"]),
-                    version=int(r["version"]),
+                    model=r.model,
+                    version=r.version,
                     target=self.id,
                     where=SERVER_NAME,
                     state="DRIFT",
@@ -217,4 +267,4 @@ class LocalTarget(TritonTarget):
         ]
 
 
-__all__ = ["LocalStart", "LocalTarget", "live_detail", "start_and_reload"]
+__all__ = ["LocalDetail", "LocalStart", "LocalTarget", "start_and_reload"]

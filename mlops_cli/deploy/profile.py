@@ -11,7 +11,7 @@ from typing import Any
 from mlops_cli.deploy.base import InvokeRequest
 from mlops_cli.deploy.engine import desired_state
 from mlops_cli.deploy.local import LocalTarget
-from mlops_cli.deploy.triton import invoke_triton
+from mlops_cli.deploy.triton import TritonDetail, invoke_triton
 from mlops_cli.errors import ServerError
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.registry.base import Registry, VersionRecord
@@ -49,7 +49,7 @@ def profile(
     target.manager.up()
     desired = desired_state(version, open_store, target=target, device="cpu", allow_cpu=True)
     plan = target.plan(desired, [])
-    loaded_here = bool(plan.state.get("load"))
+    loaded_here = plan.load
     detail = target.apply(plan, reporter=reporter)
     name = versioned_name(version.model, version.version)
     try:
@@ -61,11 +61,17 @@ def profile(
         request = InvokeRequest(
             inputs=values_of(tensors), spec=desired.spec, stream=desired.spec.streaming
         )
+        # the running server, found once: each request then measures only the request
+        served = TritonDetail(
+            where=detail.where,
+            triton_name=detail.triton_name,
+            servers=(detail.serving(version.model, version.version),),
+        )
         latencies = []
         with running(reporter, f"profiling {name}", total=requests, unit="requests") as task:
             for _ in range(requests):
                 started = time.perf_counter()
-                for _chunk in invoke_triton(version.model, version.version, detail, request):
+                for _chunk in invoke_triton(version.model, version.version, served, request):
                     pass
                 latencies.append((time.perf_counter() - started) * 1000)
                 task.advance()

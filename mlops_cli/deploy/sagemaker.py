@@ -10,143 +10,46 @@ unloads it). An identical second deploy only describes: it makes no mutating cal
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_cli.aws.s3 import S3Prefix
 from mlops_cli.config import Settings
 from mlops_cli.deploy.base import (
     Action,
     Capabilities,
-    Chunk,
+    DeploymentRecord,
     DeploymentStatus,
-    DeployTarget,
     Desired,
-    InvokeRequest,
-    Plan,
     State,
 )
-from mlops_cli.deploy.sagemaker_control import ControlPlane
+from mlops_cli.deploy.multimodel import MMEPlan, MultiModelTarget
+from mlops_cli.deploy.sagemaker_control import ControlPlan, ControlPlane
 from mlops_cli.deploy.sagemaker_endpoint import (
     EndpointSpec,
-    LocalSettings,
     default_image,
     load_endpoint,
     region_of,
 )
 from mlops_cli.deploy.sagemaker_iam import iam_policy
-from mlops_cli.deploy.sagemaker_runtime import invoke_recorded as _invoke_recorded
-from mlops_cli.errors import MlopsError, NotFoundError, UsageError
+from mlops_cli.deploy.sagemaker_runtime import SageMakerDetail
 from mlops_cli.progress import SILENT, Reporter, running
-from mlops_cli.render.sagemaker import publish_tarball
-
-_TARBALL_RE = re.compile(r"(?P<model>.+)-v(?P<version>\d+)\.tar\.gz")
 
 
-class MultiModelTarget(DeployTarget):
-    """What both MME targets share: tarballs under the prefix, records, invocation."""
-
-    def __init__(self, spec: EndpointSpec) -> None:
-        self.spec = spec
-        self.id = f"{self.kind}:{spec.name}"
-
-    # -- S3 -----------------------------------------------------------------------------------
-
-    def _prefix(self) -> S3Prefix:
-        return S3Prefix(self.spec.location)
-
-    def _tarball_exists(self, model: str, version: int) -> bool:
-        return self._prefix().head(self.spec.tarball_name(model, version)) is not None
-
-    def _delete_tarball(self, model: str, version: int) -> None:
-        with contextlib.suppress(NotFoundError):  # no bucket: no tarball either
-            self._prefix().delete(self.spec.tarball_name(model, version))
-
-    def _published_versions(self) -> dict[str, set[int]]:
-        found: dict[str, set[int]] = {}
-        for item in self._prefix().list_objects():
-            match = _TARBALL_RE.fullmatch(item.name)
-            if match and "/" not in item.name:
-                found.setdefault(match["model"], set()).add(int(match["version"]))
-        return found
-
-    def _publish_plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
-        plan = Plan(target=self.id, model=desired.model, version=desired.version)
-        uri = self.spec.tarball_uri(desired.model, desired.version)
-        recorded = any(int(r["version"]) == desired.version for r in records)
-        published = self._tarball_exists(desired.model, desired.version)
-        op = ("keep" if recorded else "adopt") if published else "publish"
-        plan.actions.append(Action(op, desired.model, desired.version, self.spec.name, uri))
-        plan.state.update(desired=desired, publish=not published, adopt=op == "adopt")
-        return plan
-
-    def _publish(self, plan: Plan, reporter: Reporter) -> bool:
-        if not plan.state.get("publish"):
-            return False
-        desired: Desired = plan.state["desired"]
-        publish_tarball(
-            desired.store,
-            desired.manifest,
-            self.spec.tarball_uri(desired.model, desired.version),
-            reporter=reporter,
-        )
-        return True
-
-    @contextlib.contextmanager
-    def _publishing(self, plan: Plan, reporter: Reporter) -> Iterator[None]:
-        """Publish the planned tarball; delete it again if what the block does fails."""
-        published = self._publish(plan, reporter)
-        try:
-            yield
-        except BaseException:
-            if published:  # the block's error is the one raised; a failed clean-up is a note
-                desired: Desired = plan.state["desired"]
-                try:
-                    self._delete_tarball(desired.model, desired.version)
-                except MlopsError as exc:
-                    uri = self.spec.tarball_uri(desired.model, desired.version)
-                    reporter.note(f"{uri} was not removed: {exc.message}")
-            raise
-
-    def detail(self, model: str, version: int, **extra: Any) -> dict[str, Any]:
-        return {
-            "where": self.spec.name,
-            "endpoint": self.spec.name,
-            "target_model": self.spec.tarball_name(model, version),
-            "tarball": self.spec.tarball_uri(model, version),
-            "s3_prefix": self.spec.s3_prefix,
-            **extra,
-        }
-
-    def _drift(
-        self, records: Sequence[Mapping[str, Any]], published: Mapping[str, set[int]]
-    ) -> list[DeploymentStatus]:
-        recorded = {(str(r["model"]), int(r["version"])) for r in records}
-        models = {model for model, _ in recorded}
-        return [
-            DeploymentStatus(
-                model=model,
-                version=version,
-                target=self.id,
-                where=self.spec.name,
-                state="DRIFT",
-                note="published under the endpoint's prefix, but not recorded in the registry",
-            )
-            for model in sorted(models)
-            for version in sorted(published.get(model, set()))
-            if (model, version) not in recorded
-        ]
-
-    def invoke(
-        self, model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
-    ) -> Iterator[Chunk]:
-        return invoke_recorded(model, version, detail, request)
+@dataclass(kw_only=True)
+class SageMakerPlan(MMEPlan):
+    control: ControlPlane
+    endpoint_plan: ControlPlan
 
 
-class SageMakerMMETarget(MultiModelTarget):
+@dataclass(kw_only=True)
+class MMELocalPlan(MMEPlan):
+    url: str
+    register: bool = False
+
+
+class SageMakerMMETarget(MultiModelTarget[SageMakerPlan]):
     """A SageMaker multi-model endpoint, managed with boto3."""
 
     kind = "sagemaker-mme"
@@ -170,19 +73,26 @@ class SageMakerMMETarget(MultiModelTarget):
                 control.instance_type = observed.instance_type
         return control
 
-    def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
+    def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> SageMakerPlan:
         control = self._control(desired)
         endpoint_plan = control.plan()  # refuses a Failed endpoint before anything
-        plan = self._publish_plan(desired, records)
-        plan.actions = endpoint_plan.actions + plan.actions
-        plan.state.update(control=control, endpoint_plan=endpoint_plan)
-        return plan
+        action, publish, adopt = self._publish_step(desired, records)
+        return SageMakerPlan(
+            self.id,
+            desired.model,
+            desired.version,
+            [*endpoint_plan.actions, action],
+            desired=desired,
+            publish=publish,
+            adopt=adopt,
+            control=control,
+            endpoint_plan=endpoint_plan,
+        )
 
-    def apply(self, plan: Plan, *, reporter: Reporter = SILENT) -> dict[str, Any]:
-        desired: Desired = plan.state["desired"]
-        control: ControlPlane = plan.state["control"]
+    def apply(self, plan: SageMakerPlan, *, reporter: Reporter = SILENT) -> SageMakerDetail:
+        desired, control = plan.desired, plan.control
         with self._publishing(plan, reporter):
-            control.apply(plan.state["endpoint_plan"], reporter=reporter)
+            control.apply(plan.endpoint_plan, reporter=reporter)
         return self.detail(
             desired.model,
             desired.version,
@@ -193,18 +103,18 @@ class SageMakerMMETarget(MultiModelTarget):
         )
 
     def retire(
-        self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
+        self, model: str, version: int, detail: SageMakerDetail, *, reporter: Reporter = SILENT
     ) -> None:
         with running(reporter, f"removing {self.spec.tarball_name(model, version)}"):
             self._delete_tarball(model, version)
 
-    def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
+    def _observe(self, records: Sequence[DeploymentRecord]) -> list[DeploymentStatus]:
         region = region_of(self.spec)
         observed = ControlPlane(self.spec, region=region, image="", instance_type="").observe()
         published = self._published_versions()
         found = []
         for record in records:
-            model, version = str(record["model"]), int(record["version"])
+            model, version = record.model, record.version
             common: dict[str, Any] = {
                 "model": model,
                 "version": version,
@@ -231,20 +141,28 @@ class SageMakerMMETarget(MultiModelTarget):
         return found + self._drift(records, published)
 
 
-class MMELocalTarget(MultiModelTarget):
+class MMELocalTarget(MultiModelTarget[MMELocalPlan]):
     """mme-local: the same protocol served by the workspace's loopback server."""
 
     kind = "mme-local"
     capabilities = Capabilities(streaming=False, multi_model=True, explicit_load=True, gpu=False)
 
-    def __init__(self, spec: EndpointSpec, *, workspace_root: Path) -> None:
-        super().__init__(spec)
+    def __init__(
+        self, spec: EndpointSpec, *, workspace_root: Path, unresolved: str | None = None
+    ) -> None:
+        super().__init__(spec, unresolved=unresolved)
         self.workspace_root = workspace_root
+
+    @classmethod
+    def _build(
+        cls, spec: EndpointSpec, settings: Settings, *, unresolved: str | None = None
+    ) -> MMELocalTarget:
+        return cls(spec, workspace_root=settings.workspace, unresolved=unresolved)
 
     def url(self) -> str:
         if self.spec.local.url:
             return self.spec.local.url.rstrip("/")
-        from mlops_cli.mme.manager import LocalMME
+        from mlops_cli.local.mme import LocalMME
         from mlops_cli.workspace import Workspace
 
         return LocalMME(Workspace(self.workspace_root)).url()
@@ -258,7 +176,7 @@ class MMELocalTarget(MultiModelTarget):
 
     def _observed(self, url: str) -> dict[str, Any] | None:
         from mlops_cli.errors import ServerError
-        from mlops_cli.mme.manager import http_json
+        from mlops_cli.local.mme import http_json
 
         try:
             found: dict[str, Any] = http_json(f"{url}/mme/endpoints/{self.spec.name}")
@@ -268,12 +186,23 @@ class MMELocalTarget(MultiModelTarget):
             raise
         return found
 
-    def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
+    def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> MMELocalPlan:
         url = self.url()
         observed = self._observed(url)
-        plan = self._publish_plan(desired, records)
+        action, publish, adopt = self._publish_step(desired, records)
         wanted = self._registration()
         register = observed is None or any(observed.get(k) != v for k, v in wanted.items())
+        plan = MMELocalPlan(
+            self.id,
+            desired.model,
+            desired.version,
+            [action],
+            desired=desired,
+            publish=publish,
+            adopt=adopt,
+            url=url,
+            register=register,
+        )
         if register:
             op = "create" if observed is None else "update"
             plan.actions.insert(
@@ -286,16 +215,14 @@ class MMELocalTarget(MultiModelTarget):
                     f"{wanted['memory_budget_mb']:g} MB budget",
                 ),
             )
-        plan.state.update(url=url, register=register)
         return plan
 
-    def apply(self, plan: Plan, *, reporter: Reporter = SILENT) -> dict[str, Any]:
-        from mlops_cli.mme.manager import http_json
+    def apply(self, plan: MMELocalPlan, *, reporter: Reporter = SILENT) -> SageMakerDetail:
+        from mlops_cli.local.mme import http_json
 
-        desired: Desired = plan.state["desired"]
-        url = plan.state["url"]
+        desired, url = plan.desired, plan.url
         with self._publishing(plan, reporter):
-            if plan.state.get("register"):
+            if plan.register:
                 http_json(
                     f"{url}/mme/endpoints/{self.spec.name}", method="PUT", body=self._registration()
                 )
@@ -308,21 +235,21 @@ class MMELocalTarget(MultiModelTarget):
         )
 
     def retire(
-        self, model: str, version: int, detail: Mapping[str, Any], *, reporter: Reporter = SILENT
+        self, model: str, version: int, detail: SageMakerDetail, *, reporter: Reporter = SILENT
     ) -> None:
         from mlops_cli.errors import ServerError
-        from mlops_cli.mme.manager import http_json
+        from mlops_cli.local.mme import http_json
 
         target = self.spec.tarball_name(model, version)
         with running(reporter, f"unloading {target}"):
             self._delete_tarball(model, version)
-            url = str(detail.get("runtime_url") or self.url())
+            url = detail.runtime_url or self.url()
             try:
                 http_json(f"{url}/mme/endpoints/{self.spec.name}/models/{target}", method="DELETE")
             except ServerError as exc:
                 reporter.note(f"mme-local did not unload {target}: {exc.message}")
 
-    def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
+    def _observe(self, records: Sequence[DeploymentRecord]) -> list[DeploymentStatus]:
         url = self.url()
         observed = self._observed(url) or {}
         metrics = observed.get("models", {})
@@ -330,7 +257,7 @@ class MMELocalTarget(MultiModelTarget):
         published = self._published_versions()
         found = []
         for record in records:
-            model, version = str(record["model"]), int(record["version"])
+            model, version = record.model, record.version
             target = self.spec.tarball_name(model, version)
             usage = metrics.get(target, {})
             common: dict[str, Any] = {
@@ -355,79 +282,17 @@ class MMELocalTarget(MultiModelTarget):
         return found + self._drift(records, published)
 
 
-def open_sagemaker_target(
-    settings: Settings,
-    kind: str,
-    *,
-    endpoint: Path | None = None,
-    reporter: Reporter = SILENT,
-) -> DeployTarget:
-    """The ``sagemaker-mme`` or ``mme-local`` target of an endpoint file."""
-    if endpoint is None:
-        raise UsageError(
-            f"the {kind} target needs an endpoint file", hint="--endpoint endpoint.yaml"
-        )
-    spec = load_endpoint(endpoint)
-    if kind == "mme-local":
-        return MMELocalTarget(spec, workspace_root=settings.workspace)
-    return SageMakerMMETarget(spec)
-
-
-def status_recorded(
-    settings: Settings,
-    target_id: str,
-    records: Sequence[Mapping[str, Any]],
-    *,
-    endpoint: Path | None = None,
-) -> list[DeploymentStatus]:
-    """Observe recorded MME deployments: from the endpoint file when it names this endpoint,
-    else from what the records hold (endpoint name, prefix, region, mme-local URL)."""
-    kind, _, name = target_id.partition(":")
-    spec = load_endpoint(endpoint) if endpoint is not None else None
-    if spec is None or spec.name != name:
-        detail: Mapping[str, Any] = next(
-            (r.get("detail") or {} for r in records if r.get("detail")), {}
-        )
-        if not detail.get("s3_prefix"):
-            return [
-                DeploymentStatus(
-                    model=str(r["model"]),
-                    version=int(r["version"]),
-                    target=target_id,
-                    where=name,
-                    state="UNKNOWN",
-                    note="the record names no S3 prefix; pass --endpoint",
-                )
-                for r in records
-            ]
-        spec = EndpointSpec(
-            name=name,
-            s3_prefix=str(detail["s3_prefix"]),
-            region=detail.get("region"),
-            local=LocalSettings(url=detail.get("runtime_url")),
-        )
-    if kind == "mme-local":
-        return MMELocalTarget(spec, workspace_root=settings.workspace).status(records)
-    return SageMakerMMETarget(spec).status(records)
-
-
-def invoke_recorded(
-    model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
-) -> Iterator[Chunk]:
-    """Invoke a version recorded by either MME target (``invoke_endpoint`` with TargetModel)."""
-    return _invoke_recorded(model, version, detail, request)
-
-
 def iam_policy_for(endpoint: Path) -> dict[str, Any]:
     """The least-privilege IAM policy ``mlops deploy --target sagemaker-mme`` needs."""
     return iam_policy(load_endpoint(endpoint))
 
 
 __all__ = [
+    "MMELocalPlan",
     "MMELocalTarget",
+    "MMEPlan",
+    "SageMakerDetail",
     "SageMakerMMETarget",
+    "SageMakerPlan",
     "iam_policy_for",
-    "invoke_recorded",
-    "open_sagemaker_target",
-    "status_recorded",
 ]

@@ -1,4 +1,5 @@
-"""Invoking a version served by a multi-model endpoint: ``invoke_endpoint`` with ``TargetModel``.
+"""Where a multi-model endpoint serves a version (:class:`SageMakerDetail`, the placement detail
+both MME targets record) and invoking it: ``invoke_endpoint`` with ``TargetModel``.
 
 The same code reaches SageMaker and mme-local (the record's ``runtime_url``); mme-local checks no
 signature, so it is called unsigned and works without AWS credentials. Bodies: a triton runtime
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mlops_cli import aws
 from mlops_cli.deploy.base import Chunk, InvokeRequest
-from mlops_cli.errors import MlopsError, NotSupportedError, UsageError
+from mlops_cli.errors import MlopsError, UsageError
+from mlops_cli.registry.records import DeploymentRecord
 from mlops_cli.triton.naming import tarball_name
 
 STREAM_REASON = (
@@ -28,14 +31,56 @@ class ModelInvocationError(MlopsError):
     """The model answered an error (SageMaker ModelError): the container's message."""
 
 
-def runtime_client(detail: Mapping[str, Any]) -> Any:
-    """A sagemaker-runtime client for the recorded endpoint (mme-local: its URL, unsigned), in
+@dataclass(frozen=True)
+class SageMakerDetail:
+    """Where a multi-model endpoint serves a version: the endpoint, the ``TargetModel`` and the
+    tarball it loads, the endpoint's S3 prefix and region; sagemaker-mme adds the SageMaker
+    resources it made, mme-local the loopback server's URL and backend."""
+
+    where: str = ""
+    endpoint: str = ""
+    target_model: str = ""
+    tarball: str = ""
+    s3_prefix: str = ""
+    region: str | None = None
+    instance_type: str | None = None  # sagemaker-mme
+    model_name: str | None = None
+    endpoint_config: str | None = None
+    runtime_url: str | None = None  # mme-local
+    backend: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    @classmethod
+    def from_record(cls, record: DeploymentRecord) -> SageMakerDetail:
+        def text(name: str) -> str | None:
+            value = record.detail.get(name)
+            return str(value) if value else None
+
+        optional = ("region", "instance_type", "model_name", "endpoint_config", "runtime_url")
+        return cls(
+            where=text("where") or "",
+            endpoint=text("endpoint") or text("where") or "",
+            target_model=text("target_model") or "",
+            tarball=text("tarball") or "",
+            s3_prefix=text("s3_prefix") or "",
+            backend=text("backend"),
+            **{name: text(name) for name in optional},
+        )
+
+
+def runtime_client(*, region: str | None, runtime_url: str | None = None) -> Any:
+    """A sagemaker-runtime client for a recorded endpoint (mme-local: its URL, unsigned), in
     the recorded region."""
-    url = detail.get("runtime_url")
-    region = str(detail.get("region") or "us-east-1")
-    if url:
+    region = region or "us-east-1"
+    if runtime_url:
         return aws.client(
-            "sagemaker-runtime", use="runtime", region=region, endpoint_url=str(url), unsigned=True
+            "sagemaker-runtime",
+            use="runtime",
+            region=region,
+            endpoint_url=runtime_url,
+            unsigned=True,
         )
     return aws.client("sagemaker-runtime", use="runtime", region=region)
 
@@ -69,36 +114,31 @@ def decode_body(request: InvokeRequest, payload: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"output": data}
 
 
-def invoke_recorded(
-    model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
+def invoke_endpoint(
+    model: str, version: int, detail: SageMakerDetail, request: InvokeRequest
 ) -> Iterator[Chunk]:
-    """One request to ``model`` v``version`` as recorded by sagemaker-mme or mme-local."""
-    endpoint = str(detail.get("endpoint") or detail.get("where") or "")
-    target = str(detail.get("target_model") or tarball_name(model, version))
-    if not endpoint:
+    """One request to ``model`` v``version`` where ``detail`` places it (the target has checked
+    the request against its capabilities: no streaming here, see :data:`STREAM_REASON`)."""
+    target = detail.target_model or tarball_name(model, version)
+    if not detail.endpoint:
         raise UsageError(f"the deployment record of {model} v{version} names no endpoint")
-    if request.stream:
-        raise NotSupportedError(
-            f"cannot stream {model} v{version}: {STREAM_REASON}",
-            hint="invoke without --stream (the router streams through routing)",
-        )
     body = encode_body(request)
-    return _invoke(model, version, endpoint, target, detail, request, body)
+    return _invoke(model, version, target, detail, request, body)
 
 
 def _invoke(
     model: str,
     version: int,
-    endpoint: str,
     target: str,
-    detail: Mapping[str, Any],
+    detail: SageMakerDetail,
     request: InvokeRequest,
     body: bytes,
 ) -> Iterator[Chunk]:
-    what = f"invoking {model} v{version} on endpoint {endpoint}"
+    what = f"invoking {model} v{version} on endpoint {detail.endpoint}"
     try:
-        response = runtime_client(detail).invoke_endpoint(
-            EndpointName=endpoint,
+        client = runtime_client(region=detail.region, runtime_url=detail.runtime_url)
+        response = client.invoke_endpoint(
+            EndpointName=detail.endpoint,
             TargetModel=target,
             Body=body,
             ContentType="application/json",
@@ -130,4 +170,10 @@ def translate_runtime(exc: BaseException, *, what: str) -> MlopsError:
     return translated
 
 
-__all__ = ["STREAM_REASON", "ModelInvocationError", "invoke_recorded", "runtime_client"]
+__all__ = [
+    "STREAM_REASON",
+    "ModelInvocationError",
+    "SageMakerDetail",
+    "invoke_endpoint",
+    "runtime_client",
+]

@@ -1,6 +1,7 @@
-"""What the Triton targets (local, fleet) make of the protocol: sending a request to a recorded
-deployment, and reading a served model's config and statistics the way ``mlops status`` reports
-them.
+"""What the Triton targets (local, fleet) make of the protocol: their placement detail
+(:class:`TritonDetail`: which servers serve a version, under which name), sending a request to a
+recorded deployment, and reading a served model's config and statistics the way ``mlops status``
+reports them.
 
 The protocol itself (client, KServe v2 codec, ``<model>-v<version>`` names) is
 :mod:`mlops_cli.triton`; this module only adds what a deployment record means.
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mlops_cli.deploy.base import Chunk, InvokeRequest
 from mlops_cli.errors import ServerError, UsageError
+from mlops_cli.registry.records import DeploymentRecord
 from mlops_cli.render.triton import MEMORY_PARAMETER
 from mlops_cli.triton.client import InferenceCounts, TritonClient
 from mlops_cli.triton.codec import Tensor, encode_inputs, signature_of
@@ -60,23 +63,95 @@ def usage(
     return count, counts.failures, mean
 
 
+@dataclass(frozen=True)
+class ServerAddress:
+    """One Triton server a deployment is on: its fleet name, HTTP URL and gRPC address."""
+
+    name: str
+    url: str = ""
+    grpc_url: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "url": self.url, "grpc_url": self.grpc_url}
+
+
+@dataclass(frozen=True)
+class TritonDetail:
+    """Where a Triton target (a fleet, or the local server) serves a version: the servers that
+    loaded it, the name it has there, the repository it was written to; the device and memory
+    it was placed with when this deploy loaded it (absent when it adopted a loaded model)."""
+
+    where: str
+    triton_name: str
+    servers: tuple[ServerAddress, ...] = ()
+    repository: str = ""
+    device: str | None = None
+    memory_mb: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "where": self.where,
+            "triton_name": self.triton_name,
+            "servers": [server.to_dict() for server in self.servers],
+            "repository": self.repository,
+        }
+        if self.device is not None:
+            data["device"] = self.device
+        if self.memory_mb is not None:
+            data["memory_mb"] = self.memory_mb
+        return data
+
+    @classmethod
+    def fields_of(cls, record: DeploymentRecord) -> dict[str, Any]:
+        """The fields of this type in ``record``'s stored detail (defaults for absent ones)."""
+        detail = record.detail
+        servers = detail.get("servers")
+        memory = detail.get("memory_mb")
+        return {
+            "where": str(detail.get("where") or ""),
+            "triton_name": str(
+                detail.get("triton_name") or versioned_name(record.model, record.version)
+            ),
+            "servers": tuple(
+                ServerAddress(
+                    name=str(entry.get("name", "")),
+                    url=str(entry.get("url", "")),
+                    grpc_url=str(entry.get("grpc_url", "")),
+                )
+                for entry in (servers if isinstance(servers, list) else [])
+                if isinstance(entry, Mapping)
+            ),
+            "repository": str(detail.get("repository") or ""),
+            "device": str(detail["device"]) if detail.get("device") else None,
+            "memory_mb": float(memory) if isinstance(memory, int | float) else None,
+        }
+
+    @classmethod
+    def from_record(cls, record: DeploymentRecord) -> TritonDetail:
+        return cls(**cls.fields_of(record))
+
+    def serving(self, model: str, version: int) -> ServerAddress:
+        """The server that answers requests for ``model`` v``version`` (the first that loaded
+        it). ServerError when the record names none."""
+        if not self.servers:
+            raise ServerError(f"the deployment record of {model} v{version} names no server")
+        return self.servers[0]
+
+
 def invoke_triton(
-    model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
+    model: str, version: int, detail: TritonDetail, request: InvokeRequest
 ) -> Iterator[Chunk]:
-    """One request to the version recorded in ``detail`` (``servers``: [{url, grpc_url}])."""
-    servers = detail.get("servers") or []
-    if not servers:
-        raise ServerError(f"the deployment record of {model} v{version} names no server")
-    server = servers[0]
-    name = str(detail.get("triton_name") or versioned_name(model, version))
+    """One request to ``model`` v``version`` where ``detail`` places it."""
+    server = detail.serving(model, version)
+    name = detail.triton_name
     tensors = encode_inputs(signature_of(request.spec), request.inputs, model=request.spec.name)
     if request.stream and not request.spec.streaming:
         raise UsageError(f"{model} does not stream", hint="drop --stream")
     if not request.stream and request.spec.streaming:
         raise UsageError(f"{model} streams its answer", hint="add --stream")
     if request.protocol == "grpc":
-        return _grpc(str(server["grpc_url"]), name, request, tensors)
-    client = TritonClient(str(server["url"]))
+        return _grpc(server.grpc_url, name, request, tensors)
+    client = TritonClient(server.url)
     if request.stream:
         answers = client.generate_stream(name, tensors, timeout=request.timeout)
         return (Chunk(outputs, time.monotonic()) for outputs in answers)
@@ -104,4 +179,11 @@ def _grpc(
             )
 
 
-__all__ = ["invoke_triton", "recorded_memory_mb", "usage", "warmup_requests"]
+__all__ = [
+    "ServerAddress",
+    "TritonDetail",
+    "invoke_triton",
+    "recorded_memory_mb",
+    "usage",
+    "warmup_requests",
+]

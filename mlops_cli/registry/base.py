@@ -53,6 +53,7 @@ from mlops_cli.registry.changes import (
 from mlops_cli.registry.records import (
     DEFAULT_ALIAS,
     AliasRecord,
+    DeploymentRecord,
     ModelRecord,
     NewVersion,
     Registered,
@@ -279,12 +280,23 @@ class Registry(ABC):
         check_name("model", model)
         self._remove_deployment(model, version, target)
 
-    def list_deployments(self, model: str | None = None) -> list[dict[str, Any]]:
-        """Deployment records: model, version, target, detail, updated_at."""
+    def list_deployments(self, model: str | None = None) -> list[DeploymentRecord]:
+        """Deployment records (of ``model`` only, when given), by model, version, target."""
         if model is not None:
             check_name("model", model)
         found = self._read_deployments(model)
-        return sorted(found, key=lambda d: (d["model"], d["version"], d["target"]))
+        return sorted(found, key=lambda d: (d.model, d.version, d.target))
+
+    def get_deployment(self, model: str, version: int, target: str) -> DeploymentRecord:
+        """The record of ``model`` v``version`` on the target id ``target``. NotFoundError when
+        there is none."""
+        for record in self.list_deployments(model):
+            if record.version == version and record.target == target:
+                return record
+        raise NotFoundError(
+            f"{model} v{version} is not deployed on {target}",
+            hint=f"mlops deploy {model}@{version}",
+        )
 
     # -- the storage port: reads (None or empty when absent; names are checked already) ------
 
@@ -323,7 +335,7 @@ class Registry(ABC):
     def _read_routing_revision(self, model: str) -> int | None: ...
 
     @abstractmethod
-    def _read_deployments(self, model: str | None) -> list[dict[str, Any]]: ...
+    def _read_deployments(self, model: str | None) -> list[DeploymentRecord]: ...
 
     # -- the storage port: writes ------------------------------------------------------------
     # Each applies one change atomically: the change's ``check`` runs on the model as read in
@@ -382,6 +394,7 @@ __all__ = [
     "NAME_RULES",
     "AliasRecord",
     "ConflictError",
+    "DeploymentRecord",
     "ModelRecord",
     "NewVersion",
     "NotFoundError",

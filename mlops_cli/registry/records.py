@@ -6,6 +6,7 @@ compare backends record by record. ``to_dict`` is the JSON shape the command lin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -95,6 +96,56 @@ class RouteRecord:
 
 
 @dataclass(frozen=True)
+class DeploymentRecord:
+    """That target ``target`` (an id: ``local``, ``triton:<fleet>``, ``<kind>:<endpoint>``)
+    serves ``model`` at ``version``, and where: ``detail`` is the JSON object the target wrote
+    when it deployed it. The registry stores it and never reads it; only the target that wrote it
+    parses it, into its own typed detail (``DeployTarget.parse_detail``)."""
+
+    model: str
+    version: int
+    target: str
+    detail: Mapping[str, object] = field(default_factory=dict)
+    updated_at: str = ""  # when the deployment was last recorded
+
+    def __post_init__(self) -> None:
+        # Its own copy, as plain JSON: the record is a value, typed read-only (Mapping).
+        object.__setattr__(self, "detail", json.loads(self.detail_json()))
+
+    @property
+    def kind(self) -> str:
+        """The target kind of the id: ``triton`` for ``triton:gpu-fleet``."""
+        return self.target.partition(":")[0]
+
+    def detail_json(self) -> str:
+        """The detail as stored: canonical JSON."""
+        return json.dumps(dict(self.detail), sort_keys=True, default=str)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "target": self.target,
+            "detail": json.loads(self.detail_json()),
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeploymentRecord:
+        """The record :meth:`to_dict` wrote (``detail`` as an object or as its JSON text)."""
+        detail = data.get("detail") or {}
+        if isinstance(detail, str):
+            detail = json.loads(detail or "{}")
+        return cls(
+            model=str(data["model"]),
+            version=int(data["version"]),
+            target=str(data["target"]),
+            detail=detail,
+            updated_at=str(data.get("updated_at") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class NewVersion:
     """What ``register_version`` is given; the registry adds the number and the time."""
 
@@ -126,6 +177,7 @@ class RoutingState:
 __all__ = [
     "DEFAULT_ALIAS",
     "AliasRecord",
+    "DeploymentRecord",
     "ModelRecord",
     "NewVersion",
     "Registered",

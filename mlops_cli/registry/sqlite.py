@@ -36,6 +36,7 @@ from mlops_cli.registry.changes import (
 from mlops_cli.registry.records import (
     DEFAULT_ALIAS,
     AliasRecord,
+    DeploymentRecord,
     ModelRecord,
     NewVersion,
     Registered,
@@ -312,16 +313,10 @@ class SQLiteRegistry(Registry):
         rows = self._read("SELECT routing_revision FROM models WHERE name = ?", model)
         return int(rows[0][0]) if rows else None
 
-    def _read_deployments(self, model: str | None) -> list[dict[str, Any]]:
+    def _read_deployments(self, model: str | None) -> list[DeploymentRecord]:
         sql = "SELECT * FROM deployments" + (" WHERE model = ?" if model else "")
         return [
-            {
-                "model": r["model"],
-                "version": r["version"],
-                "target": r["target"],
-                "detail": json.loads(r["detail"]),
-                "updated_at": r["updated_at"],
-            }
+            DeploymentRecord.from_dict(dict(r))
             for r in self._read(sql, *([model] if model else []))
         ]
 
@@ -573,7 +568,9 @@ class SQLiteRegistry(Registry):
                     change.model,
                     change.version,
                     change.target,
-                    json.dumps(dict(detail), sort_keys=True, default=str),
+                    DeploymentRecord(
+                        change.model, change.version, change.target, detail
+                    ).detail_json(),
                     _now(),
                 ),
             )

@@ -435,10 +435,10 @@ def test_deployment_records(registry: Registry) -> None:
     registry.record_deployment("churn", 1, "sagemaker:churn", detail={})
 
     mine = registry.list_deployments(MODEL)
-    assert [(d["model"], d["version"], d["target"], d["detail"]) for d in mine] == [
+    assert [(d.model, d.version, d.target, d.detail) for d in mine] == [
         (MODEL, 1, "triton:local", {"url": "http://b"})
     ]
-    assert {(d["model"], d["target"]) for d in registry.list_deployments()} == {
+    assert {(d.model, d.target) for d in registry.list_deployments()} == {
         (MODEL, "triton:local"),
         ("churn", "sagemaker:churn"),
     }

@@ -191,10 +191,10 @@ def test_the_callers_clients_come_from_the_factory(aws_env: None) -> None:
         )
     assert region_of(EndpointSpec(name="ep", s3_prefix="s3://b/")) == "eu-west-1"
 
-    signed = runtime_client({"region": "ap-south-1"})
+    signed = runtime_client(region="ap-south-1")
     assert signed.meta.endpoint_url == endpoint_of("sagemaker-runtime")
     assert signed.meta.region_name == "ap-south-1"
-    local = runtime_client({"runtime_url": "http://127.0.0.1:7777", "region": "us-east-1"})
+    local = runtime_client(runtime_url="http://127.0.0.1:7777", region="us-east-1")
     assert local.meta.endpoint_url == "http://127.0.0.1:7777"
     assert local.meta.config.signature_version is UNSIGNED  # mme-local checks no signature
 

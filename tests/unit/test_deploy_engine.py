@@ -3,7 +3,8 @@ with an in-memory target standing in for the servers and a real SQLite registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from mlops_cli.deploy.base import (
     Action,
     Capabilities,
     Chunk,
+    DeploymentRecord,
     DeploymentStatus,
     DeployTarget,
     Desired,
@@ -21,15 +23,23 @@ from mlops_cli.deploy.base import (
 )
 from mlops_cli.deploy.engine import deploy, parse_model_ref, resolve_version, undeploy
 from mlops_cli.errors import ConflictError, NotFoundError, UsageError
-from mlops_cli.modelspec import ModelSpec, TensorSpec
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.registry import open_registry
 from mlops_cli.registry.base import NewVersion, Registry
+from mlops_cli.spec.modelspec import ModelSpec, TensorSpec
 
 pytestmark = pytest.mark.unit
 
 
-class MemoryTarget(DeployTarget):
+@dataclass(frozen=True)
+class MemoryDetail:
+    where: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"where": self.where}
+
+
+class MemoryTarget(DeployTarget[Plan, MemoryDetail]):
     kind = "memory"
     id = "memory"
     capabilities = Capabilities(streaming=True, multi_model=True, explicit_load=True, gpu=False)
@@ -39,30 +49,32 @@ class MemoryTarget(DeployTarget):
         self.log: list[str] = []
         self.fail_apply = False
 
-    def plan(self, desired: Desired, records: Sequence[Mapping[str, Any]]) -> Plan:
+    @classmethod
+    def parse_detail(cls, record: DeploymentRecord) -> MemoryDetail:
+        return MemoryDetail(str(record.detail.get("where", "")))
+
+    def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> Plan:
         plan = Plan(self.id, desired.model, desired.version)
         op = "keep" if desired.version in self.loaded else "load"
         plan.actions.append(Action(op, desired.model, desired.version, "mem"))
         return plan
 
-    def apply(self, plan: Plan, **_: Any) -> dict[str, Any]:
+    def apply(self, plan: Plan, **_: Any) -> MemoryDetail:
         if self.fail_apply:
             raise RuntimeError("load failed")
         assert plan.version is not None
         self.loaded.add(plan.version)
         self.log.append(f"load {plan.version}")
-        return {"where": "mem"}
+        return MemoryDetail("mem")
 
-    def retire(self, model: str, version: int, detail: Mapping[str, Any], **_: Any) -> None:
+    def retire(self, model: str, version: int, detail: MemoryDetail, **_: Any) -> None:
         self.loaded.discard(version)
         self.log.append(f"unload {version}")
 
-    def status(self, records: Sequence[Mapping[str, Any]]) -> list[DeploymentStatus]:
+    def status(self, records: Sequence[DeploymentRecord]) -> list[DeploymentStatus]:
         return []
 
-    def invoke(
-        self, model: str, version: int, detail: Mapping[str, Any], request: InvokeRequest
-    ) -> Iterator[Chunk]:
+    def _invoke(self, record: DeploymentRecord, request: InvokeRequest) -> Iterator[Chunk]:
         return iter(())
 
 
@@ -102,7 +114,7 @@ def test_cut_over_moves_the_alias_and_retires_the_unused_version(registry: Regis
     assert target.log == ["load 1", "load 2", "unload 1"]
     assert registry.get_alias("m", "production").version == 2
     assert result.previous_version == 1 and result.retired == [1]
-    assert [d["version"] for d in registry.list_deployments("m")] == [2]
+    assert [d.version for d in registry.list_deployments("m")] == [2]
     again = roll(registry, target, 2)
     assert not again.applied and target.log[-1] == "unload 1"  # nothing more happened
 
@@ -155,7 +167,7 @@ def test_a_lost_alias_race_undoes_the_load(registry: Registry, monkeypatch: Any)
     with pytest.raises(ConflictError):
         roll(registry, target, 2)
     assert target.loaded == {1} and target.log[-1] == "unload 2"
-    assert [d["version"] for d in registry.list_deployments("m")] == [1]
+    assert [d.version for d in registry.list_deployments("m")] == [1]
 
 
 def test_a_failed_apply_changes_nothing(registry: Registry) -> None:
@@ -165,7 +177,7 @@ def test_a_failed_apply_changes_nothing(registry: Registry) -> None:
     with pytest.raises(RuntimeError):
         roll(registry, target, 2)
     assert registry.get_alias("m", "production").version == 1
-    assert [d["version"] for d in registry.list_deployments("m")] == [1]
+    assert [d.version for d in registry.list_deployments("m")] == [1]
 
 
 def test_undeploy_and_references(registry: Registry) -> None:

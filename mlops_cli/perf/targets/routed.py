@@ -23,10 +23,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlops_cli.errors import MlopsError
-from mlops_cli.modelspec import TensorSpec
 from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, ModelRouting, Target, TargetSpec
-from mlops_cli.triton.naming import versioned_name
+from mlops_cli.spec.modelspec import TensorSpec
 
 if TYPE_CHECKING:
     from mlops_cli.registry.base import Registry
@@ -50,6 +49,7 @@ def resolve_served(
     deployed on Triton (the local target or a fleet). Raises NotFoundError when the model is
     unknown (or not visible to the tenant) or the version is not deployed."""
     from mlops_cli.deploy.engine import find_deployment
+    from mlops_cli.deploy.kinds import triton_detail
     from mlops_cli.registry.routing import resolve_reference
 
     resolution = resolve_reference(registry, name, tenant=tenant)
@@ -57,19 +57,11 @@ def resolve_served(
     record = find_deployment(
         registry, resolution.model, resolution.version, kinds=("local", "triton")
     )
-    detail = record.get("detail") or {}
-    if str(record["target"]) == "local":  # the server that runs now, not a recorded port
-        from mlops_cli.deploy.local import live_detail
-
-        detail = live_detail(detail)
-    server = (detail.get("servers") or [{}])[0]
-    url = (
-        f"grpc://{server.get('grpc_url', '')}" if protocol == "grpc" else str(server.get("url", ""))
-    )
-    server_model = str(
-        detail.get("triton_name") or versioned_name(resolution.model, resolution.version)
-    )
-    return ServedRoute(name, resolution.model, resolution.version, url, server_model)
+    # the local target's detail finds the server that runs now, not the recorded port
+    detail = triton_detail(record)
+    server = detail.serving(resolution.model, resolution.version)
+    url = f"grpc://{server.grpc_url}" if protocol == "grpc" else server.url
+    return ServedRoute(name, resolution.model, resolution.version, url, detail.triton_name)
 
 
 def resolve_all(registry: Registry, spec: TargetSpec, routing: ModelRouting) -> list[ServedRoute]:
@@ -105,9 +97,12 @@ class RoutedTarget(Target):
     supports_stream: ClassVar[bool] = True  # the inner targets (http, grpc) stream
     follows_routing: ClassVar[bool] = True
 
-    def __init__(self, spec: TargetSpec) -> None:
+    def __init__(self, spec: TargetSpec, *, open_inner: Callable[[TargetSpec], Target]) -> None:
+        """``open_inner`` makes the plain target of one server (the protocol table's
+        ``make_target``, passed in so that this module does not import the table that names it)."""
         super().__init__(spec)
         assert spec.routing is not None
+        self.open_inner = open_inner
         self.routing = spec.routing
         self.inner_spec = replace(spec, routing=None)
         self.payloads: dict[str, list[Payload]] = {}
@@ -119,9 +114,7 @@ class RoutedTarget(Target):
         self.refresh_failures = 0
 
     def _inner(self, url: str) -> Target:
-        from mlops_cli.perf.targets import make_target
-
-        return make_target(replace(self.inner_spec, url=url))
+        return self.open_inner(replace(self.inner_spec, url=url))
 
     def signature(self, model: str) -> list[TensorSpec] | None:
         from mlops_cli.registry import open_registry

@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from mlops_cli.registry.base import AliasRecord, ModelRecord, RouteRecord, VersionRecord
+from mlops_cli.registry.base import (
+    AliasRecord,
+    DeploymentRecord,
+    ModelRecord,
+    RouteRecord,
+    VersionRecord,
+)
 
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 PACKAGE_INDEX, TENANT_INDEX = "by-package", "by-tenant"
@@ -97,10 +103,11 @@ def route_record(d: Mapping[str, Any]) -> RouteRecord:
     return build_record(RouteRecord, d, tenant=tenant, model=model, canary_percent=percent)
 
 
-def deployment_dict(d: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("version", "target", "updated_at")
-    detail = json.loads(d.get("detail", "{}"))
-    return {"model": d["PK"].removeprefix("MODEL#"), **{k: d[k] for k in keys}, "detail": detail}
+def deployment_record(d: Mapping[str, Any]) -> DeploymentRecord:
+    keys = ("version", "target", "updated_at", "detail")
+    return DeploymentRecord.from_dict(
+        {"model": d["PK"].removeprefix("MODEL#")} | {k: d.get(k) for k in keys}
+    )
 
 
 def key_schema(hash_key: str, range_key: str) -> list[dict[str, str]]:

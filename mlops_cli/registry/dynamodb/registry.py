@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ from mlops_cli.registry.dynamodb.items import (
     Expr,
     Refused,
     alias_record,
-    deployment_dict,
+    deployment_record,
     dynamo_attrs,
     model_record,
     pk,
@@ -30,7 +29,13 @@ from mlops_cli.registry.dynamodb.items import (
     vsk,
 )
 from mlops_cli.registry.dynamodb.versions import ModelsAndVersions
-from mlops_cli.registry.records import DEFAULT_ALIAS, AliasRecord, RouteRecord, RoutingState
+from mlops_cli.registry.records import (
+    DEFAULT_ALIAS,
+    AliasRecord,
+    DeploymentRecord,
+    RouteRecord,
+    RoutingState,
+)
 
 
 class DynamoDBRegistry(ModelsAndVersions, Registry):
@@ -195,7 +200,7 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
         model, version, target = change.model, change.version, change.target
         item = {"PK": pk(model), "SK": f"DEPLOY#{version:010d}#{target}", "version": version}
         item |= {"target": target, "updated_at": timestamp()}
-        item["detail"] = json.dumps(dict(detail), sort_keys=True, default=str)
+        item["detail"] = DeploymentRecord(model, version, target, detail).detail_json()
         # The version's deploy_revision tells _archive about a deployment it did not see.
         e = Expr()
         bump = f"ADD {e.n('deploy_revision')} {e.v(1)}"
@@ -215,14 +220,14 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
         what = f"removing the deployment of {model} {version} on {target}"
         self._call("delete_item", what, TableName=self.table, Key=key)
 
-    def _read_deployments(self, model: str | None) -> list[dict[str, Any]]:
+    def _read_deployments(self, model: str | None) -> list[DeploymentRecord]:
         if model is not None:
             found = self._partition(model, "DEPLOY#", f"listing deployments of {model}")
         else:
             e = Expr()
             where = f"begins_with({e.n('SK')}, {e.v('DEPLOY#')})"
             found = self._items("listing deployments", e, where=where)
-        return [deployment_dict(item) for item in found]
+        return [deployment_record(item) for item in found]
 
 
 __all__ = ["DynamoDBRegistry"]
