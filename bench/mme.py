@@ -163,7 +163,7 @@ def main() -> int:
             AWS_DEFAULT_REGION="us-east-1",
         )
         from mlops_cli import aws
-        from mlops_cli.mme.manager import LocalMME, http_json
+        from mlops_cli.local.mme import LocalMME, http_json
         from mlops_cli.workspace import Workspace
 
         s3 = aws.client("s3")
@@ -176,9 +176,9 @@ def main() -> int:
         publish(s3, root / "src", "zipf/", zipf)
 
         manager = LocalMME(Workspace(root / ".mlops"))
-        state, _ = manager.up()
+        started = manager.up()
         try:
-            url = state.url
+            url = started.state.http_url
             for name, prefix, budget in (
                 ("speed", "speed/", 100 * MEMORY_MB),
                 ("zipf", "zipf/", args.zipf_budget_models * MEMORY_MB + MEMORY_MB / 2),

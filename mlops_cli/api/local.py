@@ -19,9 +19,8 @@ from mlops_cli.progress import SILENT, Reporter
 if TYPE_CHECKING:
     from mlops_cli.config import Settings
     from mlops_cli.deploy.local import LocalStart
-    from mlops_cli.local import LocalServerStatus, LocalTriton
-    from mlops_cli.local.server import DownResult
-    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.local import DownResult, LocalServerStatus, LocalTriton
+    from mlops_cli.local.mme import LocalMME
 
 
 def _triton(settings: Settings, reporter: Reporter) -> LocalTriton:
@@ -32,7 +31,7 @@ def _triton(settings: Settings, reporter: Reporter) -> LocalTriton:
 
 
 def _mme(settings: Settings, reporter: Reporter) -> LocalMME:
-    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.local.mme import LocalMME
     from mlops_cli.workspace import Workspace
 
     return LocalMME(Workspace(settings.workspace), reporter=reporter)
@@ -116,8 +115,8 @@ def mme_up(*, settings: Settings, reporter: Reporter = SILENT) -> MmeUp:
     """Start mme-local unless it runs (its Triton containers use the local Triton when one
     runs)."""
     triton = _triton(settings, reporter).read_state()
-    state, already = _mme(settings, reporter).up(triton_url=triton.http_url if triton else None)
-    return MmeUp(state.url, state.pid, already)
+    started = _mme(settings, reporter).up(triton_url=triton.http_url if triton else None)
+    return MmeUp(started.state.http_url, started.state.pid, started.already_running)
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ class MmeDown:
 
 def mme_down(*, settings: Settings, reporter: Reporter = SILENT) -> MmeDown:
     """Stop mme-local and its container processes."""
-    return MmeDown(_mme(settings, reporter).down())
+    return MmeDown(_mme(settings, reporter).down().was_running)
 
 
 @dataclass(frozen=True)
@@ -153,4 +152,4 @@ class MmeStatus:
 
 def mme_status(*, settings: Settings) -> MmeStatus:
     """Whether mme-local runs, and what it holds."""
-    return MmeStatus(_mme(settings, SILENT).status())
+    return MmeStatus(_mme(settings, SILENT).status().to_dict())

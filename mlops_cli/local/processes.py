@@ -83,3 +83,19 @@ def wait_gone(pgid: int, timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL process group ``pgid`` and wait (up to 10 s) until its members are gone."""
+    signal_group(pgid, signal.SIGKILL)
+    wait_gone(pgid, 10.0)
+
+
+def stop_group(pgid: int, timeout: float) -> bool:
+    """SIGTERM process group ``pgid``, then SIGKILL what is left after ``timeout`` seconds; return
+    once every member is gone. True when SIGTERM was enough."""
+    signal_group(pgid, signal.SIGTERM)
+    if wait_gone(pgid, timeout):
+        return True
+    kill_group(pgid)
+    return False

@@ -97,7 +97,7 @@ def model_memory_mb(model_dir: Path, size_bytes: int) -> float:
     spec = model_dir / "mlops.yaml"
     if spec.is_file():
         with contextlib.suppress(Exception):
-            from mlops_cli.modelspec import read_yaml
+            from mlops_cli.spec.modelspec import read_yaml
 
             data = read_yaml(spec) or {}  # bounded: the file comes from an untrusted tarball
             memory = (data.get("resources") or {}).get("memory_mb")

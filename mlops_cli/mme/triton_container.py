@@ -47,8 +47,8 @@ class TritonContainer:
     def load(self, name: str, model_dir: Path) -> None:
         from google.protobuf import json_format
 
-        from mlops_cli.modelspec import load_spec
         from mlops_cli.render.triton import model_config
+        from mlops_cli.spec.modelspec import load_spec
 
         spec = load_spec(model_dir)
         config = model_config(spec, model_name=name, device="cpu")

@@ -27,7 +27,7 @@ LIMIT = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint payload limit
 @pytest.fixture(scope="module")
 def mme_server(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One mme-local server for the module, in its own workspace, reading S3 from moto."""
-    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.local.mme import LocalMME
     from mlops_cli.workspace import Workspace
     from tests.servers.mms import mms_unavailable_reason
 
@@ -50,7 +50,7 @@ def mme(aws: Any, mme_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def endpoint(server: Any, tmp_path: Path, name: str, models: list[str], budget_mb: float) -> None:
     """Upload one ``<model>.tar.gz`` per name (64 MB declared each) and register ``name``."""
-    from mlops_cli.mme.manager import http_json
+    from mlops_cli.local.mme import http_json
 
     s3 = client("s3")
     for model in models:
@@ -78,7 +78,7 @@ def invoke(runtime_client: Any, name: str, target: str) -> dict[str, Any]:
 
 
 def state(server: Any, name: str) -> dict[str, Any]:
-    from mlops_cli.mme.manager import http_json
+    from mlops_cli.local.mme import http_json
 
     found: dict[str, Any] = http_json(f"{server.url()}/mme/endpoints/{name}")
     return found

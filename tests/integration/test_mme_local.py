@@ -26,7 +26,7 @@ BUCKET = "mme-local-models"
 @pytest.fixture(scope="module")
 def mme_server(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One mme-local server for the module, in its own workspace, reading S3 from moto."""
-    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.local.mme import LocalMME
     from mlops_cli.workspace import Workspace
     from tests.servers.mms import mms_unavailable_reason
 
@@ -96,7 +96,7 @@ def invoke(endpoint: str, target: str, values: list[float]) -> dict[str, Any]:
 
 
 def endpoint_metrics(server: Any, name: str) -> dict[str, Any]:
-    from mlops_cli.mme.manager import http_json
+    from mlops_cli.local.mme import http_json
 
     found: dict[str, Any] = http_json(f"{server.url()}/mme/endpoints/{name}")
     return found

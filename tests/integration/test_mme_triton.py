@@ -29,7 +29,7 @@ BUCKET = "mme-triton-models"
 def mme_triton(
     aws: Any, local_triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    from mlops_cli.mme.manager import LocalMME
+    from mlops_cli.local.mme import LocalMME
     from mlops_cli.workspace import Workspace
 
     manager = LocalMME(Workspace(tmp_path / "mme-ws"))
@@ -83,7 +83,7 @@ def test_triton_backend_serves_each_version_through_the_runtime_protocol(
         )
         outputs = json.loads(response["Body"].read())["outputs"]
         assert outputs[0]["name"] == "y" and outputs[0]["data"] == [float(answer)] * 2
-    from mlops_cli.mme.manager import http_json
+    from mlops_cli.local.mme import http_json
 
     metrics = http_json(f"{mme_triton.url()}/mme/endpoints/gpu-mme")
     assert metrics["backend"] == "triton"
