@@ -18,14 +18,14 @@ from mlops_cli.errors import EXIT_USAGE, MlopsError
 from mlops_cli.progress import SILENT, Reporter
 
 if TYPE_CHECKING:
-    from mlops_cli.checks import Finding
     from mlops_cli.config import Settings
-    from mlops_cli.modelspec import ModelSpec
-    from mlops_cli.package import PackageManifest
-    from mlops_cli.register import RegisterResult
+    from mlops_cli.packages.manifest import PackageManifest
+    from mlops_cli.packages.upload_result import UploadResult
+    from mlops_cli.registry.base import Registered
+    from mlops_cli.spec.checks import Finding
+    from mlops_cli.spec.modelspec import ModelSpec
     from mlops_cli.stores import ArtifactStore
     from mlops_cli.stores.verify import StoreVerifyResult
-    from mlops_cli.upload import UploadResult
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def new_model_folder(
 ) -> NewModelFolder:
     """Write mlops.yaml, runnable inference code and small generated weights into ``folder``
     (absent or empty; ``force`` writes into a non-empty one). ``name`` defaults to the folder's."""
-    from mlops_cli.scaffold import TEMPLATES, init_model
+    from mlops_cli.spec.scaffold import TEMPLATES, init_model
 
     made = init_model(folder, template=template, name=name, force=force)
     return NewModelFolder(made.path, made.template, TEMPLATES[made.template], made.name, made.files)
@@ -86,14 +86,14 @@ class ValidationReport:
 def validate(*, folder: Path) -> ValidationReport:
     """Check a model folder's mlops.yaml (schema), code, shapes and files, all at once, without
     uploading anything: what ``upload`` would refuse."""
-    from mlops_cli.checks import inspect_model_dir
+    from mlops_cli.spec.checks import inspect_model_dir
 
     inspection = inspect_model_dir(folder)
     return ValidationReport(inspection.source, inspection.spec, inspection.findings)
 
 
 def _hash_cache(settings: Settings) -> Any:
-    from mlops_cli.hashcache import HashCache
+    from mlops_cli.packages.hashcache import HashCache
 
     return HashCache(settings.workspace / "cache" / "hashes.json")
 
@@ -103,11 +103,32 @@ def upload(
 ) -> UploadResult:
     """Package ``source`` (a model folder or ``hf://org/name@revision``) and send the blobs the
     configured store lacks, the manifest last. ``use_cache=False`` hashes every file again."""
+    from mlops_cli.packages.upload import upload as run_upload
     from mlops_cli.stores import open_store
-    from mlops_cli.upload import upload as run_upload
 
     cache = _hash_cache(settings) if use_cache else None
     return run_upload(source, open_store(settings.store), reporter=reporter, cache=cache)
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    registered: Registered
+    package_uri: str
+    uploaded: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        version = self.registered.version
+        return {
+            "model": version.model,
+            "version": version.version,
+            "created": self.registered.created,
+            "package_digest": version.package_digest,
+            "package_uri": self.package_uri,
+            "uploaded": self.uploaded,
+            "code_digest": version.code_digest,
+            "lineage": dict(version.lineage),
+            "source": dict(version.source),
+        }
 
 
 def register(
@@ -123,22 +144,59 @@ def register(
     reporter: Reporter = SILENT,
 ) -> RegisterResult:
     """Record a package (URI, ``sha256:<hex>`` in the configured store, a model folder or an
-    ``hf://`` source, uploaded first) as the next immutable version of a model, with lineage."""
-    from mlops_cli.register import register as run_register
-    from mlops_cli.registry import open_registry
+    ``hf://`` source, uploaded first) as the next immutable version of a model, with lineage.
 
-    return run_register(
-        source,
-        registry=open_registry(settings.registry),
-        store_uri=settings.store,
-        model=model,
-        alias=alias,
-        tags=tags,
-        description=description,
+    The package is verified first (its manifest hashes to its digest, every blob is in the store
+    at its size; ``verify="full"`` reads and hashes every blob), so nothing is recorded for a
+    package that could not be served, and its ``mlops.yaml`` must be valid (its entrypoint a file
+    of the package). ``model`` defaults to the package's name."""
+    from mlops_cli.packages.lineage import code_digest, lineage_of
+    from mlops_cli.packages.reference import PackageRef
+    from mlops_cli.packages.upload import upload as run_upload
+    from mlops_cli.packages.verify import verify_package
+    from mlops_cli.registry import open_registry
+    from mlops_cli.registry.base import NewVersion, check_name
+    from mlops_cli.render.common import stored_spec
+    from mlops_cli.stores import open_store
+
+    registry = open_registry(settings.registry)
+    if model is not None:
+        check_name("model", model)
+    if alias is not None:
+        check_name("alias", alias)
+    for key in tags or {}:
+        check_name("tag", key)
+    uploaded = False
+    lineage_folder = Path.cwd()
+    if source.startswith("hf://") or Path(source).is_dir():
+        store = open_store(settings.store)
+        result = run_upload(source, store, reporter=reporter, cache=_hash_cache(settings))
+        digest, uploaded = result.digest, True
+        if Path(source).is_dir():
+            lineage_folder = Path(source).resolve()
+    else:
+        ref = PackageRef.parse(source)
+        store, digest = open_store(ref.store or settings.store), ref.digest
+    manifest = verify_package(store, digest, verify=verify, reporter=reporter)
+    stored_spec(store, manifest)  # a package made elsewhere meets the spec's rules too
+    registered = registry.register_version(
+        model or manifest.name,
+        NewVersion(
+            package_digest=digest,
+            package_uri=store.package_uri(digest),
+            code_digest=code_digest(manifest),
+            source=dict(manifest.source),
+            lineage=lineage_of(lineage_folder),
+            tags=dict(tags or {}),
+            description=description,
+        ),
         new_version=new_version,
-        verify=verify,
-        cache=_hash_cache(settings),
-        reporter=reporter,
+        alias=alias,
+    )
+    if alias is not None and not registered.created:
+        registry.set_alias(registered.version.model, alias, registered.version.version)
+    return RegisterResult(
+        registered=registered, package_uri=store.package_uri(digest), uploaded=uploaded
     )
 
 
@@ -153,16 +211,16 @@ class OpenedPackage:
 def open_package(*, ref: str, settings: Settings, reporter: Reporter = SILENT) -> OpenedPackage:
     """The store holding ``ref`` (a package URI, or ``sha256:<hex>`` in the configured store).
     A local model folder (or ``hf://`` source) is built in place and read from its own files."""
+    from mlops_cli.packages.reference import PackageRef
     from mlops_cli.stores import open_store
-    from mlops_cli.upload import parse_package_ref
 
     if ref.startswith("hf://") or Path(ref).is_dir():
-        from mlops_cli.upload import build_package, folder_view
+        from mlops_cli.packages.build import build_package, folder_view
 
         build = build_package(ref, reporter=reporter, cache=_hash_cache(settings))
         return OpenedPackage(folder_view(build, ref), build.manifest.digest)
-    store_uri, digest = parse_package_ref(ref)
-    return OpenedPackage(open_store(store_uri or settings.store), digest)
+    parsed = PackageRef.parse(ref)
+    return OpenedPackage(open_store(parsed.store or settings.store), parsed.digest)
 
 
 @dataclass(frozen=True)
@@ -203,7 +261,7 @@ def download(
     *, ref: str, dest: Path, settings: Settings, reporter: Reporter = SILENT
 ) -> DownloadResult:
     """Write a package's files into ``dest``, each verified against its sha256."""
-    from mlops_cli.upload import download_package
+    from mlops_cli.packages.download import download_package
 
     opened = open_package(ref=ref, settings=settings, reporter=reporter)
     manifest = download_package(opened.store, opened.digest, dest, reporter=reporter)

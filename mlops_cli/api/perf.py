@@ -20,7 +20,7 @@ from mlops_cli.errors import GateFailedError, MlopsError, NotFoundError, ServerE
 
 if TYPE_CHECKING:
     from mlops_cli.config import Settings
-    from mlops_cli.perf.runner import LoadOptions
+    from mlops_cli.perf.load_options import LoadOptions
     from mlops_cli.perf.sla import Sla
     from mlops_cli.perf.targets import ModelRouting, TargetSpec
 

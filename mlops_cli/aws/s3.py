@@ -1,7 +1,7 @@
 """``s3://bucket/prefix`` in one place: the URI type and the operations mlops does on a prefix.
 
-:class:`S3Location` is the one parser of ``s3://`` URIs (bucket names checked by S3's rules, one
-line saying what is wrong). :class:`S3Prefix` is the objects under one prefix: head, put (bytes,
+:class:`S3Location` (from :mod:`mlops_cli.aws.s3_location`) is the one parser of ``s3://`` URIs.
+:class:`S3Prefix` is the objects under one prefix: head, put (bytes,
 a file, a stream; multipart above the part size, with a progress callback), get, delete (one
 object or a folder, idempotent) and list. Every failure is translated once, by
 :func:`translate_s3`, into the mlops errors with the bucket's own hints (create the bucket;
@@ -13,91 +13,18 @@ uses this module's client factory, parser and translation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_cli.aws.clients import client
-from mlops_cli.aws.errors import CredentialsError, error_code, is_botocore_error, translate
+from mlops_cli.aws.errors import CredentialsError, error_code, is_botocore_error
+from mlops_cli.aws.s3_location import DENIED_CODES, S3Location, translate_s3
 from mlops_cli.aws.s3_stream import DEFAULT_PART_SIZE, OnBytes, S3ObjectWriter
-from mlops_cli.errors import MlopsError, NotFoundError, UsageError
+from mlops_cli.errors import MlopsError
 
-# S3's bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens, starting and
-# ending with a letter or digit (the same pattern the endpoint file's schema holds).
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MISSING_KEY_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A parsed ``s3://bucket/key``: ``key`` is an object key or a prefix (``""``: the bucket)."""
-
-    bucket: str
-    key: str = ""
-
-    @classmethod
-    def parse(cls, uri: str, *, require_key: bool = False) -> S3Location:
-        """Parse ``uri``; a :class:`~mlops_cli.errors.UsageError` names what is wrong.
-
-        ``require_key``: the URI must name an object (``s3://bucket/key``), not just a bucket."""
-        expected = "s3://bucket/key" if require_key else "s3://bucket/prefix"
-        if not uri.startswith("s3://"):
-            raise UsageError(
-                f"{uri!r} is not an S3 URI (it must start with s3://)", hint=f"use {expected}"
-            )
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise UsageError(f"S3 URI {uri!r} names no bucket", hint=f"use {expected}")
-        if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
-            raise UsageError(
-                f"S3 URI {uri!r}: {bucket!r} is not a valid bucket name",
-                hint="bucket names are 3-63 lowercase letters, digits, dots and hyphens",
-            )
-        if any(ch in key for ch in "\r\n\x00") or "//" in key or key.startswith("/"):
-            raise UsageError(f"S3 URI {uri!r} has an invalid key", hint=f"use {expected}")
-        if require_key and not key.strip("/"):
-            raise UsageError(f"S3 URI {uri!r} names no object", hint=f"use {expected}")
-        return cls(bucket, key)
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
-
-    def as_prefix(self) -> S3Location:
-        """The same place as a folder: its key empty or ending with ``/``."""
-        key = self.key.strip("/")
-        return S3Location(self.bucket, f"{key}/" if key else "")
-
-    def child(self, name: str) -> S3Location:
-        """``name`` (a relative key) under this location taken as a folder."""
-        return S3Location(self.bucket, self.as_prefix().key + name.lstrip("/"))
-
-    def __str__(self) -> str:
-        return self.uri
-
-
-def translate_s3(exc: BaseException, *, what: str, location: S3Location) -> MlopsError:
-    """The one translation of a failed S3 call on ``location`` (an mlops error passes through)."""
-    if isinstance(exc, MlopsError):
-        return exc
-    code = error_code(exc)
-    if code == "NoSuchBucket":
-        return NotFoundError(
-            f"{what}: bucket {location.bucket} does not exist ({location.uri})",
-            hint=f"create it first: aws s3 mb s3://{location.bucket}",
-        )
-    if code in _DENIED_CODES:
-        message = str(getattr(exc, "response", {}).get("Error", {}).get("Message") or "")
-        detail = f"{code}: {message}" if message and message != code else code
-        return CredentialsError(
-            f"{what}: AWS refused the credentials for {location.uri} ({detail})",
-            hint=f"check the profile or keys, and that they may read and write "
-            f"s3://{location.bucket}/{location.as_prefix().key}",
-        )
-    return translate(exc, what=f"{what} ({location.uri})")
 
 
 @dataclass(frozen=True)
@@ -254,7 +181,7 @@ class S3Prefix:
             first = refused[0]
             code = str(first.get("Code", ""))
             message = f"{first.get('Key')}: {code}: {first.get('Message', '')}"
-            if code in _DENIED_CODES:
+            if code in DENIED_CODES:
                 raise CredentialsError(
                     f"deleting {base.uri}: AWS refused to delete {len(refused)} object(s) "
                     f"({message})",

@@ -5,7 +5,7 @@ large file read in parts) and sends full parts on a small pool while the produce
 memory stays under ``max_inflight_parts * part_size``. The object appears only on
 :meth:`~S3ObjectWriter.complete`; :meth:`~S3ObjectWriter.abort` (or an error) leaves nothing.
 Each request carries a CRC32 checksum the server checks in transit. Failures are translated by
-:func:`mlops_cli.aws.s3.translate_s3`, like every other S3 call.
+:func:`mlops_cli.aws.s3_location.translate_s3`, like every other S3 call.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_cli.aws.clients import client
-
-if TYPE_CHECKING:
-    from mlops_cli.aws.s3 import S3Location
+from mlops_cli.aws.s3_location import S3Location, translate_s3
 
 MiB = 1 << 20
 DEFAULT_PART_SIZE = 8 * MiB  # also the size above which a file goes up in parts
@@ -68,13 +66,9 @@ class S3ObjectWriter:
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3ObjectWriter:
-        from mlops_cli.aws.s3 import S3Location
-
         return cls(S3Location.parse(uri, require_key=True), **options)
 
     def _call(self, what: str, method: str, **kwargs: Any) -> Any:
-        from mlops_cli.aws.s3 import translate_s3
-
         try:
             return getattr(self._client, method)(Bucket=self.bucket, Key=self.key, **kwargs)
         except Exception as exc:

@@ -3,7 +3,7 @@
 Building every command's parameters costs more than the command that runs, so the root app
 imports and builds only the command the arguments name. Every other command is registered as a
 placeholder carrying just its one-line summary, which is all that root ``--help`` and the
-"no such command" suggestions need. (``tests/unit/test_cli_frame.py`` checks that each summary
+"no such command" suggestions need. (``tests/cli/test_cli_frame.py`` checks that each summary
 matches the real command's help.)
 """
 

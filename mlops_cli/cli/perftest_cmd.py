@@ -117,7 +117,7 @@ def perftest(
     from mlops_cli import api
     from mlops_cli.errors import UsageError
     from mlops_cli.perf import options as opts
-    from mlops_cli.perf.runner import LoadOptions
+    from mlops_cli.perf.load_options import LoadOptions
     from mlops_cli.perf.sla import parse_sla
     from mlops_cli.perf.windows import StabilityRule
 

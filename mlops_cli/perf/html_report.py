@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_cli.perf.histogram import Histogram
-from mlops_cli.perf.report import describe_errors, latency_text, measured_text, served_versions
+from mlops_cli.perf.report_text import describe_errors, latency_text, measured_text, served_versions
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 Series = tuple[str, list[tuple[float, float]]]

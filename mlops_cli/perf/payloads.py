@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.modelspec import TensorSpec
+from mlops_cli.spec.modelspec import TensorSpec
 from mlops_cli.triton import codec
 from mlops_cli.triton.codec import Tensor
 

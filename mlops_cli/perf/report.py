@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.errors import UsageError, ValidationError, WorkspaceError
+
+# The wording of figures is report_text's; re-exported for the api and the CLI's summary lines.
+from mlops_cli.perf.report_text import describe_errors as describe_errors
+from mlops_cli.perf.report_text import latency_text as latency_text
+from mlops_cli.perf.report_text import measured_text as measured_text
+from mlops_cli.perf.report_text import served_versions as served_versions
 from mlops_cli.perf.sla import Sla
 
 # A step regressed against the baseline when, beyond REGRESSION_TOLERANCE (relative):
@@ -50,12 +56,6 @@ def apply_sla(document: dict[str, Any], sla: Sla) -> bool:
 # Error kinds with which Triton answers a plain (non-streaming) request to a decoupled model:
 # its "unsupported" status, HTTP 501 or gRPC UNIMPLEMENTED.
 DECOUPLED_KINDS = ("http_501", "grpc_unimplemented")
-
-
-def describe_errors(errors_by_kind: dict[str, int]) -> str:
-    """``http_404 12, timeout 3``: the kinds, most frequent first."""
-    ranked = sorted(errors_by_kind.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{kind} {count}" for kind, count in ranked)
 
 
 def errors_hint(errors_by_kind: dict[str, int], *, stream: bool) -> str | None:
@@ -210,29 +210,6 @@ def to_csv(document: dict[str, Any]) -> str:
             ]
         )  # fmt: skip
     return out.getvalue()
-
-
-def served_versions(document: dict[str, Any]) -> list[str]:
-    """``concurrency=4: answer served by v1 120, v2 380`` for each model followed through its
-    routing, per step."""
-    lines = []
-    for step in document["steps"]:
-        for model, entry in step["per_model"].items():
-            versions = entry.get("versions")
-            if versions:
-                by_version = ", ".join(f"v{v} {n}" for v, n in versions.items())
-                lines.append(f"{step['label']}: {model} served by {by_version}")
-    return lines
-
-
-def measured_text(value: float | None) -> str:
-    """An SLA term's measured value: n/a where it could not be measured."""
-    return "n/a" if value is None else f"{value:g}"
-
-
-def latency_text(value: float | None) -> str:
-    """A latency in milliseconds for people: n/a where none was measured."""
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _mark(step: dict[str, Any]) -> str:

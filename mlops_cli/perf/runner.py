@@ -10,53 +10,22 @@ import queue as queue_module
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from mlops_cli import __version__
 from mlops_cli.errors import MlopsError, UsageError
 from mlops_cli.perf.engine import StepEngine, StepPlan, StepRecord
+from mlops_cli.perf.load_options import LoadOptions
 from mlops_cli.perf.payloads import Payload, check_against, synthesize, with_signature
 from mlops_cli.perf.report import describe_errors
 from mlops_cli.perf.summary import summarize_step
 from mlops_cli.perf.targets import TargetSpec, make_target
-from mlops_cli.perf.windows import StabilityRule, WindowStats
+from mlops_cli.perf.windows import WindowStats
 
 TRAFFIC_LENGTH = 4096
 WindowCallback = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load the target. ``levels`` are concurrencies (closed) or request rates (open).
-    With neither ``duration_s`` nor ``requests``, each step runs until the stability rule holds,
-    for at most ``max_windows`` windows."""
-
-    mode: str = "closed"
-    levels: tuple[float, ...] = (1,)
-    arrival: str = "constant"
-    duration_s: float | None = None
-    requests: int | None = None
-    warmup_s: float = 1.0
-    window_s: float = 1.0
-    max_windows: int | None = None
-    stability: StabilityRule = field(default_factory=StabilityRule)
-    workers: int = 1
-    distribution: str = "uniform"
-    seed: int = 0
-
-    @property
-    def until_stable(self) -> bool:
-        return self.duration_s is None and self.requests is None
-
-    def window_cap(self) -> int:
-        if self.duration_s is not None:
-            windows = max(1, round(self.duration_s / self.window_s))
-            return min(windows, self.max_windows) if self.max_windows else windows
-        if self.max_windows:
-            return self.max_windows
-        return 10 if self.until_stable else 3600
 
 
 def model_weights(count: int, distribution: str) -> list[float]:

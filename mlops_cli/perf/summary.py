@@ -16,7 +16,7 @@ from mlops_cli.perf.windows import WindowStats
 
 if TYPE_CHECKING:
     from mlops_cli.perf.engine import StepRecord
-    from mlops_cli.perf.runner import LoadOptions
+    from mlops_cli.perf.load_options import LoadOptions
 
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
 # The open loop kept its rate when at least this share of the requested rate was sent...

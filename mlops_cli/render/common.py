@@ -9,8 +9,8 @@ cover.
 from __future__ import annotations
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.modelspec import SPEC_FILE, ModelSpec, SpecError, runtime_entrypoint_problem
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
+from mlops_cli.spec.modelspec import SPEC_FILE, ModelSpec, SpecError, runtime_entrypoint_problem
 from mlops_cli.stores.base import ArtifactStore
 from mlops_cli.validation import MAX_YAML_BYTES, parse_yaml
 

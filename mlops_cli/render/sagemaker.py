@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_cli.errors import UsageError
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.render.common import EXEC_MODE, FILE_MODE, FIXED_MTIME, stored_spec
 from mlops_cli.stores.base import ArtifactStore

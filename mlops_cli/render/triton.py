@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlops_cli.modelspec import ModelSpec, TensorSpec
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.render.common import EXEC_MODE, FILE_MODE, FIXED_MTIME, package_spec
+from mlops_cli.spec.modelspec import ModelSpec, TensorSpec
 from mlops_cli.stores.base import ArtifactStore
 from mlops_cli.workspace import write_atomic
 

@@ -11,14 +11,16 @@ Promises every implementation keeps (tests/conformance/test_store_contract.py ch
 - ``put_blob`` streams the file (never the whole file in memory) and makes the blob visible only
   once the bytes sent are known to be the bytes that hashed to ``digest``: it hashes them again
   on the way, or, when the caller passes ``unchanged`` (a check that the file's identity, size and
-  times are still those seen when it was hashed; see :mod:`mlops_cli.upload`), it calls that
-  check after sending and before publishing. On a mismatch it raises
-  :class:`~mlops_cli.package.FileChangedError` and leaves nothing behind. It is idempotent.
+  times are still those seen when it was hashed; see
+  :func:`mlops_cli.packages.scan.unchanged_check`), it calls that check after sending and before
+  publishing. On a mismatch it raises :class:`~mlops_cli.packages.manifest.FileChangedError` and
+  leaves nothing behind. It is idempotent.
 - ``ingest`` (only where ``can_ingest``) stores a file whose digest is not known yet, computing
   it from the very bytes it stores. Before publishing, the file is proved unchanged: by
   ``unchanged`` when the caller passes it, else (a file too fresh for its times to be trusted)
   by reading it again and finding the same digest. A file changed during the copy raises
-  :class:`~mlops_cli.package.FileChangedError` and nothing is published, whatever its age.
+  :class:`~mlops_cli.packages.manifest.FileChangedError` and nothing is published, whatever its
+  age.
 - ``put_manifest`` is called last, after every blob is stored: a package exists whole or not at
   all. It refuses a manifest whose blobs are missing.
 - Reads verify: ``read_blob`` and ``open_blob`` raise :class:`DigestMismatchError` when the
@@ -41,7 +43,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlops_cli.errors import MlopsError, NotFoundError
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
+from mlops_cli.packages.reference import PackageRef
+from mlops_cli.packages.reference import manifest_key as manifest_key  # the layout, owned there
 
 OnBytes = Callable[[int], None]
 Unchanged = Callable[[], bool]
@@ -90,10 +94,6 @@ class StoreStats:
 
 def blob_key(digest: str) -> str:
     return f"blobs/sha256/{digest}"
-
-
-def manifest_key(digest: str) -> str:
-    return f"packages/sha256/{digest}.json"
 
 
 def is_digest(text: str) -> bool:
@@ -224,7 +224,7 @@ class ArtifactStore(ABC):
     def _read_manifest(self, digest: str) -> bytes | None: ...
 
     def package_uri(self, digest: str) -> str:
-        return f"{self.uri.rstrip('/')}/{manifest_key(digest)}"
+        return PackageRef(self.uri, digest).uri
 
     def put_manifest(self, manifest: PackageManifest) -> str:
         """Publish a package whose blobs are all stored; return its URI. Idempotent."""

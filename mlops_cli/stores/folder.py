@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mlops_cli.errors import NotFoundError, NotSupportedError
-from mlops_cli.package import PackageManifest
+from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.stores.base import ArtifactStore, OnBytes, Unchanged, VerifyingReader
 
 

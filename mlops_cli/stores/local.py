@@ -22,7 +22,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlops_cli.errors import NotFoundError, UsageError
-from mlops_cli.package import FileChangedError, hash_file
+from mlops_cli.packages.hashing import hash_file
+from mlops_cli.packages.manifest import FileChangedError
 from mlops_cli.stores.base import (
     ArtifactStore,
     OnBytes,

@@ -31,7 +31,7 @@ from mlops_cli.aws.s3_stream import (
 )
 from mlops_cli.aws.s3_stream import part_entry as _part_entry
 from mlops_cli.errors import MlopsError, NotFoundError
-from mlops_cli.package import FileChangedError
+from mlops_cli.packages.manifest import FileChangedError
 from mlops_cli.stores.base import (
     ArtifactStore,
     OnBytes,

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlops_cli.errors import MlopsError, NotFoundError, ServerError
-from mlops_cli.modelspec import TensorSpec
+from mlops_cli.spec.modelspec import TensorSpec
 from mlops_cli.triton.codec import Tensor, decode_outputs, event_outputs, generate_body, infer_body
 
 

@@ -1,7 +1,7 @@
 """The one KServe v2 codec: values as people write them <-> tensors as Triton takes them.
 
 A *signature* is a model's inputs as Triton publishes them in its model metadata: one
-:class:`~mlops_cli.modelspec.TensorSpec` per input whose shape includes the batch dimension (-1)
+:class:`~mlops_cli.spec.modelspec.TensorSpec` per input whose shape includes the batch dimension (-1)
 when the model batches. :func:`signature_of` builds it from a ModelSpec (whose shapes leave the batch
 dimension out); a server's metadata (:meth:`TritonClient.model_metadata`) gives the same thing.
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.modelspec import DTYPE_NUMPY, ModelSpec, TensorSpec
+from mlops_cli.spec.modelspec import DTYPE_NUMPY, ModelSpec, TensorSpec
 
 _WORDS = ("the", "model", "serves", "tokens", "fast", "and", "well", "today")
 # Output fields of a generate/generate_stream event that are not outputs.

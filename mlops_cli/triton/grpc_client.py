@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from mlops_cli.errors import NotFoundError, ServerError
-from mlops_cli.modelspec import TensorSpec
+from mlops_cli.spec.modelspec import TensorSpec
 from mlops_cli.triton.client import ModelMetadata
 from mlops_cli.triton.codec import Tensor, grpc_inputs, grpc_outputs
 

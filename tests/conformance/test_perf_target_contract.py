@@ -33,8 +33,9 @@ import pytest
 
 from mlops_cli.aws import reset_clients
 from mlops_cli.errors import MlopsError
+from mlops_cli.perf.load_options import LoadOptions
 from mlops_cli.perf.payloads import Payload, from_template
-from mlops_cli.perf.runner import LoadOptions, run_perftest
+from mlops_cli.perf.runner import run_perftest
 from mlops_cli.perf.targets import TargetSpec
 from tests.conftest import triton_request
 from tests.servers.delay_http import DelayServer

@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 
 from mlops_cli.errors import NotFoundError
-from mlops_cli.package import FileChangedError, FileEntry, PackageManifest
+from mlops_cli.packages.build import build_package, push_package
+from mlops_cli.packages.download import download_package
+from mlops_cli.packages.manifest import FileChangedError, FileEntry, PackageManifest
+from mlops_cli.packages.upload import upload
 from mlops_cli.stores.base import (
     DigestMismatchError,
     PackageNotFoundError,
@@ -26,7 +29,6 @@ from mlops_cli.stores.base import (
     manifest_key,
 )
 from mlops_cli.stores.verify import verify_store
-from mlops_cli.upload import build_package, download_package, push_package, upload
 from tests.conformance.conftest import StoreTarget
 from tests.conftest import FIXTURES
 from tests.unit.test_hardening_store import OLD_DATE, RewriteMidway

@@ -142,7 +142,7 @@ def _register_without_root_model_py(tmp_path: Path) -> None:
     """A package whose entrypoint sits in a subfolder, put in the store and the registry through
     the library (validate may refuse such a folder; the deploy must hold on its own)."""
     from mlops_cli.config import resolve_settings
-    from mlops_cli.package import FileEntry, PackageManifest
+    from mlops_cli.packages.manifest import FileEntry, PackageManifest
     from mlops_cli.registry import open_registry
     from mlops_cli.registry.base import NewVersion
     from mlops_cli.stores import open_store

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.scaffold import init_model
+from mlops_cli.spec.scaffold import init_model
 from tests.cli import run
 from tests.conftest import triton_request
 from tests.integration.test_deploy import ready_models, register_answer

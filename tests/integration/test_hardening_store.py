@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.package import FileChangedError
+from mlops_cli.packages.download import download_package
+from mlops_cli.packages.manifest import FileChangedError
+from mlops_cli.packages.upload import upload
 from mlops_cli.stores.base import blob_key, manifest_key
 from mlops_cli.stores.local import LocalStore
 from mlops_cli.stores.s3 import S3Store
-from mlops_cli.upload import download_package, upload
 from tests.cli import error_line, run
 from tests.conftest import FIXTURES, REPO_ROOT
 from tests.unit.test_hardening_store import RewriteMidway, sha256
@@ -38,7 +39,7 @@ HELD_UPLOAD = """
 import sys, time
 from pathlib import Path
 from mlops_cli.stores.local import LocalStore
-from mlops_cli.upload import upload
+from mlops_cli.packages.upload import upload
 
 model, store, ready, go = (Path(arg) for arg in sys.argv[1:5])
 

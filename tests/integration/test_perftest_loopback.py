@@ -19,7 +19,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mlops_cli.perf.runner import LoadOptions, run_perftest
+from mlops_cli.perf.load_options import LoadOptions
+from mlops_cli.perf.runner import run_perftest
 from mlops_cli.perf.targets import TargetSpec
 from mlops_cli.resources import load_schema
 from tests.servers.delay_http import DelayServer

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.perf.runner import LoadOptions, run_perftest
+from mlops_cli.perf.load_options import LoadOptions
+from mlops_cli.perf.runner import run_perftest
 from mlops_cli.perf.targets import TargetSpec
-from mlops_cli.scaffold import init_model
+from mlops_cli.spec.scaffold import init_model
 from tests.conftest import install_fixture_model, triton_request
 from tests.integration.test_scaffolds import deploy_to_local_triton, expected_tokens
 

@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.package import FileChangedError
+from mlops_cli.packages.build import build_package, push_package
+from mlops_cli.packages.download import download_package
+from mlops_cli.packages.manifest import FileChangedError
+from mlops_cli.packages.upload import upload
 from mlops_cli.render.sagemaker import publish_tarball
 from mlops_cli.stores.base import blob_key, manifest_key
 from mlops_cli.stores.local import LocalStore
 from mlops_cli.stores.s3 import S3Store
-from mlops_cli.upload import build_package, download_package, push_package, upload
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlops_cli.packages.upload import upload
 from mlops_cli.render.triton import render_triton
-from mlops_cli.scaffold import init_model
+from mlops_cli.spec.scaffold import init_model
 from mlops_cli.stores.local import LocalStore
-from mlops_cli.upload import upload
 from tests.conftest import triton_request
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mlops_cli.cli.main import main
-from mlops_cli.package import FileEntry, PackageManifest
+from mlops_cli.packages.manifest import FileEntry, PackageManifest
 from mlops_cli.stores import open_store
 from tests.cli import error_line, run
 from tests.conftest import FIXTURES
@@ -113,7 +113,7 @@ def test_entrypoint_symlink_out_of_the_folder_is_refused(
         for f in document["findings"]
     )
     assert "symlink out of the model folder" in error_line(capsys, "upload", str(model), code=2)
-    from mlops_cli.modelspec import SpecError, load_spec
+    from mlops_cli.spec.modelspec import SpecError, load_spec
 
     with pytest.raises(SpecError, match="symlink out of the model folder"):
         load_spec(model)  # what mme-local's triton backend reads an extracted tarball with

@@ -19,11 +19,12 @@ from rich.errors import LiveError
 
 from mlops_cli.cli.context import CliContext
 from mlops_cli.cli.rich_progress import RichReporter
-from mlops_cli.package import FileChangedError
+from mlops_cli.packages.download import download_package
+from mlops_cli.packages.manifest import FileChangedError
+from mlops_cli.packages.upload import upload
 from mlops_cli.stores.base import DigestMismatchError, blob_key
 from mlops_cli.stores.local import LocalStore
 from mlops_cli.stores.verify import verify_store
-from mlops_cli.upload import download_package, upload
 from tests.cli import error_line, run
 from tests.conftest import FIXTURES
 

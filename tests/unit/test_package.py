@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 
 from mlops_cli.cli.main import main
-from mlops_cli.hashcache import HashCache
-from mlops_cli.modelspec import SpecError
-from mlops_cli.package import FileChangedError, PackageError, PackageManifest
+from mlops_cli.packages.build import build_package, push_package
+from mlops_cli.packages.download import download_package
+from mlops_cli.packages.hashcache import HashCache
+from mlops_cli.packages.manifest import FileChangedError, PackageError, PackageManifest
+from mlops_cli.packages.upload import upload
 from mlops_cli.render.sagemaker import publish_tarball
+from mlops_cli.spec.modelspec import SpecError
 from mlops_cli.stores import open_store
 from mlops_cli.stores.base import DigestMismatchError, blob_key, manifest_key
 from mlops_cli.stores.local import LocalStore
-from mlops_cli.upload import build_package, download_package, push_package, upload
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.unit
@@ -143,7 +145,7 @@ def test_hash_cache_skips_unchanged_files_and_notices_changes(
     first = upload(model, store, cache=cache)
     assert (tmp_path / "hashes.json").exists()
     again = HashCache(tmp_path / "hashes.json")
-    import mlops_cli.package as package_module
+    import mlops_cli.packages.hashing as package_module
 
     hashed: list[Path] = []
     real_hash = package_module.hash_file

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.modelspec import TensorSpec
 from mlops_cli.perf.payloads import check_against, from_template, read_jsonl, synthesize
 from mlops_cli.perf.runner import model_weights, traffic_order
+from mlops_cli.spec.modelspec import TensorSpec
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,8 @@ import pytest
 from mlops_cli.errors import ValidationError
 from mlops_cli.perf import report
 from mlops_cli.perf.engine import StepRecord
-from mlops_cli.perf.runner import LoadOptions, build_document
+from mlops_cli.perf.load_options import LoadOptions
+from mlops_cli.perf.runner import build_document
 from mlops_cli.perf.sla import parse_sla
 from mlops_cli.perf.summary import summarize_step
 from mlops_cli.perf.targets import TargetSpec

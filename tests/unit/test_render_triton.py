@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.modelspec import ModelSpec
+from mlops_cli.packages.upload import upload
 from mlops_cli.render.triton import config_pbtxt, render_triton
+from mlops_cli.spec.modelspec import ModelSpec
 from mlops_cli.stores.local import LocalStore
-from mlops_cli.upload import upload
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.unit

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops_cli import scaffold
-from mlops_cli.checks import validate_model_dir
 from mlops_cli.errors import EXIT_USAGE, MlopsError, UsageError
-from mlops_cli.modelspec import load_spec
 from mlops_cli.resources import templates_dir
-from mlops_cli.scaffold import TEMPLATES, default_name, init_model
+from mlops_cli.spec import scaffold
+from mlops_cli.spec.checks import validate_model_dir
+from mlops_cli.spec.modelspec import load_spec
+from mlops_cli.spec.scaffold import TEMPLATES, default_name, init_model
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from mlops_cli.errors import ValidationError
-from mlops_cli.modelspec import Batching, ModelSpec, TensorSpec
+from mlops_cli.spec.modelspec import Batching, ModelSpec, TensorSpec
 from mlops_cli.triton.codec import (
     check_tensor,
     decode_outputs,

@@ -17,7 +17,7 @@ def make_target(spec: TargetSpec) -> Target:
     if spec.routing is not None and spec.protocol in ("http", "grpc"):
         from mlops_cli.perf.targets.routed import RoutedTarget
 
-        target = RoutedTarget(spec)
+        target = RoutedTarget(spec, open_inner=make_target)
     elif spec.protocol == "http":
         from mlops_cli.perf.targets.http import TritonHttpTarget
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mlops_cli.modelspec import TensorSpec
 from mlops_cli.perf.payloads import Payload
+from mlops_cli.spec.modelspec import TensorSpec
 
 WAIT_LIMIT_NS = 10_000_000  # a request waiting longer for a free slot left late
 Completion = Callable[[str | None, list[int] | None], None]

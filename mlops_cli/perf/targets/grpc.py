@@ -11,9 +11,9 @@ import time
 from typing import Any, ClassVar
 
 from mlops_cli.errors import ServerError
-from mlops_cli.modelspec import TensorSpec
 from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, CoroutineSlots, Target, TargetSpec
+from mlops_cli.spec.modelspec import TensorSpec
 from mlops_cli.triton.grpc_client import grpc_address
 
 

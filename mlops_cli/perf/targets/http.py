@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from mlops_cli.errors import ServerError
-from mlops_cli.modelspec import TensorSpec
 from mlops_cli.perf.httpclient import ConnectionPool, build_request
 from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, Target, TargetSpec
+from mlops_cli.spec.modelspec import TensorSpec
 
 
 class _EventStream:

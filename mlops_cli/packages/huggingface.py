@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_cli.errors import MlopsError, NotFoundError
-from mlops_cli.modelspec import HFSource
+from mlops_cli.spec.modelspec import HFSource
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mlops_cli.modelspec import (
+from mlops_cli.packages.manifest import PackageError
+from mlops_cli.packages.scan import scan_folder
+from mlops_cli.spec.modelspec import (
     SPEC_FILE,
     ModelSpec,
     SpecError,
@@ -28,7 +30,6 @@ from mlops_cli.modelspec import (
     runtime_entrypoint_problem,
     spec_problems,
 )
-from mlops_cli.package import PackageError, scan_folder
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_cli.errors import MlopsError, UsageError
-from mlops_cli.modelspec import SPEC_FILE
 from mlops_cli.resources import templates_dir
+from mlops_cli.spec.modelspec import SPEC_FILE
 from mlops_cli.validation import suggestion
 
 if TYPE_CHECKING:

@@ -13,12 +13,9 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mlops_cli.package import ScannedFile
+from mlops_cli.packages.scan import RACY_MARGIN_NS, ScannedFile
 
-RACY_MARGIN_NS = 2_000_000_000
 MAX_ENTRIES = 100_000
 
 
