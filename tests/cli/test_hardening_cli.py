@@ -142,14 +142,24 @@ def test_sigint_to_a_running_command_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    writer = None
     try:
         deadline = time.monotonic() + 60
+        # A reader blocked in open() has no descriptor yet; opening the write end (without
+        # blocking) succeeds once it waits there, and lets it go on to block in read().
+        while writer is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.05)
         while time.monotonic() < deadline and not _blocked_on(process.pid, fifo):
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
+        if writer is not None:
+            os.close(writer)
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted"
     assert json.loads(out)["error"]["type"] == "Interrupted"
