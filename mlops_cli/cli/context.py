@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from mlops_cli.cli.failure import ReportedFailure
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from mlops_cli.config import Settings
-    from mlops_cli.errors import MlopsError
     from mlops_cli.progress import Reporter
 
 
@@ -32,15 +33,6 @@ class Reportable(Protocol):
     """A typed api result: its JSON document for --json."""
 
     def to_dict(self) -> Any: ...
-
-
-class ReportedFailure(Exception):
-    """A command's result is printed, and its outcome is ``error``: ``main`` prints the error's
-    line on stderr (stdout already holds the result) and exits with its code."""
-
-    def __init__(self, error: MlopsError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 UNBOUNDED_WIDTH = 1_000_000  # columns for a stream that is not a terminal: nothing is cut

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mlops_cli.cli.context import ReportedFailure
+from mlops_cli.cli.failure import ReportedFailure
 from mlops_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlopsError
 
 GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose", "-v"})

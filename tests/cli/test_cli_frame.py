@@ -177,3 +177,19 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     for name in COMMANDS:
         assert main([name, "--help"]) == 0, name
         assert "Usage: mlops " + name in capsys.readouterr().out
+
+
+def test_version_imports_only_the_exit_path() -> None:
+    """`mlops --version` is answered before the command line framework or any command state is
+    imported (it is what scripts call to check that mlops is there)."""
+    code = (
+        "import sys\n"
+        "from mlops_cli.cli.main import main\n"
+        "rc = main(['--version'])\n"
+        "loaded = [m for m in ('typer', 'click', 'rich', 'mlops_cli.cli.context', 'mlops_cli.config', 'json', 'dataclasses') if m in sys.modules]\n"
+        "print('LOADED=' + ','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "LOADED="
