@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlops_cli.local.server import running_server
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "models" / "answer"
 MLOPS = [sys.executable, "-m", "mlops_cli"]
@@ -160,7 +162,12 @@ def main() -> None:
     try:
         register_answers(env, work, 2)
         mlops(env, "local", "up")
-        state = json.loads((work / ".mlops" / "local" / "server.json").read_text())
+        running = running_server(work / ".mlops" / "local")
+        assert running is not None, "the local Triton is not running"
+        state: dict[str, object] = {
+            "http_port": running.http_port,
+            "model_repository": running.model_repository,
+        }
         raw, ours = overhead(env, state, args.rounds)
         counts = cut_over(env, state, args.rate, args.requests)
     finally:

@@ -21,53 +21,113 @@ Heavy modules (boto3, tritonclient, numpy) are imported inside the calls that ne
 
 from __future__ import annotations
 
-from mlops_cli.api.local import (
-    local_down,
-    local_log,
-    local_status,
-    local_up,
-    mme_down,
-    mme_status,
-    mme_up,
-)
-from mlops_cli.api.outcome import OK, Outcome
-from mlops_cli.api.packages import (
-    download,
-    new_model_folder,
-    register,
-    render,
-    show_package,
-    upload,
-    validate,
-    verify_store,
-)
-from mlops_cli.api.perf import TargetOptions, perftest
-from mlops_cli.api.registry import (
-    archive_version,
-    delete_alias,
-    delete_route,
-    get_alias,
-    get_route,
-    init_registry,
-    list_aliases,
-    list_models,
-    list_routes,
-    list_versions,
-    resolve_route,
-    set_alias,
-    set_route,
-    show_model,
-    update_model,
-)
-from mlops_cli.api.serving import (
-    DEFAULT_DRAIN_S,
-    deploy,
-    iam_policy,
-    invoke,
-    profile,
-    status,
-    undeploy,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_cli.api.local import (
+        local_down,
+        local_log,
+        local_status,
+        local_up,
+        mme_down,
+        mme_status,
+        mme_up,
+    )
+    from mlops_cli.api.outcome import OK, Outcome
+    from mlops_cli.api.packages import (
+        download,
+        new_model_folder,
+        register,
+        render,
+        show_package,
+        upload,
+        validate,
+        verify_store,
+    )
+    from mlops_cli.api.perf import TargetOptions, perftest
+    from mlops_cli.api.registry import (
+        archive_version,
+        delete_alias,
+        delete_route,
+        get_alias,
+        get_route,
+        init_registry,
+        list_aliases,
+        list_models,
+        list_routes,
+        list_versions,
+        resolve_route,
+        set_alias,
+        set_route,
+        show_model,
+        update_model,
+    )
+    from mlops_cli.api.serving import (
+        DEFAULT_DRAIN_S,
+        deploy,
+        iam_policy,
+        invoke,
+        profile,
+        status,
+        undeploy,
+    )
+
+# Each name's module, imported on first use: a command pays only for the calls it makes (`mlops
+# upload` never imports the deploy targets).
+_HOME: dict[str, str] = {
+    "DEFAULT_DRAIN_S": "serving",
+    "OK": "outcome",
+    "Outcome": "outcome",
+    "TargetOptions": "perf",
+    "archive_version": "registry",
+    "delete_alias": "registry",
+    "delete_route": "registry",
+    "deploy": "serving",
+    "download": "packages",
+    "get_alias": "registry",
+    "get_route": "registry",
+    "iam_policy": "serving",
+    "init_registry": "registry",
+    "invoke": "serving",
+    "list_aliases": "registry",
+    "list_models": "registry",
+    "list_routes": "registry",
+    "list_versions": "registry",
+    "local_down": "local",
+    "local_log": "local",
+    "local_status": "local",
+    "local_up": "local",
+    "mme_down": "local",
+    "mme_status": "local",
+    "mme_up": "local",
+    "new_model_folder": "packages",
+    "perftest": "perf",
+    "profile": "serving",
+    "register": "packages",
+    "render": "packages",
+    "resolve_route": "registry",
+    "set_alias": "registry",
+    "set_route": "registry",
+    "show_model": "registry",
+    "show_package": "packages",
+    "status": "serving",
+    "undeploy": "serving",
+    "update_model": "registry",
+    "upload": "packages",
+    "validate": "packages",
+    "verify_store": "packages",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_DRAIN_S",
