@@ -8,9 +8,11 @@ raised, so the server that did start is still described.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mlops_cli.api.outcome import OK, Outcome
 from mlops_cli.errors import EXIT_FAILED
@@ -93,6 +95,26 @@ class LocalLog:
 
     def to_dict(self) -> dict[str, Any]:
         return {"log_path": str(self.path), "lines": self.lines}
+
+    def follow(self, *, poll_s: float = 0.2) -> Iterator[str]:
+        """``tail -f``: the lines appended to the log from now on (each with its newline), until
+        the caller stops asking; nothing when there is no log. The end of the log is found
+        here, at the call, so a line written after it is never missed."""
+        if not self.path.is_file():
+            return iter(())
+        handle = open(self.path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        handle.seek(0, 2)
+        return _appended_lines(handle, poll_s)
+
+
+def _appended_lines(handle: TextIO, poll_s: float) -> Iterator[str]:
+    with handle:
+        while True:
+            line = handle.readline()
+            if line:
+                yield line
+            else:
+                time.sleep(poll_s)
 
 
 def local_log(*, settings: Settings, lines: int = 50) -> LocalLog:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_cli.api.outcome import OK, Outcome
 from mlops_cli.errors import GateFailedError, MlopsError, NotFoundError, ServerError, UsageError
+from mlops_cli.perf.options import TargetOptions as TargetOptions  # re-exported as api's
 
 if TYPE_CHECKING:
     from mlops_cli.config import Settings
@@ -24,21 +25,9 @@ if TYPE_CHECKING:
     from mlops_cli.perf.sla import Sla
     from mlops_cli.perf.targets import ModelRouting, TargetSpec
 
+_DEFAULT_REACH = TargetOptions()  # the target word alone: its scheme picks the protocol
+
 WindowCallback = Callable[[str, dict[str, Any]], None]  # (step label, window numbers)
-
-
-@dataclass(frozen=True)
-class TargetOptions:
-    """How to reach the target, beside the target word itself."""
-
-    protocol: str | None = None  # default: from the target's scheme
-    models: tuple[str, ...] = ()  # Triton model names (a URL), or several registered ones
-    tenant: str | None = None  # follow registered models as this tenant's requests are routed
-    stream: bool = False
-    timeout_s: float = 30.0
-    max_connections: int = 1024
-    method: str = "POST"  # http-json targets
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +48,7 @@ def perftest(
     target: str,
     settings: Settings,
     load: LoadOptions,
-    reach: TargetOptions = TargetOptions(),
+    reach: TargetOptions = _DEFAULT_REACH,
     sla: Sla | None = None,
     max_error_rate: float = 0.0,
     report_dir: Path | None = None,

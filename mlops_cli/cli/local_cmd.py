@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -162,19 +160,6 @@ def logs(
     for line in log.lines:
         print(line)
     if follow:
-        _follow(log.path)
+        for appended in log.follow():
+            print(appended, end="", flush=True)
     return 0
-
-
-def _follow(path: Path) -> None:
-    """``tail -f``: print lines appended to ``path`` until interrupted."""
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        handle.seek(0, 2)
-        while True:
-            line = handle.readline()
-            if line:
-                print(line, end="", flush=True)
-            else:
-                time.sleep(0.2)

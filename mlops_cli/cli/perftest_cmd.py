@@ -1,7 +1,8 @@
 """`mlops perftest`: load a model endpoint, report latency and throughput, gate on an SLA.
 
-The words of the command line become typed load and target options here; the run and its gates
-are :func:`mlops_cli.api.perftest`, whose outcome (exit 1 aborted, 3 a gate not met) is reported
+The words of the command line become typed load and target options in
+:func:`mlops_cli.perf.options.perftest_options`; the run and its gates are
+:func:`mlops_cli.api.perftest`, whose outcome (exit 1 aborted, 3 a gate not met) is reported
 after the report itself by the one exit path in :mod:`mlops_cli.cli.main`.
 """
 
@@ -115,78 +116,53 @@ def perftest(
 ) -> int:
     """Load a model endpoint and report latency percentiles, throughput and errors; gate on an SLA."""
     from mlops_cli import api
-    from mlops_cli.errors import UsageError
-    from mlops_cli.perf import options as opts
-    from mlops_cli.perf.load_options import LoadOptions
-    from mlops_cli.perf.sla import parse_sla
-    from mlops_cli.perf.windows import StabilityRule
+    from mlops_cli.perf.options import PerftestFlags, perftest_options
 
     cli: CliContext = ctx.obj
-    if concurrency and rate:
-        raise UsageError("give --concurrency or --rate, not both")
-    if payload and template:
-        raise UsageError("give --payload or --template, not both")
-    if arrival not in ("constant", "poisson"):
-        raise UsageError(f"--arrival: {arrival!r} is not constant or poisson")
-    headers = _headers(header or [])
-    load = LoadOptions(
-        mode="open" if rate else "closed",
-        levels=opts.parse_levels(rate, option="--rate", integer=False)
-        if rate
-        else opts.parse_levels(concurrency or "1", option="--concurrency", integer=True),
-        arrival=arrival,
-        duration_s=opts.parse_duration(duration, option="--duration") if duration else None,
-        requests=requests,
-        warmup_s=opts.parse_duration(warmup, option="--warmup"),
-        window_s=opts.parse_duration(window, option="--window"),
-        max_windows=max_windows,
-        stability=StabilityRule(windows=stable_windows, tolerance=stable_tolerance),
-        workers=workers,
-        distribution=distribution,
-        seed=seed,
-    )
-    if load.window_s <= 0:
-        raise UsageError("--window must be above zero")
-    gate = parse_sla(sla) if sla else None
-    allowed_error_rate = opts.parse_percentage(max_error_rate, option="--max-error-rate")
-    reach = api.TargetOptions(
-        protocol=protocol,
-        models=opts.parse_models(model or []),
-        tenant=tenant,
-        stream=stream,
-        timeout_s=opts.parse_duration(timeout, option="--timeout"),
-        max_connections=max_connections,
-        method=method,
-        headers=headers,
+    options = perftest_options(
+        PerftestFlags(
+            concurrency=concurrency,
+            rate=rate,
+            arrival=arrival,
+            duration=duration,
+            requests=requests,
+            warmup=warmup,
+            window=window,
+            max_windows=max_windows,
+            stable_windows=stable_windows,
+            stable_tolerance=stable_tolerance,
+            workers=workers,
+            distribution=distribution,
+            seed=seed,
+            protocol=protocol,
+            models=tuple(model or ()),
+            tenant=tenant,
+            stream=stream,
+            timeout=timeout,
+            max_connections=max_connections,
+            method=method,
+            headers=tuple(header or ()),
+            payload=payload,
+            template=template,
+            sla=sla,
+            max_error_rate=max_error_rate,
+        )
     )
     result = api.perftest(
         target=target,
         settings=cli.settings(),
-        load=load,
-        reach=reach,
-        sla=gate,
-        max_error_rate=allowed_error_rate,
+        load=options.load,
+        reach=options.reach,
+        sla=options.sla,
+        max_error_rate=options.max_error_rate,
         report_dir=report,
         baseline=baseline,
-        payload_file=Path(payload.removeprefix("@")) if payload else None,
-        template=template,
+        payload_file=options.payload_file,
+        template=options.template,
         on_window=_progress(cli),
         on_note=cli.warn,
     )
     return cli.emit(result, _render(result.document, result.written))
-
-
-def _headers(items: list[str]) -> tuple[tuple[str, str], ...]:
-    """``--header NAME:VALUE`` values as pairs."""
-    from mlops_cli.errors import UsageError
-
-    headers = []
-    for item in items:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header: {item!r} is not NAME:VALUE")
-        headers.append((name.strip(), value.strip()))
-    return tuple(headers)
 
 
 def _progress(cli: CliContext) -> Any:

@@ -1,14 +1,148 @@
-"""Turning command-line words into load options: durations (``10s``, ``500ms``), percentages
-(``0.5%``), level lists (``1,4,16``) and model lists (``m1,m2`` or ``@FILE``). Pure parsing: what a
-target word means (a URL, a registered model, a model on the local Triton) is decided by
-:func:`mlops_cli.api.perf.resolve_target`, which reads the registry."""
+"""Turning ``mlops perftest`` flags into the typed options of a run.
+
+:func:`perftest_options` takes the flag words as given (:class:`PerftestFlags`) and returns the
+load, the way to reach the target, the gates and the payload source (:class:`PerftestOptions`),
+refusing contradictory or malformed flags with a :class:`~mlops_cli.errors.UsageError` before any
+load is sent. The parts are durations (``10s``, ``500ms``), percentages (``0.5%``), level lists
+(``1,4,16``), model lists (``m1,m2`` or ``@FILE``) and headers (``NAME:VALUE``). It lives here,
+not in the command, so the rules are one pure, unit-tested function (reading an ``@FILE`` model
+list is its one side effect) and the command stays parse -> call -> render. What a target word
+means (a URL, a registered model, a model on the local Triton) is decided by
+:func:`mlops_cli.api.perf.resolve_target`, which reads the registry.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_cli.errors import UsageError
+from mlops_cli.perf.load_options import LoadOptions
+from mlops_cli.perf.sla import Sla, parse_sla
+from mlops_cli.perf.windows import StabilityRule
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How to reach the target, beside the target word itself."""
+
+    protocol: str | None = None  # default: from the target's scheme
+    models: tuple[str, ...] = ()  # Triton model names (a URL), or several registered ones
+    tenant: str | None = None  # follow registered models as this tenant's requests are routed
+    stream: bool = False
+    timeout_s: float = 30.0
+    max_connections: int = 1024
+    method: str = "POST"  # http-json targets
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PerftestFlags:
+    """The ``mlops perftest`` flags as the user wrote them (defaults: the command's). Numbers that
+    the command line already checks (``--requests``, ``--workers``, ...) arrive typed."""
+
+    concurrency: str | None = None
+    rate: str | None = None
+    arrival: str = "constant"
+    duration: str | None = None
+    requests: int | None = None
+    warmup: str = "1s"
+    window: str = "1s"
+    max_windows: int | None = None
+    stable_windows: int = 3
+    stable_tolerance: float = 0.10
+    workers: int = 1
+    distribution: str = "uniform"
+    seed: int = 0
+    protocol: str | None = None
+    models: tuple[str, ...] = ()  # repeated --model values, each NAME, m1,m2 or @FILE
+    tenant: str | None = None
+    stream: bool = False
+    timeout: str = "30s"
+    max_connections: int = 1024
+    method: str = "POST"
+    headers: tuple[str, ...] = ()  # repeated --header values, each NAME:VALUE
+    payload: str | None = None  # @FILE.jsonl
+    template: str | None = None
+    sla: str | None = None
+    max_error_rate: str = "0%"
+
+
+@dataclass(frozen=True)
+class PerftestOptions:
+    """Everything :func:`mlops_cli.api.perftest` needs from the flags."""
+
+    load: LoadOptions
+    reach: TargetOptions
+    sla: Sla | None
+    max_error_rate: float  # a fraction
+    payload_file: Path | None
+    template: str | None
+
+
+def perftest_options(flags: PerftestFlags) -> PerftestOptions:
+    """The typed options ``flags`` mean. Refused: --concurrency with --rate, --payload with
+    --template, an --arrival other than constant or poisson, a --window of zero, and any
+    malformed duration, level, percentage, SLA, header or model list. Without --rate the run is
+    a closed loop (at --concurrency, default 1); with it, an open loop."""
+    if flags.concurrency and flags.rate:
+        raise UsageError("give --concurrency or --rate, not both")
+    if flags.payload and flags.template:
+        raise UsageError("give --payload or --template, not both")
+    if flags.arrival not in ("constant", "poisson"):
+        raise UsageError(f"--arrival: {flags.arrival!r} is not constant or poisson")
+    headers = parse_headers(flags.headers)
+    load = LoadOptions(
+        mode="open" if flags.rate else "closed",
+        levels=parse_levels(flags.rate, option="--rate", integer=False)
+        if flags.rate
+        else parse_levels(flags.concurrency or "1", option="--concurrency", integer=True),
+        arrival=flags.arrival,
+        duration_s=parse_duration(flags.duration, option="--duration") if flags.duration else None,
+        requests=flags.requests,
+        warmup_s=parse_duration(flags.warmup, option="--warmup"),
+        window_s=parse_duration(flags.window, option="--window"),
+        max_windows=flags.max_windows,
+        stability=StabilityRule(windows=flags.stable_windows, tolerance=flags.stable_tolerance),
+        workers=flags.workers,
+        distribution=flags.distribution,
+        seed=flags.seed,
+    )
+    if load.window_s <= 0:
+        raise UsageError("--window must be above zero")
+    sla = parse_sla(flags.sla) if flags.sla else None
+    max_error_rate = parse_percentage(flags.max_error_rate, option="--max-error-rate")
+    reach = TargetOptions(
+        protocol=flags.protocol,
+        models=parse_models(list(flags.models)),
+        tenant=flags.tenant,
+        stream=flags.stream,
+        timeout_s=parse_duration(flags.timeout, option="--timeout"),
+        max_connections=flags.max_connections,
+        method=flags.method,
+        headers=headers,
+    )
+    return PerftestOptions(
+        load=load,
+        reach=reach,
+        sla=sla,
+        max_error_rate=max_error_rate,
+        payload_file=Path(flags.payload.removeprefix("@")) if flags.payload else None,
+        template=flags.template,
+    )
+
+
+def parse_headers(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``--header NAME:VALUE`` values as (name, value) pairs, both stripped."""
+    headers = []
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header: {item!r} is not NAME:VALUE")
+        headers.append((name.strip(), value.strip()))
+    return tuple(headers)
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
