@@ -1,43 +1,31 @@
 """The SageMaker control plane of one multi-model endpoint, on boto3 (botocore) alone.
 
-What an endpoint needs: a Model in ``MultiModel`` mode whose ``ModelDataUrl`` is the endpoint's
-S3 prefix, an EndpointConfig (instance type, count, variant), the Endpoint, an Application Auto
-Scaling target and target-tracking policy, and CloudWatch alarms. Model and config names carry a
-digest of their content, so a changed endpoint file yields new ones and an unchanged one matches
-what exists: :meth:`ControlPlane.plan` describes (never mutates) and says what differs;
-:meth:`ControlPlane.apply` changes only that. A failed endpoint update is rolled back to the
-previous EndpointConfig; a failed creation is deleted; either way the error carries SageMaker's
-``FailureReason``.
+What the endpoint should be comes from :mod:`mlops_cli.deploy.sagemaker_documents` (the Model,
+EndpointConfig, autoscaling and alarm documents, named by digest). :meth:`ControlPlane.plan`
+describes what exists (never mutates) and says what differs; :meth:`ControlPlane.apply` changes
+only that. A failed endpoint update is rolled back to the previous EndpointConfig; a failed
+creation is deleted; either way the error carries SageMaker's ``FailureReason``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_cli import aws
 from mlops_cli.deploy.base import Action
+from mlops_cli.deploy.sagemaker_documents import (
+    SCALABLE_DIMENSION,
+    EndpointDocuments,
+    alarm_differs,
+)
 from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec
 from mlops_cli.errors import MlopsError
 from mlops_cli.progress import SILENT, Reporter, running
 
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 FAILED = ("Failed", "UpdateRollbackFailed")
-_ALARM_KEYS = (
-    "MetricName",
-    "Namespace",
-    "Statistic",
-    "Threshold",
-    "Period",
-    "EvaluationPeriods",
-    "ComparisonOperator",
-    "Dimensions",
-    "AlarmActions",
-)
 
 
 class EndpointFailedError(MlopsError):
@@ -48,17 +36,9 @@ class EndpointTimeoutError(MlopsError):
     """The endpoint did not settle in time."""
 
 
-def _digest(document: Any) -> str:
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _code(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
 def _missing(exc: BaseException) -> bool:
     message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
-    return _code(exc) in ("ValidationException", "ResourceNotFound") and (
+    return aws.error_code(exc) in ("ValidationException", "ResourceNotFound") and (
         "Could not find" in message or "not found" in message.lower()
     )
 
@@ -96,7 +76,9 @@ class ControlPlan:
         )
 
 
-class ControlPlane:
+class ControlPlane(EndpointDocuments):
+    """Reads and changes one endpoint's resources in AWS (documents: :class:`EndpointDocuments`)."""
+
     def __init__(
         self,
         spec: EndpointSpec,
@@ -106,10 +88,8 @@ class ControlPlane:
         instance_type: str,
         poll_seconds: float = 15.0,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec, image=image, instance_type=instance_type)
         self.region = region
-        self.image = image
-        self.instance_type = instance_type
         self.poll_seconds = poll_seconds
         self.what = f"endpoint {spec.name}"
 
@@ -133,78 +113,6 @@ class ControlPlane:
         except Exception as exc:  # the caller re-raises the error that matters
             reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
             reporter.note(f"clean-up {operation} did not succeed: {reason}")
-
-    # -- desired documents --------------------------------------------------------------------
-
-    def _tags(self) -> list[dict[str, str]]:
-        tags = {"mlops:endpoint": self.spec.name, **self.spec.tags}
-        return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-
-    def model_document(self) -> dict[str, Any]:
-        return {
-            "ExecutionRoleArn": self.spec.require_role(),
-            "PrimaryContainer": {
-                "Image": self.image,
-                "Mode": "MultiModel",
-                "ModelDataUrl": self.spec.s3_prefix,
-            },
-        }
-
-    def model_name(self) -> str:
-        return f"{self.spec.name[:54]}-{_digest(self.model_document())}"
-
-    def variant_document(self) -> dict[str, Any]:
-        return {
-            "VariantName": self.spec.variant,
-            "ModelName": self.model_name(),
-            "InitialInstanceCount": self.spec.instance_count,
-            "InstanceType": self.instance_type,
-        }
-
-    def config_name(self) -> str:
-        return f"{self.spec.name[:54]}-{_digest([self.variant_document(), self._tags()])}"
-
-    def resource_id(self) -> str:
-        return f"endpoint/{self.spec.name}/variant/{self.spec.variant}"
-
-    def policy_name(self) -> str:
-        return f"{self.spec.name}-invocations-per-instance"
-
-    def alarm_documents(self) -> list[dict[str, Any]]:
-        alarms = self.spec.alarms
-        if not alarms.enabled:
-            return []
-        dimensions = [
-            {"Name": "EndpointName", "Value": self.spec.name},
-            {"Name": "VariantName", "Value": self.spec.variant},
-        ]
-        common = {
-            "Namespace": "AWS/SageMaker",
-            "Dimensions": dimensions,
-            "Period": 60,
-            "EvaluationPeriods": 3,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "notBreaching",
-            "AlarmActions": list(alarms.actions),
-        }
-        return [
-            {
-                "AlarmName": f"{self.spec.name}-5xx-errors",
-                "AlarmDescription": "mlops: 5xx errors of the multi-model endpoint",
-                "MetricName": "Invocation5XXErrors",
-                "Statistic": "Sum",
-                "Threshold": float(alarms.errors_5xx),
-                **common,
-            },
-            {
-                "AlarmName": f"{self.spec.name}-model-latency",
-                "AlarmDescription": "mlops: mean model latency (microseconds)",
-                "MetricName": "ModelLatency",
-                "Statistic": "Average",
-                "Threshold": float(alarms.latency_ms * 1000),
-                **common,
-            },
-        ]
 
     # -- observation --------------------------------------------------------------------------
 
@@ -261,18 +169,6 @@ class ControlPlane:
             for p in policies
         )
 
-    def scaling_configuration(self) -> dict[str, Any]:
-        scaling = self.spec.autoscaling
-        assert scaling is not None
-        return {
-            "TargetValue": float(scaling.target_invocations_per_instance),
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-            },
-            "ScaleInCooldown": scaling.scale_in_cooldown,
-            "ScaleOutCooldown": scaling.scale_out_cooldown,
-        }
-
     def _alarms_to_put(self) -> list[dict[str, Any]]:
         wanted = self.alarm_documents()
         if not wanted:
@@ -281,14 +177,7 @@ class ControlPlane:
             "cloudwatch", "describe_alarms", AlarmNames=[a["AlarmName"] for a in wanted]
         ).get("MetricAlarms", [])
         by_name = {a["AlarmName"]: a for a in found}
-        stale = []
-        for alarm in wanted:
-            current = by_name.get(alarm["AlarmName"])
-            if current is None or any(
-                _normal(current.get(key)) != _normal(alarm[key]) for key in _ALARM_KEYS
-            ):
-                stale.append(alarm)
-        return stale
+        return [alarm for alarm in wanted if alarm_differs(by_name.get(alarm["AlarmName"]), alarm)]
 
     def plan(self) -> ControlPlan:
         """Describe what exists and decide what to change (no mutating call)."""
@@ -360,7 +249,7 @@ class ControlPlane:
                     "sagemaker",
                     "create_model",
                     ModelName=plan.model_name,
-                    Tags=self._tags(),
+                    Tags=self.tags(),
                     **self.model_document(),
                 )
                 created.append(("delete_model", {"ModelName": plan.model_name}))
@@ -370,7 +259,7 @@ class ControlPlane:
                     "create_endpoint_config",
                     EndpointConfigName=plan.config_name,
                     ProductionVariants=[self.variant_document()],
-                    Tags=self._tags(),
+                    Tags=self.tags(),
                 )
                 created.append(("delete_endpoint_config", {"EndpointConfigName": plan.config_name}))
             if plan.endpoint == "create":
@@ -393,7 +282,7 @@ class ControlPlane:
             "create_endpoint",
             EndpointName=self.spec.name,
             EndpointConfigName=config_name,
-            Tags=self._tags(),
+            Tags=self.tags(),
         )
         observed = self.wait(reporter, "creating")
         if observed.status != "InService":
@@ -440,7 +329,7 @@ class ControlPlane:
                     EndpointName=name, EndpointConfigName=previous
                 )
             except Exception as exc:
-                if _code(exc) != "ValidationException":
+                if aws.error_code(exc) != "ValidationException":
                     raise aws.translate(exc, what=f"{self.what}: rollback") from None
                 self._call("sagemaker", "delete_endpoint", EndpointName=name)
                 self._wait_deleted()
@@ -449,7 +338,7 @@ class ControlPlane:
                     "create_endpoint",
                     EndpointName=name,
                     EndpointConfigName=previous,
-                    Tags=self._tags(),
+                    Tags=self.tags(),
                 )
         self.wait(reporter, "rolling back")
 
@@ -505,19 +394,6 @@ class ControlPlane:
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration=self.scaling_configuration(),
         )
-
-
-def _normal(value: Any) -> Any:
-    """Compare alarm fields loosely: numbers as floats, lists of dicts order-free."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, list):
-        return sorted(json.dumps(_normal(v), sort_keys=True) for v in value)
-    if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
-    return value
 
 
 __all__ = ["ControlPlan", "ControlPlane", "EndpointFailedError", "Observed"]
