@@ -121,6 +121,7 @@ def _gates(
     """Apply the error gate, the SLA and the baseline to ``document`` (each records its verdict
     in it); the error naming every gate not met, or None."""
     from mlops_cli.perf import report as reports
+    from mlops_cli.perf import report_text
 
     failures: list[str] = []
     hint: str | None = None
@@ -130,7 +131,7 @@ def _gates(
             "failed requests ("
             + "; ".join(
                 f"{f['step']}: {f['errors']} of {f['requests']}, "
-                f"{reports.describe_errors(f['errors_by_kind'])}"
+                f"{report_text.describe_errors(f['errors_by_kind'])}"
                 for f in gate
             )
             + f") above --max-error-rate {max_error_rate * 100:.10g}%"
@@ -147,7 +148,7 @@ def _gates(
         if not document["sla"]["passed"]:
             named = sorted(
                 {
-                    f"{f['term']} (at {f['step']}: {reports.measured_text(f['actual'])})"
+                    f"{f['term']} (at {f['step']}: {report_text.measured_text(f['actual'])})"
                     for f in document["sla"]["failures"]
                 }
             )

@@ -21,7 +21,8 @@ from mlops_cli.aws.errors import (
     is_botocore_error,
     translate,
 )
-from mlops_cli.aws.s3 import S3Location, S3Object, S3Prefix, translate_s3
+from mlops_cli.aws.s3 import S3Object, S3Prefix
+from mlops_cli.aws.s3_location import S3Location, translate_s3
 from mlops_cli.aws.s3_stream import S3ObjectWriter
 
 __all__ = [

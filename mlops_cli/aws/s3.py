@@ -193,4 +193,4 @@ class S3Prefix:
         return len(keys)
 
 
-__all__ = ["S3Location", "S3Object", "S3ObjectWriter", "S3Prefix", "translate_s3"]
+__all__ = ["S3Object", "S3Prefix"]

@@ -186,7 +186,7 @@ def _progress(cli: CliContext) -> Any:
 
 
 def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
-    from mlops_cli.perf.report import latency_text, served_versions
+    from mlops_cli.perf.report_text import latency_text, served_versions
 
     def human(console: Console) -> None:
         from rich.table import Table

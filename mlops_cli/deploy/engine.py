@@ -18,7 +18,7 @@ from mlops_cli.deploy.base import (
 )
 from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, UsageError
 from mlops_cli.packages.manifest import PackageManifest
-from mlops_cli.packages.reference import parse_package_ref
+from mlops_cli.packages.reference import PackageRef
 from mlops_cli.progress import SILENT, Reporter
 from mlops_cli.registry.base import Registry, VersionRecord
 from mlops_cli.registry.routing import ROUTER_CACHE_TTL_S, parse_model_ref, resolve_reference
@@ -93,7 +93,7 @@ def version_package(
 ) -> tuple[ArtifactStore, PackageManifest, ModelSpec]:
     """The store holding a version's package, its manifest and its spec (``open_store`` gets
     the store URI the package reference names, or None for the configured store)."""
-    root, digest = parse_package_ref(version.package_uri)
+    root, digest = PackageRef.parse(version.package_uri)
     store = open_store(root)
     manifest = store.get_manifest(digest)
     return store, manifest, package_spec(store, manifest)

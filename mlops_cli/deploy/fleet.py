@@ -27,13 +27,7 @@ from mlops_cli.deploy.base import (
     InvokeRequest,
     Plan,
 )
-from mlops_cli.deploy.fleet_file import (
-    DEFAULT_LOAD_TIMEOUT,
-    Fleet,
-    FleetFileError,
-    FleetServer,
-    load_fleet,
-)
+from mlops_cli.deploy.fleet_file import Fleet, FleetServer, load_fleet
 from mlops_cli.deploy.placement import ModelNeeds, PlacementRefusal, ServerSnapshot, place
 from mlops_cli.deploy.repository import Repository
 from mlops_cli.deploy.triton import (
@@ -344,13 +338,8 @@ def fleet_from_records(name: str, records: Sequence[DeploymentRecord]) -> Fleet:
 
 
 __all__ = [
-    "DEFAULT_LOAD_TIMEOUT",
     "CapacityError",
-    "Fleet",
-    "FleetFileError",
-    "FleetServer",
     "FleetTarget",
-    "Repository",
     "TritonPlan",
     "TritonTarget",
     "fleet_from_records",

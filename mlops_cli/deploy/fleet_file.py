@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_cli.aws.s3 import S3Location
+from mlops_cli.aws.s3_location import S3Location
 from mlops_cli.deploy.triton import ServerAddress
 from mlops_cli.errors import UsageError, ValidationError
 from mlops_cli.triton.client import TritonClient

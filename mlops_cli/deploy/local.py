@@ -18,13 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_cli.config import Settings
 from mlops_cli.deploy.base import Action, DeploymentRecord, DeploymentStatus, Desired
-from mlops_cli.deploy.fleet import (
-    DEFAULT_LOAD_TIMEOUT,
-    Fleet,
-    FleetServer,
-    TritonPlan,
-    TritonTarget,
-)
+from mlops_cli.deploy.fleet import TritonPlan, TritonTarget
+from mlops_cli.deploy.fleet_file import DEFAULT_LOAD_TIMEOUT, Fleet, FleetServer
 from mlops_cli.deploy.triton import ServerAddress, TritonDetail
 from mlops_cli.errors import MlopsError, ServerError
 from mlops_cli.local import LocalServerStatus, LocalTriton

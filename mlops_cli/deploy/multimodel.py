@@ -11,7 +11,6 @@ the tarball) in :mod:`mlops_cli.deploy.sagemaker`.
 from __future__ import annotations
 
 import contextlib
-import re
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,8 +34,7 @@ from mlops_cli.deploy.sagemaker_runtime import STREAM_REASON, SageMakerDetail, i
 from mlops_cli.errors import MlopsError, NotFoundError, UsageError
 from mlops_cli.progress import SILENT, Reporter
 from mlops_cli.render.sagemaker import publish_tarball
-
-_TARBALL_RE = re.compile(r"(?P<model>.+)-v(?P<version>\d+)\.tar\.gz")
+from mlops_cli.triton.naming import parse_versioned_name
 
 
 @dataclass(kw_only=True)
@@ -132,9 +130,11 @@ class MultiModelTarget(DeployTarget[MP, SageMakerDetail], Generic[MP]):
     def _published_versions(self) -> dict[str, set[int]]:
         found: dict[str, set[int]] = {}
         for item in self._prefix().list_objects():
-            match = _TARBALL_RE.fullmatch(item.name)
-            if match and "/" not in item.name:
-                found.setdefault(match["model"], set()).add(int(match["version"]))
+            if "/" in item.name or not item.name.endswith(".tar.gz"):
+                continue
+            parsed = parse_versioned_name(item.name.removesuffix(".tar.gz"))
+            if parsed is not None:
+                found.setdefault(parsed[0], set()).add(parsed[1])
         return found
 
     def _publish_step(

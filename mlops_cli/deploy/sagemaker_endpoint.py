@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlops_cli.aws.s3 import S3Location
+from mlops_cli.aws.s3_location import S3Location
 from mlops_cli.errors import UsageError, ValidationError
 from mlops_cli.triton.naming import tarball_name
 from mlops_cli.validation import read_yaml_file, suggestion, validate_document

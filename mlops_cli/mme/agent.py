@@ -247,10 +247,11 @@ class Agent:
         # event loop takes that lock on every invocation.
         from mlops_cli.aws.s3 import S3Prefix
 
+        prefix = S3Prefix(ep.s3_prefix, max_pool=32)
         try:
-            S3Prefix(ep.s3_prefix, max_pool=32).download(target, into)
-        except Exception as exc:
-            raise download_failed(ep.bucket, ep.key_prefix + target, target, exc) from None
+            prefix.download(target, into)
+        except Exception as exc:  # the message names the key that was fetched
+            raise download_failed(ep.bucket, prefix.key(target), target, exc) from None
 
     def _load(self, ep: EndpointState, target: str, deadline: float) -> LoadedModel:
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_cli.aws.s3 import S3Location
+from mlops_cli.aws.s3_location import S3Location
 
 
 @dataclass

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_cli.aws.s3 import S3Location
+from mlops_cli.aws.s3_location import S3Location
 from mlops_cli.mme.agent import Agent
 from mlops_cli.mme.containers import Container, ContainerReply, with_body
 from mlops_cli.mme.endpoint_state import EndpointState, LoadedModel

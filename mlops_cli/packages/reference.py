@@ -46,8 +46,3 @@ class PackageRef(NamedTuple):
                 hint="give a folder holding mlops.yaml, the uri printed by `mlops upload`, or sha256:<digest> with --store",
             )
         return cls(match.group("store"), match.group("hex"))
-
-
-def parse_package_ref(ref: str) -> PackageRef:
-    """:meth:`PackageRef.parse`; unpacks as ``(store URI or None, hex)``."""
-    return PackageRef.parse(ref)

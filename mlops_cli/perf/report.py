@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.errors import UsageError, ValidationError, WorkspaceError
-
-# The wording of figures is report_text's; re-exported for the api and the CLI's summary lines.
-from mlops_cli.perf.report_text import describe_errors as describe_errors
-from mlops_cli.perf.report_text import latency_text as latency_text
-from mlops_cli.perf.report_text import measured_text as measured_text
-from mlops_cli.perf.report_text import served_versions as served_versions
+from mlops_cli.perf.report_text import (
+    describe_errors,
+    latency_text,
+    measured_text,
+    served_versions,
+)
 from mlops_cli.perf.sla import Sla
 
 # A step regressed against the baseline when, beyond REGRESSION_TOLERANCE (relative):

@@ -19,7 +19,7 @@ from mlops_cli.errors import MlopsError, UsageError
 from mlops_cli.perf.engine import StepEngine, StepPlan, StepRecord
 from mlops_cli.perf.load_options import LoadOptions
 from mlops_cli.perf.payloads import Payload, check_against, synthesize, with_signature
-from mlops_cli.perf.report import describe_errors
+from mlops_cli.perf.report_text import describe_errors
 from mlops_cli.perf.summary import summarize_step
 from mlops_cli.perf.targets import TargetSpec, make_target
 from mlops_cli.perf.windows import WindowStats

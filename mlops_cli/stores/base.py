@@ -45,7 +45,6 @@ from typing import BinaryIO
 from mlops_cli.errors import MlopsError, NotFoundError
 from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.packages.reference import PackageRef
-from mlops_cli.packages.reference import manifest_key as manifest_key  # the layout, owned there
 
 OnBytes = Callable[[int], None]
 Unchanged = Callable[[], bool]

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 from mlops_cli.errors import NotFoundError, UsageError
 from mlops_cli.packages.hashing import hash_file
 from mlops_cli.packages.manifest import FileChangedError
+from mlops_cli.packages.reference import manifest_key
 from mlops_cli.stores.base import (
     ArtifactStore,
     OnBytes,
@@ -32,7 +33,6 @@ from mlops_cli.stores.base import (
     blob_key,
     check_digest,
     is_digest,
-    manifest_key,
 )
 from mlops_cli.workspace import Workspace, write_atomic
 

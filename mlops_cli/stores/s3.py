@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli import aws
-from mlops_cli.aws.s3 import S3Location, translate_s3
+from mlops_cli.aws.s3_location import S3Location, translate_s3
 from mlops_cli.aws.s3_stream import (
     CHECKSUM,
     DEFAULT_INFLIGHT_PARTS,
@@ -32,6 +32,7 @@ from mlops_cli.aws.s3_stream import (
 from mlops_cli.aws.s3_stream import part_entry as _part_entry
 from mlops_cli.errors import MlopsError, NotFoundError
 from mlops_cli.packages.manifest import FileChangedError
+from mlops_cli.packages.reference import manifest_key
 from mlops_cli.stores.base import (
     ArtifactStore,
     OnBytes,
@@ -40,7 +41,6 @@ from mlops_cli.stores.base import (
     blob_key,
     check_digest,
     is_digest,
-    manifest_key,
 )
 
 

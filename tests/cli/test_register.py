@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.cli.main import main
 from mlops_cli.stores.base import blob_key
+from tests.cli import error_line, run
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.unit
@@ -23,18 +23,6 @@ def model(isolated_config: Path) -> Path:
     folder = isolated_config / "tiny"
     shutil.copytree(FIXTURES / "models" / "tiny", folder)
     return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
-    assert main([*args, "--json"]) == code, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
-
-
-def error_line(capsys: pytest.CaptureFixture[str], *args: str, code: int) -> str:
-    assert main(list(args)) == code
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def registry_dump(capsys: pytest.CaptureFixture[str]) -> list[Any]:

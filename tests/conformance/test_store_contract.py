@@ -21,13 +21,9 @@ from mlops_cli.errors import NotFoundError
 from mlops_cli.packages.build import build_package, push_package
 from mlops_cli.packages.download import download_package
 from mlops_cli.packages.manifest import FileChangedError, FileEntry, PackageManifest
+from mlops_cli.packages.reference import manifest_key
 from mlops_cli.packages.upload import upload
-from mlops_cli.stores.base import (
-    DigestMismatchError,
-    PackageNotFoundError,
-    blob_key,
-    manifest_key,
-)
+from mlops_cli.stores.base import DigestMismatchError, PackageNotFoundError, blob_key
 from mlops_cli.stores.verify import verify_store
 from tests.conformance.conftest import StoreTarget
 from tests.conftest import FIXTURES

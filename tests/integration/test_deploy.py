@@ -484,7 +484,9 @@ def test_gpu_model_goes_to_the_gpu_server_with_gpu_instance_groups(
     assert load["where"] == "b" and load["detail"].startswith("GPU")
 
     from mlops_cli.deploy.engine import desired_state, resolve_version
-    from mlops_cli.deploy.fleet import FleetTarget, Repository, load_fleet
+    from mlops_cli.deploy.fleet import FleetTarget
+    from mlops_cli.deploy.fleet_file import load_fleet
+    from mlops_cli.deploy.repository import Repository
     from mlops_cli.progress import SILENT
     from mlops_cli.registry import open_registry
     from mlops_cli.stores import open_store

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,9 @@ def test_concurrent_calls_over_more_models_than_fit_lose_no_request(
     threads = [threading.Thread(target=run_client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 240  # one bound for all the clients together
     for thread in threads:
-        thread.join(timeout=240)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert len(answers) == clients * calls and all(asked == got for asked, got in answers)
@@ -194,12 +196,12 @@ def test_an_oversized_body_is_refused_promptly_without_being_buffered(
         b"X-Amzn-SageMaker-Target-Model: m.tar.gz\r\n" + framing + b"\r\n\r\n"
     )
     with raw_request(port, head + (b"" if chunked else b"a few bytes")) as sock:
-        sent = push(sock, 8 << 20, chunked=True) if chunked else 0
+        if chunked:
+            push(sock, 8 << 20, chunked=True)
         answer = read_answer(sock)  # within the socket's timeout: no wait for the body
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
         assert b"Connection: close" in answer
-        sent += push(sock, 128 << 20, chunked=chunked)  # dropped by the server, not kept
-    assert sent <= (8 << 20) + (128 << 20)
+        push(sock, 128 << 20, chunked=chunked)  # read and dropped by the server: RSS below
     grown_mb = (rss_kb(pid) - before) / 1024
     assert grown_mb < 48, f"mme-local grew by {grown_mb:.0f} MB"
     assert state(mme, "huge")["models"] == {}
@@ -216,12 +218,11 @@ def test_a_1_mb_header_is_refused_431_promptly_and_the_endpoint_keeps_serving(
         b"X-Amzn-SageMaker-Target-Model: m.tar.gz\r\nX-Big: "
     )
     with raw_request(port, head) as sock:
-        sent = push(sock, 1 << 20)  # 1 MB of one header line that never ends
+        push(sock, 1 << 20)  # 1 MB of one header line that never ends
         answer = read_answer(sock)  # within the socket's timeout
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
         assert b"Connection: close" in answer
-        sent += push(sock, 32 << 20)  # dropped by the server, not kept
-    assert sent <= 33 << 20
+        push(sock, 32 << 20)  # read and dropped by the server: RSS below
     grown_mb = (rss_kb(pid) - before) / 1024
     assert grown_mb < 16, f"mme-local grew by {grown_mb:.0f} MB"
     assert state(mme, "heads")["models"] == {}  # never reached the agent

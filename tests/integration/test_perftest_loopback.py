@@ -81,18 +81,18 @@ def test_open_loop_holds_the_requested_rate(delay: Any) -> None:
     """The schedule decides what is sent (300 requests intended in 1.5 s at 200/s, however late
     a loaded machine sends them); what came back in the windows differs from it by at most the
     requests in flight at either edge (Little's law: rate x latency); and the verdict on the
-    generator agrees with the send lag it measured."""
+    generator never calls a lagging schedule sustained."""
     server = delay(10)
     doc = run(server.url, mode="open", levels=(200,), duration_s=1.5)
     step = doc["steps"][0]
     assert step["errors"] == 0
     assert step["requests"] == pytest.approx(300, abs=2)
-    assert step["generator"]["send_rate_rps"] == pytest.approx(200, rel=0.02)
     in_flight = 200 * step["latency_ms"]["max"] / 1000
     completed = step["throughput_rps"] * step["duration_s"]
     assert abs(completed - step["requests"]) <= 2 * in_flight + 2
     generator = step["generator"]
-    assert generator["rate_sustained"] == (generator["send_lag_ms"]["p99"] <= 10)
+    # a send lag over 10 ms always means "not sustained" (other signs may say so too under load)
+    assert generator["send_lag_ms"]["p99"] <= 10 or not generator["rate_sustained"]
 
 
 def stall_during(server: DelayServer, after_s: float) -> threading.Timer:

@@ -18,9 +18,10 @@ import pytest
 from mlops_cli.packages.build import build_package, push_package
 from mlops_cli.packages.download import download_package
 from mlops_cli.packages.manifest import FileChangedError
+from mlops_cli.packages.reference import manifest_key
 from mlops_cli.packages.upload import upload
 from mlops_cli.render.sagemaker import publish_tarball
-from mlops_cli.stores.base import blob_key, manifest_key
+from mlops_cli.stores.base import blob_key
 from mlops_cli.stores.local import LocalStore
 from mlops_cli.stores.s3 import S3Store
 from tests.conftest import FIXTURES

@@ -77,7 +77,7 @@ def test_prefix_and_child() -> None:
 
 
 def test_the_endpoint_file_and_the_fleet_file_use_the_parser(tmp_path: Path) -> None:
-    from mlops_cli.deploy.fleet import FleetFileError, load_fleet
+    from mlops_cli.deploy.fleet_file import FleetFileError, load_fleet
     from mlops_cli.deploy.sagemaker_endpoint import load_endpoint
 
     endpoint = tmp_path / "endpoint.yaml"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mlops_cli.errors import EXIT_USAGE, UsageError
-from mlops_cli.perf import report
+from mlops_cli.perf import report, report_text
 from mlops_cli.perf.engine import StepRecord
 from mlops_cli.perf.load_options import LoadOptions
 from mlops_cli.perf.options import parse_percentage
@@ -108,7 +108,7 @@ def test_a_decoupled_model_tested_without_stream_gets_the_stream_hint() -> None:
     assert "--stream" in (report.errors_hint({"grpc_unimplemented": 3}, stream=False) or "")
     assert report.errors_hint({"http_501": 40}, stream=True) is None
     assert report.errors_hint({"http_404": 40}, stream=False) is None
-    assert report.describe_errors({"timeout": 2, "http_404": 7, "connect": 2}) == (
+    assert report_text.describe_errors({"timeout": 2, "http_404": 7, "connect": 2}) == (
         "http_404 7, connect 2, timeout 2"
     )
 

@@ -193,7 +193,7 @@ def test_yaml_bomb_is_refused_with_one_line(
 
 
 def test_bomb_in_fleet_and_endpoint_files_is_refused(tmp_path: Path) -> None:
-    from mlops_cli.deploy.fleet import FleetFileError, load_fleet
+    from mlops_cli.deploy.fleet_file import FleetFileError, load_fleet
 
     path = tmp_path / "fleet.yaml"
     path.write_text(BOMB)
@@ -263,7 +263,7 @@ def test_a_trailing_newline_does_not_pass_a_name_pattern(
 
 
 def test_fleet_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
-    from mlops_cli.deploy.fleet import FleetFileError, load_fleet
+    from mlops_cli.deploy.fleet_file import FleetFileError, load_fleet
 
     path = tmp_path / "fleet.yaml"
     path.write_text(

@@ -139,6 +139,7 @@ def test_a_reused_pid_with_another_start_time_is_not_trusted_nor_signalled(root:
     finally:
         other.kill()
         other.wait()
+        other.wait()
 
 
 def test_an_unreadable_state_file_describes_no_server_and_is_removed(root: Path) -> None:

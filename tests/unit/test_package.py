@@ -18,11 +18,12 @@ from mlops_cli.packages.build import build_package, push_package
 from mlops_cli.packages.download import download_package
 from mlops_cli.packages.hashcache import HashCache
 from mlops_cli.packages.manifest import FileChangedError, PackageError, PackageManifest
+from mlops_cli.packages.reference import manifest_key
 from mlops_cli.packages.upload import upload
 from mlops_cli.render.sagemaker import publish_tarball
 from mlops_cli.spec.modelspec import SpecError
 from mlops_cli.stores import open_store
-from mlops_cli.stores.base import DigestMismatchError, blob_key, manifest_key
+from mlops_cli.stores.base import DigestMismatchError, blob_key
 from mlops_cli.stores.local import LocalStore
 from tests.conftest import FIXTURES
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mlops_cli.errors import MlopsError
 from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, ModelRouting, Target, TargetSpec
 from mlops_cli.spec.modelspec import TensorSpec
@@ -162,7 +161,7 @@ class RoutedTarget(Target):
             await asyncio.sleep(self.routing.refresh_s)
             try:
                 await self._follow(await loop.run_in_executor(self.executor, self._resolve))
-            except MlopsError:
+            except Exception:  # any failure (not only mlops' own): the refresher must not die
                 self.refresh_failures += 1  # keep the last routes; see the module docstring
 
     def prepare(self, model: str, payload: Payload) -> Any:
