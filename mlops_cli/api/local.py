@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mlops_cli.api.outcome import OK, Outcome
-from mlops_cli.errors import EXIT_FAILED
+from mlops_cli.errors import EXIT_FAILED, MlopsError
 from mlops_cli.progress import SILENT, Reporter
 
 if TYPE_CHECKING:
@@ -47,7 +47,16 @@ class LocalUp:
 
     @property
     def outcome(self) -> Outcome:
-        return Outcome(exit_code=EXIT_FAILED) if self.start.failed else OK
+        if not self.start.failed:
+            return OK
+        names = ", ".join(sorted(self.start.failed))
+        return Outcome.failed(  # the one error line, also with --quiet and in --json
+            MlopsError(
+                f"the local Triton is up, but {len(self.start.failed)} deployment(s) were not "
+                f"loaded again: {names}",
+                hint="mlops local logs, then mlops deploy MODEL@VERSION",
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return self.start.to_dict()

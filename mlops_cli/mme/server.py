@@ -34,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +58,7 @@ BACKENDS = ("mms", "triton")
 _TARGET = TARGET_HEADER.lower().encode()
 _ROUTES = ("invocations", "invocations-response-stream")
 _MAX_CACHED_ROUTES = 4096
+_ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # SageMaker's EndpointName
 _VARIANT = "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
 
 RouteKey = tuple[bytes, bytes | None, bytes | None, bytes | None]  # url, target, type, accept
@@ -201,7 +204,7 @@ class MMEServer:
             backend = str(data.get("backend", "mms"))
             budget = float(data.get("memory_budget_mb", 2048))
             S3Location.parse(prefix)  # a UsageError, which is a ValueError
-            if backend not in BACKENDS or budget <= 0:
+            if backend not in BACKENDS or not (0 < budget < math.inf):  # NaN fails it too
                 raise ValueError(prefix)
         except (ValueError, KeyError, TypeError):
             raise AgentError(
@@ -210,6 +213,12 @@ class MMEServer:
                 'expected {"s3_prefix": "s3://...", "backend": "mms|triton", '
                 '"memory_budget_mb": N}',
             ) from None
+        if not _ENDPOINT_NAME.fullmatch(parts[2]):  # SageMaker's rule: no path can hide in it
+            raise AgentError(
+                400,
+                "ValidationError",
+                f"endpoint name {parts[2][:80]!r} must match {_ENDPOINT_NAME.pattern}",
+            )
         created = self.agent.register(
             parts[2], s3_prefix=prefix, backend=backend, memory_budget_mb=budget
         )

@@ -170,18 +170,22 @@ def parse_percentage(text: str, *, option: str) -> float:
     return value
 
 
+MAX_LEVEL = 1_000_000  # connections in flight, or requests per second: beyond any one generator
+
+
 def parse_levels(text: str, *, option: str, integer: bool) -> tuple[float, ...]:
-    """``1,4,16`` as numbers, each above zero."""
+    """``1,4,16`` as numbers, each above zero and at most :data:`MAX_LEVEL`."""
     levels = []
     for part in text.split(","):
         try:
             value = int(part) if integer else float(part)
         except ValueError:
             value = 0
-        if value <= 0:
+        if not (0 < value <= MAX_LEVEL):  # NaN and inf fail it too
             kind = "positive whole numbers" if integer else "positive numbers"
             raise UsageError(
-                f"{option}: {part.strip()!r} is not valid", hint=f"give {kind}, e.g. 1,4,16"
+                f"{option}: {part.strip()!r} is not valid",
+                hint=f"give {kind} up to {MAX_LEVEL:,}, e.g. 1,4,16",
             )
         levels.append(float(value))
     return tuple(levels)

@@ -375,20 +375,27 @@ class TritonClient:
                     yield outputs
 
 
+MAX_EVENT_BYTES = 64 << 20  # one server-sent event (a streamed response) at most
+
+
 def _events(response: Any) -> Iterator[dict[str, Any]]:
     """The JSON ``data:`` events of a server-sent event stream."""
     while True:
         try:
-            raw_line = response.readline()
+            raw_line = response.readline(MAX_EVENT_BYTES + 1)
         except OSError as exc:  # a timeout, or the server went away mid-stream
             raise ServerError(f"the stream broke off: {exc}") from None
         if not raw_line:
             return
-        line = raw_line.decode().strip()
-        if line.startswith("data:"):
-            event = json.loads(line[5:])
-            if isinstance(event, dict):
-                yield event
+        if len(raw_line) > MAX_EVENT_BYTES:
+            raise ServerError(f"a stream event is over {MAX_EVENT_BYTES:,} bytes")
+        try:
+            line = raw_line.decode().strip()
+            event = json.loads(line[5:]) if line.startswith("data:") else None
+        except ValueError as exc:  # bad UTF-8 or JSON: the server's fault, said in one line
+            raise ServerError(f"the stream sent an event that is not JSON: {exc}") from None
+        if isinstance(event, dict):
+            yield event
 
 
 __all__ = [

@@ -227,3 +227,26 @@ def test_a_1_mb_header_is_refused_431_promptly_and_the_endpoint_keeps_serving(
     assert grown_mb < 16, f"mme-local grew by {grown_mb:.0f} MB"
     assert state(mme, "heads")["models"] == {}  # never reached the agent
     assert invoke(runtime(), "heads", "m.tar.gz")["model"] == "m"  # the endpoint still serves
+
+
+@pytest.mark.parametrize(
+    ("name", "budget"),
+    [("%2E%2E%2F%2E%2E", 64), ("a_b", 64), ("ok-name", "NaN"), ("ok-name", "Infinity")],
+    ids=["dot-dot-slash", "underscore", "nan-budget", "infinite-budget"],
+)
+def test_an_endpoint_sagemaker_would_refuse_is_refused(mme: Any, name: str, budget: Any) -> None:
+    """Endpoint names follow SageMaker's rule (nothing path-like reaches the work folder), and the
+    memory budget is a finite number above zero."""
+    import http.client
+
+    body = f'{{"s3_prefix": "s3://{BUCKET}/x/", "memory_budget_mb": {budget}}}'
+    port = mme.read_state().port
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("PUT", f"/mme/endpoints/{name}", body=body)
+        answer = connection.getresponse()
+        status, text = answer.status, answer.read().decode()
+    finally:
+        connection.close()
+    assert status == 400, text
+    assert "ValidationError" in text or "must match" in text or "expected" in text

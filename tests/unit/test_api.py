@@ -85,3 +85,17 @@ def test_status_reads_an_empty_registry_as_nothing_deployed(settings: Settings) 
     assert report.deployments == [] and report.outcome.ok
     with pytest.raises(NotFoundError):
         api.status(settings=settings, model="ghost")
+
+
+def test_local_up_with_a_deployment_not_loaded_again_says_so_in_one_error() -> None:
+    """`local up` whose reload failed exits 1 with an error line (shown with --quiet and in the
+    --json document), not only warnings."""
+    from mlops_cli.api.local import LocalUp
+    from mlops_cli.deploy.local import LocalStart
+    from mlops_cli.local.manager import LocalServerStatus
+
+    running = LocalServerStatus(state="running", server="local Triton")
+    assert LocalUp(LocalStart(False, running, ["a-v1"], {})).outcome.ok
+    outcome = LocalUp(LocalStart(False, running, [], {"b-v2": "load failed"})).outcome
+    assert outcome.exit_code == 1 and outcome.error is not None
+    assert "1 deployment(s) were not loaded again: b-v2" in outcome.error.message

@@ -141,3 +141,11 @@ def test_an_unreadable_model_list_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "none.txt"
     with pytest.raises(UsageError, match=f"cannot read the model list {missing}"):
         perftest_options(PerftestFlags(models=(f"@{missing}",)))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "2000000"])
+def test_a_rate_that_is_not_a_finite_number_in_range_is_refused(value: str) -> None:
+    from mlops_cli.perf.options import parse_levels
+
+    with pytest.raises(UsageError, match=f"--rate: '{value}' is not valid"):
+        parse_levels(value, option="--rate", integer=False)

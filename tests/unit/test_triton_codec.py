@@ -171,3 +171,16 @@ def test_an_unreachable_server_is_one_line_naming_its_url() -> None:
     assert "\n" not in caught.value.message and caught.value.hint
     with pytest.raises(ServerUnreachableError, match=r"Triton server gpu-1 \(http://"):
         TritonClient(url, name="gpu-1").model_ready("answer-v1")
+
+
+def test_a_stream_event_that_is_not_json_is_one_server_error() -> None:
+    import io
+
+    from mlops_cli.errors import ServerError
+    from mlops_cli.triton.client import _events
+
+    good = io.BytesIO(b'data: {"text_output": "a"}\n\n')
+    assert list(_events(good)) == [{"text_output": "a"}]
+    for broken in (b"data: {not json\n\n", b"data: \xff\xfe\n\n"):
+        with pytest.raises(ServerError, match="not JSON"):
+            list(_events(io.BytesIO(broken)))
