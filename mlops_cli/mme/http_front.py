@@ -17,11 +17,19 @@ Every request is bounded before it is kept:
   it holds at most twice the limit, or one read.)
 - Its body is at most :data:`MAX_BODY_BYTES` (SageMaker's InvokeEndpoint limit). A larger
   ``Content-Length`` is refused when the headers end, before any of the body is read; a chunked
-  body is refused as soon as it grows past the limit, with SageMaker's ``413`` answer.
+  body is refused as soon as it grows past the limit, with SageMaker's ``413`` answer. Its raw
+  bytes (chunk framing and trailer fields included) are counted too, against
+  :data:`MAX_BODY_BYTES` plus :data:`BODY_FRAMING_BYTES`, and refused with the same ``413`` past
+  that: a trailer cannot grow unbounded after a last chunk. Trailer fields are not kept.
 - Its time: a head must be whole :data:`HEAD_TIMEOUT_S` after it was first seen incomplete, and a
   body that has begun must not go :data:`BODY_IDLE_S` without a byte, else the connection is
   closed (after a ``408`` when no other answer is due). A connection with no request begun is
   left open (keep-alive), as it costs no buffer.
+
+Requests pipelined behind the one being answered are queued, at most :data:`MAX_PENDING` of them
+before the connection stops reading (it reads again as the queue drains); the requests that the
+read which filled the queue still holds are queued as well, so the queue holds at most one read
+past the limit.
 
 A refusal is written after the answers still due on the connection; then the connection is
 closed. Until it closes, what the client still sends is read and dropped, never kept (for
@@ -47,6 +55,10 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker: "Maximum payload size for InvokeE
 MAX_HEAD_BYTES = 16 * 1024  # boto3's heads are about 1 KiB
 MAX_URL_BYTES = 8 * 1024  # as Apache's LimitRequestLine and nginx's default buffers
 MAX_HEADER_FIELDS = 100
+# Raw bytes a body may take beyond MAX_BODY_BYTES: chunk sizes and line ends (8 bytes a chunk:
+# 6 MB in chunks of 1 KiB or more) and trailer fields.
+BODY_FRAMING_BYTES = 64 * 1024
+MAX_PENDING = 1  # pipelined requests queued behind the one being answered before reading pauses
 HEAD_TIMEOUT_S = 10.0
 BODY_IDLE_S = 10.0
 LINGER_S = 5.0
@@ -61,9 +73,6 @@ _HEAD_TOO_LARGE = b'{"message": "Request header fields exceed %d bytes or %d fie
 )
 _URL_TOO_LONG = b'{"message": "Request URI exceeds %d bytes."}' % MAX_URL_BYTES
 _TIMED_OUT = b'{"message": "Request not received in time."}'
-# head_room while no head is being read (its body is): larger than any read, so the one
-# comparison of data_received lets every read of a body through.
-_IN_BODY = 1 << 62
 
 
 class _Refused(Exception):
@@ -128,7 +137,10 @@ class ClientConnection(asyncio.Protocol):
         self.request = Request()
         self.body: list[bytes] = []
         self.body_room = MAX_BODY_BYTES
-        self.head_room = MAX_HEAD_BYTES  # bytes the head being read may still take
+        # bytes the head being read may still take; while a body is read (in_body), the raw
+        # bytes the body may still take
+        self.head_room = MAX_HEAD_BYTES
+        self.in_body = False
         self.url_room = MAX_URL_BYTES
         self.partial = False  # a request has begun and is not whole yet
         self.head_deadline = 0.0  # loop time by which the partial head must be whole; 0: unset
@@ -136,6 +148,7 @@ class ClientConnection(asyncio.Protocol):
         self.watch: asyncio.TimerHandle | None = None  # closes a partial request that stalls
         self.pending: deque[Request] = deque()
         self.busy = False
+        self.backlogged = False  # reading paused until pending drains
         # (status, body) to write once the answers due before it are written
         self.refusal: tuple[int, bytes] | None = None
 
@@ -172,8 +185,8 @@ class ClientConnection(asyncio.Protocol):
             self.watch = None
 
     def _feed_bounded(self, data: bytes) -> None:
-        """Feed a read longer than the head being read may take: the head's share first, then,
-        once the head is whole, the rest; a head that is not whole at its limit is refused."""
+        """Feed a read longer than the head (or body) being read may take: its share first,
+        then, once it is whole, the rest; one that is not whole at its limit is refused."""
         view = memoryview(data)
         while view:
             room = self.head_room
@@ -185,8 +198,11 @@ class ClientConnection(asyncio.Protocol):
             self.feed(view[:room])
             if self.feed is _drop:  # refused in a callback
                 return
-            if self.head_room == 0:  # neither this head nor a later one ended in the slice
-                self._refuse(431, _HEAD_TOO_LARGE)
+            if self.head_room == 0:  # neither this head (body) nor a later one ended in the slice
+                if self.in_body:
+                    self._refuse(413, _TOO_LARGE)
+                else:
+                    self._refuse(431, _HEAD_TOO_LARGE)
                 return
             view = view[room:]
 
@@ -197,7 +213,7 @@ class ClientConnection(asyncio.Protocol):
         except RuntimeError:  # fed outside an event loop (a parser test): no clock to bound by
             return
         self.last_read = now
-        if self.head_deadline == 0.0 and self.head_room <= MAX_HEAD_BYTES:
+        if self.head_deadline == 0.0 and not self.in_body:
             self.head_deadline = now + HEAD_TIMEOUT_S
         if self.watch is None:
             self._check_partial()
@@ -208,10 +224,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.partial or self.transport is None or self.feed is _drop:
             return
         loop = asyncio.get_running_loop()
-        if self.head_room <= MAX_HEAD_BYTES:
-            due = self.head_deadline
-        else:
-            due = self.last_read + BODY_IDLE_S
+        due = self.last_read + BODY_IDLE_S if self.in_body else self.head_deadline
         if loop.time() >= due:
             self._time_out()
         else:
@@ -245,10 +258,12 @@ class ClientConnection(asyncio.Protocol):
         self.request.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.request.fields[name.lower()] = value
+        if not self.in_body:  # a trailer field is not kept (its bytes are counted)
+            self.request.fields[name.lower()] = value
 
     def on_headers_complete(self) -> None:
-        self.head_room = _IN_BODY
+        self.in_body = True
+        self.head_room = MAX_BODY_BYTES + BODY_FRAMING_BYTES
         if len(self.request.fields) > MAX_HEADER_FIELDS:  # kept few and small by head_room
             self._refuse(431, _HEAD_TOO_LARGE)
             raise _Refused
@@ -273,6 +288,7 @@ class ClientConnection(asyncio.Protocol):
         self.request, self.body = Request(), []
         self.body_room = MAX_BODY_BYTES
         self.head_room = MAX_HEAD_BYTES
+        self.in_body = False
         self.url_room = MAX_URL_BYTES
         self.partial = False
         request.method = self.parser.get_method().decode("latin-1")
@@ -280,6 +296,10 @@ class ClientConnection(asyncio.Protocol):
         request.body = body[0] if len(body) == 1 else b"".join(body)
         if self.busy:
             self.pending.append(request)
+            if len(self.pending) >= MAX_PENDING and not self.backlogged:
+                self.backlogged = True
+                if self.transport is not None:
+                    self.transport.pause_reading()
         else:
             self.busy = True
             self.handler.handle(self, request)
@@ -304,7 +324,12 @@ class ClientConnection(asyncio.Protocol):
         if close:
             self._close(transport)
         elif self.pending:
-            self.handler.handle(self, self.pending.popleft())
+            request = self.pending.popleft()
+            if self.backlogged and len(self.pending) < MAX_PENDING:
+                self.backlogged = False
+                if self.feed is not _drop:  # a refusal due reads again once written (_close)
+                    transport.resume_reading()
+            self.handler.handle(self, request)
         elif self.refusal is not None:
             self._write_refusal(*self.refusal)
         else:
@@ -318,9 +343,10 @@ class ClientConnection(asyncio.Protocol):
         self.body = []
         self.request = Request()
         self.partial = False
+        self.in_body = False
         if self.busy:
             self.refusal = (status, body)
-            if self.transport is not None:
+            if self.transport is not None and self.transport.is_reading():
                 self.transport.pause_reading()  # read again to drop the rest once answered
         else:
             self.busy = True

@@ -542,3 +542,105 @@ def test_a_tarball_spec_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
     assert model_memory_mb(tmp_path, 3 * 2**20) == 3.0
     (tmp_path / "mlops.yaml").write_text("resources: {memory_mb: 64}\n", encoding="utf-8")
     assert model_memory_mb(tmp_path, 3 * 2**20) == 64.0
+
+
+# -- follow-up: pipelined requests and trailer fields are bounded -----------------------------
+
+
+def test_pipelined_requests_behind_one_in_service_pause_reading_at_the_cap() -> None:
+    small = head(b"Content-Length: 2\r\n") + b"hi"
+
+    async def scenario() -> tuple[Recorder, FakeTransport, int, int]:
+        handler = Recorder(hold=True)
+        conn, transport = connected(handler)
+        fed = 0
+        for _ in range(1000):  # one request a read; a paused transport delivers no more reads
+            if transport.paused:
+                break
+            conn.data_received(small)
+            fed += 1
+        most_queued = len(conn.pending)
+        assert transport.paused and len(handler.seen) == 1
+        while handler.held:  # answered one by one: reading resumes as the queue drains
+            handler.release()
+            if not transport.paused and fed < 1000:
+                conn.data_received(small)
+                fed += 1
+            most_queued = max(most_queued, len(conn.pending))
+        return handler, transport, fed, most_queued
+
+    handler, transport, fed, most_queued = asyncio.run(scenario())
+    assert most_queued <= http_front.MAX_PENDING
+    assert fed == 1000 and len(handler.seen) == 1000 and not transport.paused
+    assert [status_and_body(w) for w in transport.written] == [(200, b"ok 2")] * 1000
+
+
+def test_pipelined_requests_in_one_read_are_all_answered_in_order() -> None:
+    async def scenario() -> tuple[Recorder, FakeTransport]:
+        handler = Recorder(hold=True)
+        conn, transport = connected(handler)
+        conn.data_received(b"".join(head(b"Content-Length: 1\r\n") + b"%d" % i for i in range(5)))
+        assert transport.paused and len(conn.pending) == 4  # at most the one read past the cap
+        while handler.held:
+            handler.release()
+        return handler, transport
+
+    handler, transport = asyncio.run(scenario())
+    assert [r.body for r in handler.seen] == [b"%d" % i for i in range(5)]
+    assert len(transport.written) == 5 and not transport.paused
+
+
+def test_a_20_mb_trailer_of_a_chunked_body_is_refused_413_without_being_buffered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tracemalloc
+
+    monkeypatch.setattr(http_front, "LINGER_S", 0.05)
+    stream = (
+        head(b"Transfer-Encoding: chunked\r\n")
+        + b"3\r\nabc\r\n0\r\nX-Trailer: "
+        + b"t" * (20 << 20)  # the trailer never ends
+    )
+
+    async def scenario() -> tuple[Recorder, FakeTransport, int, int]:
+        handler = Recorder()
+        conn, transport = connected(handler)
+        reads = 0
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for offset in range(0, len(stream), 1 << 20):
+                conn.data_received(stream[offset : offset + (1 << 20)])
+                reads += 1
+                if transport.written:
+                    break
+            kept = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+        assert transport.eof  # answered, lingering
+        await asyncio.sleep(0.2)
+        return handler, transport, reads, kept
+
+    started = time.monotonic()
+    handler, transport, reads, kept = asyncio.run(scenario())
+    assert time.monotonic() - started < 5
+    assert reads <= 7  # refused within MAX_BODY_BYTES + BODY_FRAMING_BYTES of raw body bytes
+    assert handler.seen == [] and len(transport.written) == 1
+    assert status_and_body(transport.written[0])[0] == 413 and transport.closed
+    assert kept < MAX_BODY_BYTES + (1 << 20), f"{kept} bytes kept of a 20 MB trailer"
+
+
+def test_trailer_fields_within_the_limit_pass_and_are_not_kept_as_headers() -> None:
+    async def scenario() -> Recorder:
+        handler = Recorder()
+        conn, _ = connected(handler)
+        conn.data_received(
+            head(b"Transfer-Encoding: chunked\r\nContent-Type: text/csv\r\n")
+            + b"3\r\nabc\r\n0\r\nContent-Type: evil\r\nX-Sum: 1\r\n\r\n"
+        )
+        return handler
+
+    handler = asyncio.run(scenario())
+    [request] = handler.seen
+    assert request.body == b"abc" and request.header(b"content-type") == "text/csv"
+    assert request.raw(b"x-sum") is None
