@@ -18,7 +18,15 @@ Promises every implementation keeps (``tests/conformance`` runs the same suite o
 - **Nothing dangles.** An alias or route can only point at an existing, active version (or an
   existing alias); archiving a version that an alias, route or deployment uses is refused.
 - **Every change bumps the model's routing revision**, so caches (:class:`mlops_cli.registry.router.Router`)
-  can tell cheaply whether what they hold is still current.
+  can tell cheaply whether what they hold is still current. Deployment records count as changes.
+- **One registry-wide revision** (:meth:`Registry.registry_revision`, one cheap read) increases
+  with every change to any model (a model created or updated, a version registered or archived,
+  aliases, routes, deployment records), in the same transaction as the change: a router that
+  holds all routing state polls it alone, and a reader that sees revision R after a write
+  returned also sees that write. A refused change does not move it; neither do heartbeats.
+- **Routers report by heartbeat** (:class:`RouterHeartbeat`): an upsert per router id, listed
+  by id, so that a deploy drains an old version on evidence (what every live router applied and
+  still has in flight) rather than on a timer.
 - **Failed calls change nothing**: validation happens before the first write, and multi-item
   writes are transactions.
 - Errors: :class:`NotFoundError` (``LookupError``) for unknown models, versions, aliases, routes;
@@ -37,6 +45,7 @@ same on every backend by construction, not by care.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -58,6 +67,7 @@ from mlops_cli.registry.records import (
     NewVersion,
     Registered,
     RouteRecord,
+    RouterHeartbeat,
     RoutingState,
     VersionRecord,
 )
@@ -69,6 +79,8 @@ from mlops_cli.registry.rules import (
     RegistryUnavailableError,
     VersionMetrics,
     alias_missing,
+    check_heartbeat,
+    check_max_age,
     check_name,
     check_new_version,
     check_route_args,
@@ -267,16 +279,53 @@ class Registry(ABC):
             raise model_missing(model)
         return found
 
+    def registry_revision(self) -> int:
+        """One cheap read (one GetItem / one SELECT): a number that increases, never decreases,
+        whenever anything resolution or serving depends on changes in any model (see the
+        module's promises). 0 on an empty registry; a registry that was never initialised reads
+        as :meth:`routing_revision` would (SQLite: empty, so 0; DynamoDB: NotFoundError naming
+        ``mlops registry init``)."""
+        return self._read_registry_revision()
+
+    # -- router heartbeats -------------------------------------------------------------------
+
+    def record_heartbeat(self, heartbeat: RouterHeartbeat) -> None:
+        """Upsert the heartbeat of ``heartbeat.router_id`` (the whole record is replaced).
+        RegistryNameError for a bad router id or in-flight key, UsageError for more than 10,000
+        in-flight entries or a count that is not an integer >= 0; nothing is stored then. Does
+        not move any revision."""
+        check_heartbeat(heartbeat)
+        self._write_heartbeat(heartbeat)
+
+    def list_heartbeats(
+        self, *, max_age_s: float | None = None, now: float | None = None
+    ) -> list[RouterHeartbeat]:
+        """Heartbeats sorted by router id; with ``max_age_s`` only those with
+        ``now - at <= max_age_s`` (``now`` defaults to ``time.time()``)."""
+        check_max_age(max_age_s)
+        found = sorted(self._read_heartbeats(), key=lambda h: h.router_id)
+        if max_age_s is None:
+            return found
+        reference = time.time() if now is None else now
+        return [h for h in found if reference - h.at <= max_age_s]
+
+    def remove_heartbeat(self, router_id: str) -> None:
+        """Forget a router (it stopped). Idempotent."""
+        check_name("router", router_id)
+        self._delete_heartbeat(router_id)
+
     # -- deployments (recorded by deploy targets) --------------------------------------------
 
     def record_deployment(
         self, model: str, version: int, target: str, *, detail: Mapping[str, Any]
     ) -> None:
-        """Note that ``target`` serves ``model`` at ``version`` (archive is refused meanwhile)."""
+        """Note that ``target`` serves ``model`` at ``version`` (archive is refused meanwhile);
+        bumps the model's routing revision."""
         self._record_deployment(DeploymentChange(model, version, target), detail)
 
     def remove_deployment(self, model: str, version: int, target: str) -> None:
-        """Forget a deployment record. Idempotent."""
+        """Forget a deployment record; bumps the model's routing revision when there was one.
+        Idempotent."""
         check_name("model", model)
         self._remove_deployment(model, version, target)
 
@@ -337,10 +386,19 @@ class Registry(ABC):
     @abstractmethod
     def _read_deployments(self, model: str | None) -> list[DeploymentRecord]: ...
 
+    @abstractmethod
+    def _read_registry_revision(self) -> int:
+        """0 when no change was ever counted (a missing counter)."""
+
+    @abstractmethod
+    def _read_heartbeats(self) -> list[RouterHeartbeat]: ...
+
     # -- the storage port: writes ------------------------------------------------------------
     # Each applies one change atomically: the change's ``check`` runs on the model as read in
     # the same atomic context (or, for a conditional write that was refused, as read after it;
-    # when that check passes, the backend raises ``change.lost_race()``).
+    # when that check passes, the backend raises ``change.lost_race()``). A write that changes
+    # something (not a repeated registration, nor archiving an archived version) adds one to the
+    # registry revision in that same atomic context.
 
     @abstractmethod
     def _register(
@@ -386,6 +444,16 @@ class Registry(ABC):
 
     @abstractmethod
     def _remove_deployment(self, model: str, version: int, target: str) -> None:
+        """Idempotent; bumps the revisions only when a record was removed."""
+
+    # Heartbeats: checked already; they move no revision.
+
+    @abstractmethod
+    def _write_heartbeat(self, heartbeat: RouterHeartbeat) -> None:
+        """Replace the router's heartbeat, atomically (a reader sees the old or the new one)."""
+
+    @abstractmethod
+    def _delete_heartbeat(self, router_id: str) -> None:
         """Idempotent."""
 
 
@@ -404,6 +472,7 @@ __all__ = [
     "RegistryNameError",
     "RegistryUnavailableError",
     "RouteRecord",
+    "RouterHeartbeat",
     "RoutingState",
     "VersionRecord",
     "check_name",

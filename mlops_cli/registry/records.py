@@ -146,6 +146,40 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True)
+class RouterHeartbeat:
+    """A router's last report: what routing it serves and what it still has in flight.
+
+    ``in_flight`` maps ``"model@version"`` to the requests in flight there now; entries of 0 are
+    dropped when the record is built, so a version the router no longer serves is simply absent.
+    """
+
+    router_id: str  # unique per router process: 1-128 characters of A-Z a-z 0-9 . _ : -
+    applied_revision: int  # the registry_revision() its routing state reflects
+    in_flight: Mapping[str, int]
+    at: float  # unix time (time.time()) of the report
+    address: str = ""  # where it listens, "host:port"
+    started_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Its own copy, sorted, without zeros (non-numbers stay, for the registry to refuse).
+        kept = {key: count for key, count in self.in_flight.items() if not _is_zero(count)}
+        object.__setattr__(self, "in_flight", dict(sorted(kept.items(), key=lambda i: str(i[0]))))
+
+    def in_flight_on(self, model: str, version: int) -> int:
+        """Requests in flight on ``model`` at ``version`` (0 when none)."""
+        return self.in_flight.get(f"{model}@{version}", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["in_flight"] = dict(self.in_flight)
+        return data
+
+
+def _is_zero(count: object) -> bool:
+    return isinstance(count, int) and not isinstance(count, bool) and count == 0
+
+
+@dataclass(frozen=True)
 class NewVersion:
     """What ``register_version`` is given; the registry adds the number and the time."""
 
@@ -182,6 +216,7 @@ __all__ = [
     "NewVersion",
     "Registered",
     "RouteRecord",
+    "RouterHeartbeat",
     "RoutingState",
     "VersionRecord",
 ]

@@ -30,20 +30,35 @@ from mlops_cli.errors import ConflictError, MlopsError, NotFoundError, UsageErro
 from mlops_cli.registry.records import (
     ModelRecord,
     NewVersion,
+    RouterHeartbeat,
 )
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+ROUTER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+IN_FLIGHT_KEY = re.compile(rf"^{MODEL_NAME.pattern[1:-1]}@[1-9][0-9]{{0,9}}$")
+MAX_IN_FLIGHT_ENTRIES = 10_000  # versions one heartbeat may report
+MAX_IN_FLIGHT_COUNT = 2**63 - 1
+MAX_ADDRESS_CHARS = 255
 
 NAME_RULES = {
     "model": "1-64 characters of a-z 0-9 . _ -, starting with a letter or digit",
     "alias": "1-32 characters of a-z 0-9 _ -, starting with a letter",
     "tenant": "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit",
     "tag": "tag keys: 1-63 characters of A-Z a-z 0-9 . _ / -, starting with a letter or digit",
+    "router": "router ids: 1-128 characters of A-Z a-z 0-9 . _ : -",
+    "in-flight": "in-flight keys: MODEL@VERSION, a model name and a version number from 1",
 }
-_PATTERNS = {"model": MODEL_NAME, "alias": ALIAS_NAME, "tenant": TENANT_NAME, "tag": TAG_KEY}
+_PATTERNS = {
+    "model": MODEL_NAME,
+    "alias": ALIAS_NAME,
+    "tenant": TENANT_NAME,
+    "tag": TAG_KEY,
+    "router": ROUTER_ID,
+    "in-flight": IN_FLIGHT_KEY,
+}
 
 Expectation = int | Literal["absent"] | None  # what an alias must point at for a change to apply
 
@@ -61,7 +76,8 @@ class RegistryUnavailableError(MlopsError):
 
 
 def check_name(kind: str, value: str) -> str:
-    """Return ``value`` if it is a valid ``kind`` name (model, alias, tenant, tag)."""
+    """Return ``value`` if it is a valid ``kind`` name (model, alias, tenant, tag, router,
+    in-flight)."""
     if not isinstance(value, str) or not _PATTERNS[kind].fullmatch(value):
         raise RegistryNameError(f"invalid {kind} name {value!r}: {NAME_RULES[kind]}")
     return value
@@ -190,6 +206,42 @@ def check_route_args(
         )
 
 
+def check_heartbeat(heartbeat: RouterHeartbeat) -> None:
+    """A heartbeat the registry may store: a valid router id, numbers that are numbers, and at
+    most :data:`MAX_IN_FLIGHT_ENTRIES` in-flight entries with valid keys and counts >= 0."""
+    check_name("router", heartbeat.router_id)
+    if not _is_int(heartbeat.applied_revision) or heartbeat.applied_revision < 0:
+        raise UsageError(f"applied revision {heartbeat.applied_revision!r} is not an integer >= 0")
+    for key in ("at", "started_at"):
+        value = getattr(heartbeat, key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise UsageError(f"heartbeat {key} {value!r} is not a finite unix time")
+    if not isinstance(heartbeat.address, str) or len(heartbeat.address) > MAX_ADDRESS_CHARS:
+        raise UsageError(f"a router address is a string of at most {MAX_ADDRESS_CHARS} characters")
+    if len(heartbeat.in_flight) > MAX_IN_FLIGHT_ENTRIES:
+        raise UsageError(
+            f"a heartbeat reports at most {MAX_IN_FLIGHT_ENTRIES} in-flight versions,"
+            f" not {len(heartbeat.in_flight)}"
+        )
+    for key, count in heartbeat.in_flight.items():
+        check_name("in-flight", key)
+        if not _is_int(count) or not 0 <= count <= MAX_IN_FLIGHT_COUNT:
+            raise UsageError(f"in-flight count of {key} is {count!r}, not an integer >= 0")
+
+
+def check_max_age(max_age_s: float | None) -> None:
+    if max_age_s is not None and not max_age_s >= 0:  # NaN too
+        raise UsageError(f"max age {max_age_s} is not a number of seconds >= 0")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class ModelUpdate:
     """New settings of a model (None: unchanged; ``private_to=()`` makes it public)."""
@@ -225,12 +277,15 @@ class VersionMetrics:
 
 
 __all__ = [
+    "MAX_IN_FLIGHT_ENTRIES",
     "NAME_RULES",
     "ModelUpdate",
     "PrivateModelError",
     "RegistryNameError",
     "RegistryUnavailableError",
     "VersionMetrics",
+    "check_heartbeat",
+    "check_max_age",
     "check_name",
     "check_new_version",
     "check_route_args",

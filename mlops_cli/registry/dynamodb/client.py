@@ -4,6 +4,7 @@ table's creation."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from mlops_cli.registry.changes import (
 )
 from mlops_cli.registry.dynamodb.items import (
     PACKAGE_INDEX,
+    REVISION_KEY,
     TABLE_NAME,
     TENANT_INDEX,
     THROTTLE_CODES,
@@ -102,7 +104,7 @@ class TableClient:
                     raise ConflictError(
                         message, hint="another change was under way; retry"
                     ) from None
-                time.sleep(0.05 * 2**attempt)
+                time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
         raise AssertionError("unreachable")
 
     def _transact(self, writes: list[dict[str, Any]], what: str) -> None:
@@ -119,9 +121,12 @@ class TableClient:
         return dynamo_attrs({"PK": pk(model), "SK": sk})
 
     def _get(self, model: str, sk: str, what: str, *names: str) -> dict[str, Any] | None:
+        return self._get_key(self._key(model, sk), what, *names)
+
+    def _get_key(self, key: dict[str, Any], what: str, *names: str) -> dict[str, Any] | None:
+        """The item at ``key`` (only the attributes ``names``, when given), read consistently."""
         e = Expr()
         projection = ", ".join(e.n(a) for a in ("PK", "SK", *names)) if names else None
-        key = self._key(model, sk)
         params = e.params(ProjectionExpression=projection)
         out = self._call(
             "get_item", what, TableName=self.table, Key=key, ConsistentRead=True, **params
@@ -191,6 +196,18 @@ class TableClient:
             )
         update = f"ADD {e.n('routing_revision')} {e.v(1)}"
         return self._write("Update", model, "META", e, update=update, condition=condition)
+
+    def _revise(self) -> dict[str, Any]:
+        """Add one to the registry revision: the entry every change's transaction carries."""
+        e = Expr()
+        body = {"TableName": self.table, "Key": dynamo_attrs(REVISION_KEY)}
+        body.update(e.params(UpdateExpression=f"ADD {e.n('revision')} {e.v(1)}"))
+        return {"Update": body}
+
+    def _read_registry_revision(self) -> int:
+        what = "reading the registry revision"
+        found = self._get_key(dynamo_attrs(REVISION_KEY), what, "revision")
+        return 0 if found is None else int(found["revision"])
 
     def _active(self, model: str, version: int) -> dict[str, Any]:
         e = Expr()

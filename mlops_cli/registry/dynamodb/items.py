@@ -24,10 +24,15 @@ from mlops_cli.registry.base import (
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 PACKAGE_INDEX, TENANT_INDEX = "by-package", "by-tenant"
 MODELS = "MODELS"  # the GSI2 partition of every META item
+REVISION_KEY = {"PK": "REGISTRY", "SK": "REVISION"}  # the registry revision's counter item
+ROUTERS = "ROUTERS"  # the partition of the router heartbeats
 THROTTLE_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
-TRANSACT_TRIES = 3  # of a transaction that another transaction got in the way of
+# Tries of a transaction that another transaction got in the way of. Every change's transaction
+# also updates the registry revision's one item, so concurrent changes of different models can
+# meet there; they are retried with jittered backoff (at most about 3 s in all).
+TRANSACT_TRIES = 8
 _SER, _DE = TypeSerializer(), TypeDeserializer()
 R = TypeVar("R")
 

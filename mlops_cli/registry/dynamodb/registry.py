@@ -15,6 +15,7 @@ from mlops_cli.registry.changes import (
     RouteChange,
     RouteDeletion,
 )
+from mlops_cli.registry.dynamodb.heartbeats import Heartbeats
 from mlops_cli.registry.dynamodb.items import (
     TENANT_INDEX,
     Expr,
@@ -38,7 +39,7 @@ from mlops_cli.registry.records import (
 )
 
 
-class DynamoDBRegistry(ModelsAndVersions, Registry):
+class DynamoDBRegistry(ModelsAndVersions, Heartbeats, Registry):
     """The registry in DynamoDB table ``table`` (create it with :meth:`init`). Thread-safe:
     clients come from :func:`mlops_cli.aws.client`, one per thread."""
 
@@ -64,6 +65,7 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
             self._bump(model),
             self._active(model, version),
             self._write("Update", model, f"ALIAS#{alias}", e, update=point, condition=condition),
+            self._revise(),
         ]
         try:
             self._transact(writes, change.what)
@@ -98,7 +100,8 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
             condition += f" AND {e.n('version')} = {e.v(change.expect)}"
         delete = self._write("Delete", model, f"ALIAS#{alias}", e, condition=condition)
         try:
-            self._transact([self._bump(model, seen=head["META"]["routing_revision"]), delete], what)
+            bump = self._bump(model, seen=head["META"]["routing_revision"])
+            self._transact([bump, delete, self._revise()], what)
         except Refused:
             raise self._refusal(change) from None
 
@@ -127,6 +130,7 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
         writes = [
             self._bump(model, visible_to=tenant),
             self._write("Update", model, f"ROUTE#{tenant}", e, update=update, condition=condition),
+            self._revise(),
         ]
         versions = sorted({v for v in (change.version, change.canary_version) if v is not None})
         writes += [self._active(model, v) for v in versions]
@@ -166,7 +170,7 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
         sk = f"ROUTE#{change.tenant}"
         delete = self._write("Delete", change.model, sk, e, condition=condition)
         try:
-            self._transact([self._bump(change.model), delete], change.what)
+            self._transact([self._bump(change.model), delete, self._revise()], change.what)
         except Refused:
             raise self._refusal(change) from None
 
@@ -209,6 +213,8 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
             self._write(
                 "Update", model, vsk(version), e, update=bump, condition="attribute_exists(PK)"
             ),
+            self._bump(model),
+            self._revise(),
         ]
         try:
             self._transact(writes, change.what)
@@ -216,9 +222,14 @@ class DynamoDBRegistry(ModelsAndVersions, Registry):
             raise self._refusal(change) from None
 
     def _remove_deployment(self, model: str, version: int, target: str) -> None:
-        key = self._key(model, f"DEPLOY#{version:010d}#{target}")
         what = f"removing the deployment of {model} {version} on {target}"
-        self._call("delete_item", what, TableName=self.table, Key=key)
+        e = Expr()
+        sk = f"DEPLOY#{version:010d}#{target}"
+        delete = self._write("Delete", model, sk, e, condition="attribute_exists(PK)")
+        try:
+            self._transact([delete, self._bump(model), self._revise()], what)
+        except Refused:
+            return  # no such record: nothing to remove, no revision moves
 
     def _read_deployments(self, model: str | None) -> list[DeploymentRecord]:
         if model is not None:

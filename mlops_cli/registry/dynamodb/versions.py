@@ -84,6 +84,7 @@ class ModelsAndVersions(TableClient):
                 a = Expr()
                 point = f"SET {a.assign({'version': number, 'updated_at': now})} ADD {a.n('revision')} {a.v(1)}"
                 writes.append(self._write("Update", model, f"ALIAS#{alias}", a, update=point))
+            writes.append(self._revise())
             try:
                 self._transact(writes, what)
             except Refused as refused:
@@ -209,10 +210,14 @@ class ModelsAndVersions(TableClient):
         revise = f"ADD {e.n('routing_revision')} {e.v(1)}"
         update_expression = f"SET {e.assign(changes)} {revise}" if changes else revise
         what = f"updating model {model}"
+        exists = "attribute_exists(PK)"
+        meta = self._write("Update", model, "META", e, update=update_expression, condition=exists)
         try:
-            return model_record(self._update_item(model, "META", e, update_expression, what))
+            self._transact([meta, self._revise()], what)
         except Refused:
             return None
+        # A transaction returns no values: the model as read right after (a consistent read).
+        return self._read_model(model)
 
     def _read_version(self, model: str, version: int) -> VersionRecord | None:
         found = self._get(model, vsk(version), f"reading version {version} of {model}")
@@ -256,6 +261,7 @@ class ModelsAndVersions(TableClient):
         writes = [
             self._write("Update", model, vsk(version), e, update=archive, condition=condition),
             self._write("ConditionCheck", model, "META", m, condition=unchanged),
+            self._revise(),
         ]
         try:
             self._transact(writes, what)

@@ -1,5 +1,9 @@
 """The SQLite registry's database: its schema, one connection per thread, and transactions.
 
+The schema is created with ``IF NOT EXISTS`` on every first connection, which is also how a
+database made by an older version gains the tables added since (``registry_revision``: one row,
+absent until the first change, read as 0; ``router_heartbeats``).
+
 Writes run in ``BEGIN IMMEDIATE`` so that concurrent processes serialise on the file's write lock
 (waiting up to ``busy_timeout``) and a change's checks see the rows its writes replace. A read of a
 database that does not exist yet gets an empty in-memory one instead, so reading never creates
@@ -73,6 +77,18 @@ CREATE TABLE IF NOT EXISTS deployments (
     detail TEXT NOT NULL DEFAULT '{}',
     updated_at TEXT NOT NULL,
     PRIMARY KEY (model, version, target)
+);
+CREATE TABLE IF NOT EXISTS registry_revision (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS router_heartbeats (
+    router_id TEXT PRIMARY KEY,
+    applied_revision INTEGER NOT NULL,
+    in_flight TEXT NOT NULL DEFAULT '{}',
+    at REAL NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL DEFAULT 0
 );
 """
 

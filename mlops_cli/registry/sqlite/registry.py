@@ -4,7 +4,10 @@ The registry's rules live in :mod:`mlops_cli.registry.base` and :mod:`mlops_cli.
 this module only reads and writes rows. Each write is one transaction of
 :meth:`SQLiteDatabase.write <mlops_cli.registry.sqlite.database.SQLiteDatabase.write>`, and a
 change's check runs on a :func:`~mlops_cli.registry.sqlite.rows.read_view` taken inside it, so the
-check and the write see the same rows.
+check and the write see the same rows. Every transaction that changes something also adds one
+to the registry revision (:func:`~mlops_cli.registry.sqlite.heartbeats.revise`), so the
+revision and the change commit together; the heartbeats live in
+:mod:`~mlops_cli.registry.sqlite.heartbeats`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from mlops_cli.registry.records import (
 )
 from mlops_cli.registry.rules import ModelUpdate, VersionMetrics
 from mlops_cli.registry.sqlite.database import SQLiteDatabase
+from mlops_cli.registry.sqlite.heartbeats import SQLiteHeartbeats, revise
 from mlops_cli.registry.sqlite.rows import (
     alias_record,
     model_record,
@@ -49,7 +53,7 @@ from mlops_cli.registry.sqlite.rows import (
 )
 
 
-class SQLiteRegistry(Registry):
+class SQLiteRegistry(SQLiteHeartbeats, Registry):
     """Thread-safe (one connection per thread)."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 30_000) -> None:
@@ -208,7 +212,9 @@ class SQLiteRegistry(Registry):
                 ),
             )
             if alias is not None:
-                self._put_alias(db, model, alias, number)
+                self._put_alias(db, model, alias, number)  # bumps the revisions
+            else:
+                revise(db)
             row = db.execute(
                 "SELECT * FROM versions WHERE model = ? AND version = ?", (model, number)
             ).fetchone()
@@ -248,6 +254,7 @@ class SQLiteRegistry(Registry):
                     "UPDATE versions SET status = 'archived' WHERE model = ? AND version = ?",
                     (model, version),
                 )
+                revise(db)
             return version_record(
                 db.execute(
                     "SELECT * FROM versions WHERE model = ? AND version = ?", (model, version)
@@ -269,9 +276,11 @@ class SQLiteRegistry(Registry):
             return version_record(row) if row else None
 
     def _bump(self, db: sqlite3.Connection, model: str) -> None:
+        """Add one to the model's routing revision and to the registry revision."""
         db.execute(
             "UPDATE models SET routing_revision = routing_revision + 1 WHERE name = ?", (model,)
         )
+        revise(db)
 
     def _put_alias(
         self, db: sqlite3.Connection, model: str, alias: str, version: int
@@ -374,10 +383,13 @@ class SQLiteRegistry(Registry):
                     now(),
                 ),
             )
+            self._bump(db, change.model)
 
     def _remove_deployment(self, model: str, version: int, target: str) -> None:
         with self._database.write() as db:
-            db.execute(
+            removed = db.execute(
                 "DELETE FROM deployments WHERE model = ? AND version = ? AND target = ?",
                 (model, version, target),
-            )
+            ).rowcount
+            if removed:
+                self._bump(db, model)
