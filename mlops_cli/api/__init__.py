@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         show_model,
         update_model,
     )
+    from mlops_cli.api.router import create_key, live_routers, serve_router
     from mlops_cli.api.serving import (
         DEFAULT_DRAIN_S,
         deploy,
@@ -81,6 +82,9 @@ _HOME: dict[str, str] = {
     "Outcome": "outcome",
     "TargetOptions": "perf",
     "archive_version": "registry",
+    "create_key": "router",
+    "live_routers": "router",
+    "serve_router": "router",
     "delete_alias": "registry",
     "delete_route": "registry",
     "deploy": "serving",
@@ -135,6 +139,7 @@ __all__ = [
     "Outcome",
     "TargetOptions",
     "archive_version",
+    "create_key",
     "delete_alias",
     "delete_route",
     "deploy",
@@ -148,6 +153,7 @@ __all__ = [
     "list_models",
     "list_routes",
     "list_versions",
+    "live_routers",
     "local_down",
     "local_log",
     "local_status",
@@ -161,6 +167,7 @@ __all__ = [
     "register",
     "render",
     "resolve_route",
+    "serve_router",
     "set_alias",
     "set_route",
     "show_model",

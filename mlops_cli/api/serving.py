@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from mlops_cli.api.outcome import OK, Outcome
 from mlops_cli.errors import EXIT_FAILED, UsageError
 from mlops_cli.progress import SILENT, Reporter
-from mlops_cli.registry.routing import ROUTER_CACHE_TTL_S
 
 if TYPE_CHECKING:
     from mlops_cli.config import Settings
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from mlops_cli.deploy.engine import DeployResult
     from mlops_cli.deploy.profile import ProfileResult
 
-DEFAULT_DRAIN_S = ROUTER_CACHE_TTL_S  # never less: routers cache a model's routes that long
+DEFAULT_DRAIN_S = 30.0  # the longest a deploy waits for the routers to finish with an old version
 
 
 def _open_target(
@@ -68,12 +67,6 @@ class Deployment:
     @property
     def plan(self) -> Plan:
         return self.result.plan
-
-    @property
-    def drain_raised(self) -> bool:
-        """The drain asked for was raised to the routers' cache TTL, and something is unloaded."""
-        unloads = any(action.op == "unload" for action in self.plan.actions)
-        return unloads and self.requested_drain_s < self.result.drain_seconds
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.result.to_dict(), "dry_run": self.dry_run}

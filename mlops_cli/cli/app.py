@@ -94,6 +94,12 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
     "registry": ("register_cmd", "registry_app", True, "Set up the registry backend."),
     "local": ("local_cmd", "app", True, "Run the embedded local Triton server."),
     "config": ("config_cmd", "app", True, "Inspect the effective configuration."),
+    "router": (
+        "router_cmd",
+        "app",
+        True,
+        "Serve models by stable name, each tenant routed to its version.",
+    ),
     "perftest": (
         "perftest_cmd",
         "perftest",

@@ -62,8 +62,9 @@ def deploy(
         typer.Option(
             min=0,
             max=3600,
-            help="Seconds between the switch and unloading the old version; never less than "
-            f"the routers' {DEFAULT_DRAIN_S:g}s cache TTL (a smaller value waits that long).",
+            help="The longest to wait, after the switch, for every live router to apply it and "
+            "finish the requests it has in flight on the old version before unloading it "
+            f"(default {DEFAULT_DRAIN_S:g}s; at least the routers' 2s cache TTL).",
         ),
     ] = DEFAULT_DRAIN_S,
     dry_run: DryRunOpt = False,
@@ -107,11 +108,15 @@ def deploy(
 
     def human(console: Console) -> None:
         print_plan(console, done.plan, dry_run=dry_run)
-        if done.drain_raised:
-            console.print(
-                f"drain: {done.result.drain_seconds:g}s, not {drain:g}s: "
-                "routers cache a model's routes that long"
-            )
+        waited = done.result.drain
+        if waited is not None:
+            routers = f"{len(waited.routers)} router(s)" if waited.routers else "no live routers"
+            console.print(f"drain: {waited.seconds:.1f}s, {routers} at revision {waited.revision}")
+            if waited.unconfirmed:
+                console.print(
+                    f"[yellow]drain bound reached: {', '.join(waited.unconfirmed)} had not "
+                    "finished with the old version[/]"
+                )
         if done.result.applied:
             where = done.result.where
             console.print(

@@ -16,6 +16,7 @@ from mlops_cli.deploy.base import (
     PlacementDetail,
     Plan,
 )
+from mlops_cli.deploy.drain import Drain, wait_for_routers
 from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, UsageError
 from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.packages.reference import PackageRef
@@ -44,7 +45,8 @@ class DeployResult:
     previous_version: int | None = None
     retired: list[int] = field(default_factory=list)
     placement: PlacementDetail | None = None  # where the version is served, once applied
-    drain_seconds: float = ROUTER_CACHE_TTL_S  # effective: see effective_drain
+    drain_seconds: float = ROUTER_CACHE_TTL_S  # the bound of the drain: see effective_drain
+    drain: Drain | None = None  # what the drain waited for, when old versions were retired
 
     @property
     def detail(self) -> Mapping[str, object]:
@@ -64,6 +66,7 @@ class DeployResult:
             "retired": self.retired,
             "detail": dict(self.detail),
             "drain_seconds": self.drain_seconds,
+            "drain": self.drain.to_dict() if self.drain is not None else None,
         }
 
 
@@ -82,9 +85,9 @@ def resolve_version(registry: Registry, ref: str, *, tenant: str | None = None) 
 
 
 def effective_drain(requested: float) -> float:
-    """The drain a deploy waits between the switch and unloading old versions: what was asked,
-    but never less than a Router's cache TTL, so that no client still routes to a version that
-    is gone."""
+    """The longest a deploy waits between the switch and unloading old versions for the routers
+    to finish with them (:mod:`mlops_cli.deploy.drain`): what was asked, but never less than a
+    Router's cache TTL, the shortest drain there is."""
     return max(requested, ROUTER_CACHE_TTL_S)
 
 
@@ -235,7 +238,8 @@ def plan_deploy(
                 desired.model,
                 number,
                 where,
-                f"no alias or route uses it; after a {effective_drain(drain_seconds):g}s drain",
+                "no alias or route uses it; once the routers have finished with it "
+                f"(at most {effective_drain(drain_seconds):g}s)",
             )
         )
     return DeployPlan(plan, records, applies, previous, retire)
@@ -308,11 +312,19 @@ def _deploy(
             if not any(r.version == desired.version for r in records):
                 registry.remove_deployment(desired.model, desired.version, target.id)
         raise
+    switched_at = time.monotonic()
     result.applied = True
     result.placement = detail
     if retire:
-        reporter.note(f"draining {drain:g}s before unloading v{', v'.join(map(str, retire))}")
-        time.sleep(drain)
+        reporter.note(f"draining before unloading v{', v'.join(map(str, retire))}")
+        result.drain = wait_for_routers(
+            registry,
+            desired.model,
+            retire,
+            switched_at=switched_at,
+            bound_s=drain,
+            reporter=reporter,
+        )
         for number in retire:
             old = target.parse_detail(_record_of(records, number))
             target.retire(desired.model, number, old, reporter=reporter)

@@ -94,7 +94,7 @@ def _phrase(status: int) -> str:
 class Request:
     """One parsed request. Header names are looked up lower-case (``b"content-type"``)."""
 
-    __slots__ = ("body", "fields", "keep_alive", "method", "url")
+    __slots__ = ("body", "fields", "keep_alive", "method", "repeated", "url")
 
     def __init__(self) -> None:
         self.method = ""
@@ -102,6 +102,7 @@ class Request:
         self.fields: dict[bytes, bytes] = {}
         self.body = b""
         self.keep_alive = True
+        self.repeated: list[bytes] | None = None  # names of header fields sent more than once
 
     def raw(self, name: bytes) -> bytes | None:
         return self.fields.get(name)
@@ -126,7 +127,20 @@ class Handler(Protocol):
 
 
 class ClientConnection(asyncio.Protocol):
-    """One client connection; see the module docstring."""
+    """One client connection; see the module docstring.
+
+    The body limit and the refusals' bodies are class attributes, so that another server (the
+    router) serves with its own limit and its own error format by subclassing; the defaults are
+    SageMaker's."""
+
+    max_body_bytes = MAX_BODY_BYTES
+    max_length_digits = _MAX_LENGTH_DIGITS
+    too_large = _TOO_LARGE
+    head_too_large = _HEAD_TOO_LARGE
+    url_too_long = _URL_TOO_LONG
+    timed_out = _TIMED_OUT
+    bad_request_body = b'{"Message": "malformed HTTP request", "ErrorCode": "BadRequest"}'
+    bad_request_extra = "x-amzn-ErrorType: BadRequest\r\n"
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
@@ -136,7 +150,7 @@ class ClientConnection(asyncio.Protocol):
         self.feed: Callable[[bytes | memoryview], None] = self.parser.feed_data
         self.request = Request()
         self.body: list[bytes] = []
-        self.body_room = MAX_BODY_BYTES
+        self.body_room = self.max_body_bytes
         # bytes the head being read may still take; while a body is read (in_body), the raw
         # bytes the body may still take
         self.head_room = MAX_HEAD_BYTES
@@ -200,9 +214,9 @@ class ClientConnection(asyncio.Protocol):
                 return
             if self.head_room == 0:  # neither this head (body) nor a later one ended in the slice
                 if self.in_body:
-                    self._refuse(413, _TOO_LARGE)
+                    self._refuse(413, self.too_large)
                 else:
-                    self._refuse(431, _HEAD_TOO_LARGE)
+                    self._refuse(431, self.head_too_large)
                 return
             view = view[room:]
 
@@ -242,7 +256,7 @@ class ClientConnection(asyncio.Protocol):
         self.busy = True
         request = Request()
         request.keep_alive = False
-        self.respond(request, 408, _TIMED_OUT, "application/json")
+        self.respond(request, 408, self.timed_out, "application/json")
 
     # -- httptools callbacks -------------------------------------------------------------------
 
@@ -253,40 +267,45 @@ class ClientConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.url_room -= len(url)
         if self.url_room < 0:
-            self._refuse(414, _URL_TOO_LONG)
+            self._refuse(414, self.url_too_long)
             raise _Refused
         self.request.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_body:  # a trailer field is not kept (its bytes are counted)
-            self.request.fields[name.lower()] = value
+            fields, key = self.request.fields, name.lower()
+            if key in fields:
+                if self.request.repeated is None:
+                    self.request.repeated = []
+                self.request.repeated.append(key)
+            fields[key] = value
 
     def on_headers_complete(self) -> None:
         self.in_body = True
-        self.head_room = MAX_BODY_BYTES + BODY_FRAMING_BYTES
+        self.head_room = self.max_body_bytes + BODY_FRAMING_BYTES
         if len(self.request.fields) > MAX_HEADER_FIELDS:  # kept few and small by head_room
-            self._refuse(431, _HEAD_TOO_LARGE)
+            self._refuse(431, self.head_too_large)
             raise _Refused
         length = self.request.fields.get(b"content-length")  # digits only: llhttp checks
         if (
             length is not None
-            and len(length) >= _MAX_LENGTH_DIGITS
-            and int(length) > MAX_BODY_BYTES
+            and len(length) >= self.max_length_digits
+            and int(length) > self.max_body_bytes
         ):
-            self._refuse(413, _TOO_LARGE)
+            self._refuse(413, self.too_large)
             raise _Refused
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
         self.body_room -= len(body)
         if self.body_room < 0:  # a chunked body (a declared length was checked)
-            self._refuse(413, _TOO_LARGE)
+            self._refuse(413, self.too_large)
             raise _Refused
 
     def on_message_complete(self) -> None:
         request, body = self.request, self.body
         self.request, self.body = Request(), []
-        self.body_room = MAX_BODY_BYTES
+        self.body_room = self.max_body_bytes
         self.head_room = MAX_HEAD_BYTES
         self.in_body = False
         self.url_room = MAX_URL_BYTES
@@ -321,7 +340,54 @@ class ClientConnection(asyncio.Protocol):
             + ("Connection: close\r\n\r\n" if close else "\r\n")
         )
         transport.write(head.encode("latin-1") + body)
-        if close:
+        self._answered(request, transport)
+
+    def start_stream(
+        self, request: Request, status: int, content_type: str, extra: str = ""
+    ) -> bool:
+        """Begin a chunked response (``extra`` as in :meth:`respond`); then :meth:`send_chunk`
+        any number of times and :meth:`end_stream` (or :meth:`abort_stream`) once. False when
+        the client is gone (end or abort it all the same)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        head = (
+            f"HTTP/1.1 {status} {_phrase(status)}\r\nContent-Type: {content_type}\r\n"
+            f"Transfer-Encoding: chunked\r\n{extra}"
+            + ("\r\n" if request.keep_alive else "Connection: close\r\n\r\n")
+        )
+        transport.write(head.encode("latin-1"))
+        return True
+
+    def send_chunk(self, data: bytes) -> bool:
+        """Write one chunk of a streamed response now. False when the client is gone."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if data:
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+    def write_buffered(self) -> int:
+        """Bytes written and not yet sent to the client (a slow reader's backlog)."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def end_stream(self, request: Request) -> None:
+        """Finish a streamed response, then serve the next request as :meth:`respond` does."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(b"0\r\n\r\n")
+        self._answered(request, transport)
+
+    def abort_stream(self) -> None:
+        """Cut a streamed response short: the client sees it end without its last chunk."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _answered(self, request: Request, transport: asyncio.Transport) -> None:
+        if not request.keep_alive:
             self._close(transport)
         elif self.pending:
             request = self.pending.popleft()
@@ -377,5 +443,4 @@ class ClientConnection(asyncio.Protocol):
         request = Request()
         request.keep_alive = False
         self.busy = True
-        body = b'{"Message": "malformed HTTP request", "ErrorCode": "BadRequest"}'
-        self.respond(request, 400, body, "application/json", "x-amzn-ErrorType: BadRequest\r\n")
+        self.respond(request, 400, self.bad_request_body, "application/json", self.bad_request_extra)

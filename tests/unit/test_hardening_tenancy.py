@@ -64,7 +64,7 @@ def test_plan_and_result_say_the_effective_drain(registry: Registry) -> None:
     )
 
     [unload] = [a for a in planned.plan.actions if a.op == "unload"]
-    assert f"after a {ROUTER_CACHE_TTL_S:g}s drain" in unload.describe()
+    assert f"(at most {ROUTER_CACHE_TTL_S:g}s)" in unload.describe()
     assert planned.to_dict()["drain_seconds"] == ROUTER_CACHE_TTL_S
 
 
