@@ -286,3 +286,39 @@ def test_response_stream_route_frames_the_answer_as_aws_event_stream(
             EndpointName="stream", Body=b'{"inputs": [1]}', ContentType="application/json"
         )
     assert "InvokeEndpointWithResponseStream has no TargetModel" in str(caught.value)
+
+
+def test_the_router_calls_a_multi_model_endpoint_with_the_tenants_target_model(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.servers.router import RouterClient, RouterProcess
+
+    endpoint = endpoint_file(tmp_path, "routed")
+    register(capsys, tmp_path, "alpha", 1)
+    register(capsys, tmp_path, "alpha", 2)
+    deploy(capsys, "alpha@1", endpoint)
+    deploy(capsys, "alpha@2", endpoint, "--alias", "staging")
+    run(capsys, "route", "set", "acme", "alpha", "@staging")
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    body = json.dumps({"inputs": [1.0, 2.0]}).encode()
+    with RouterProcess(registry, "--trust-tenant-header") as router:
+        client = RouterClient(router.url)
+        answers = {
+            tenant: client.request("POST", "/v2/models/alpha/infer", body, {"X-Tenant-Id": tenant})
+            for tenant in ("acme", "globex")
+        }
+        stream = client.request(
+            "POST", "/v2/models/alpha/generate_stream", body, {"X-Tenant-Id": "acme"}
+        )
+    for tenant, version in (("acme", 2), ("globex", 1)):
+        status, headers, data = answers[tenant]
+        assert status == 200 and headers["x-model-version"] == str(version)
+        assert json.loads(data) == {
+            "model": "alpha",
+            "version": version,
+            "outputs": [10.0 * version, 20.0 * version],
+        }
+    assert stream[0] == 400 and "cannot stream" in json.loads(stream[2])["error"]
+    calls = endpoint_metrics(env, "routed")["models"]
+    assert calls["alpha-v2.tar.gz"]["invocations"] == 1
+    assert calls["alpha-v1.tar.gz"]["invocations"] == 1

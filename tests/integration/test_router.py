@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,3 +244,220 @@ def _samples(text: str, name: str) -> Iterator[dict[str, str]]:
         if found:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1)))
             yield {**labels, "value": found.group(2)}
+
+
+# -- streams, cut-overs and failures ----------------------------------------------------------
+
+
+def _ticker_versions(capsys: pytest.CaptureFixture[str], tmp_path: Path, count: int) -> None:
+    """ticker v1..v<count>, each a distinct package of the streaming fixture model."""
+    from tests.integration.test_deploy import FIXTURES
+
+    for number in range(1, count + 1):
+        folder = tmp_path / f"ticker-{number}"
+        shutil.copytree(FIXTURES / "models" / "ticker", folder)
+        with (folder / "model.py").open("a") as handle:
+            handle.write(f"\n# package {number}\n")
+        assert run(capsys, "register", str(folder))["version"] == number
+
+
+def _stream(
+    url: str, model: str, count: int, headers: dict[str, str]
+) -> tuple[float, list[tuple[float, float, str]]]:
+    """POST generate_stream; (start, [(arrived, produced, version header)]) per event."""
+    import http.client
+
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = json.dumps({"count": count}).encode()
+    started = time.time()
+    conn.request(
+        "POST",
+        f"/v2/models/{model}/generate_stream",
+        body,
+        {**headers, "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    assert response.status == 200, response.read()
+    version = response.getheader("X-Model-Version") or ""
+    events = []
+    while True:
+        line = response.readline()
+        if not line:
+            break
+        if line.startswith(b"data:"):
+            event = json.loads(line[5:])
+            token = event["token"] if isinstance(event["token"], str) else event["token"][0]
+            produced = float(token.split("@")[1])
+            events.append((time.time(), produced, version))
+    conn.close()
+    return started, events
+
+
+def test_a_stream_passes_through_chunk_by_chunk(
+    env: Any,  # noqa: F811 (fixture)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _ticker_versions(capsys, tmp_path, 1)
+    run(capsys, "deploy", "ticker@1", "--drain", "0")
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    with RouterProcess(registry, "--trust-tenant-header") as router:
+        _, events = _stream(router.url, "ticker", 10, tenant("acme"))
+    assert len(events) == 10 and {version for *_, version in events} == {"1"}
+    first, last = events[0][0], events[-1][0]
+    assert last - first >= 0.3  # 9 gaps of 50 ms: the events were not sent together
+    for arrived, produced, _ in events:  # each arrived as soon as it was produced
+        assert arrived - produced < 0.25
+
+
+def test_deploy_waits_for_a_stream_in_flight_on_the_old_version(
+    env: Any,  # noqa: F811 (fixture)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import threading
+
+    _ticker_versions(capsys, tmp_path, 2)
+    run(capsys, "deploy", "ticker@1", "--drain", "0")
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    with RouterProcess(registry, "--trust-tenant-header", "--refresh", str(REFRESH_S)) as router:
+        streamed: list[Any] = []
+        reader = threading.Thread(
+            target=lambda: streamed.append(_stream(router.url, "ticker", 160, tenant("acme")))
+        )
+        reader.start()  # 160 tokens, 50 ms apart: about 8 s on v1
+        time.sleep(0.5)
+        deployed = run(capsys, "deploy", "ticker@2")
+        reader.join(timeout=60)
+    started, events = streamed[0]
+    assert len(events) == 160 and {version for *_, version in events} == {"1"}
+    assert deployed["retired"] == [1]
+    drain = deployed["drain"]
+    assert len(drain["routers"]) == 1 and drain["unconfirmed"] == []
+    # the deploy waited for the stream's end (seconds after the switch), not a fixed 2 s
+    assert drain["seconds"] >= 4.0
+    assert events[-1][0] - started >= 7.5
+
+
+def test_a_cut_over_under_load_through_two_routers_loses_no_request(
+    served: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    run(capsys, "route", "delete", "initech", "answer")  # nothing but @production keeps v1
+    routers = [
+        RouterProcess(served["registry"], "--trust-tenant-header", "--refresh", str(REFRESH_S))
+        for _ in range(2)
+    ]
+    for router in routers:
+        router.start()
+    answers: list[tuple[int, str, float, float]] = []  # status, version, answer, received
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def load(index: int) -> None:
+        clients = [RouterClient(router.url) for router in routers]
+        sent = 0
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            client = clients[(index + sent) % 2]
+            sent += 1
+            try:
+                status, headers, data = client.infer("answer", answer_body(), tenant("globex"))
+                value = answer_of(data) if status == 200 else -1.0
+                version = headers.get("x-model-version", "")
+            except OSError:
+                status, version, value = 0, "", -1.0
+            with lock:
+                answers.append((status, version, value, time.monotonic()))
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        while len(answers) < 2_000:
+            time.sleep(0.05)
+        deployed = run(capsys, "deploy", "answer@2")
+        unloaded = time.monotonic()  # v1 was unloaded before deploy returned
+        while len(answers) < 5_000:
+            time.sleep(0.05)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        stop.set()
+        for router in routers:
+            router.stop()
+    failed = [answer for answer in answers if answer[0] != 200]
+    assert len(answers) >= 5_000 and failed == []
+    assert all(str(int(value)) == version for _, version, value, _ in answers)
+    assert not [a for a in answers if a[1] == "1" and a[3] > unloaded]
+    assert {a[1] for a in answers} == {"1", "2"}
+    assert deployed["retired"] == [1]
+    assert len(deployed["drain"]["routers"]) == 2 and deployed["drain"]["unconfirmed"] == []
+
+
+def test_a_replica_killed_mid_run_leaves_its_requests_to_the_other(
+    served: dict[str, Any],
+    local_triton: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """answer v1 on two Triton servers (the session's, and a second one started here); the
+    second is killed with SIGKILL while requests flow: none fails."""
+    import os
+    import signal
+    import threading
+
+    from mlops_cli.config import resolve_settings
+    from mlops_cli.local import LocalTriton
+    from mlops_cli.registry import open_registry
+    from mlops_cli.workspace import Workspace
+    from tests.conftest import triton_request
+
+    first = local_triton.read_state()
+    root = tmp_path_factory.mktemp("second-triton")
+    settings = resolve_settings(cwd=root, environ={}, set_pairs=[f"workspace={root / '.mlops'}"])
+    second_manager = LocalTriton(Workspace(settings.workspace), settings.local)
+    second_manager.up()
+    try:
+        second = second_manager.read_state()
+        shutil.copytree(
+            Path(first.model_repository) / "answer-v1", Path(second.model_repository) / "answer-v1"
+        )
+        triton_request(second.http_url, "/v2/repository/models/answer-v1/load", {})
+        servers = [{"name": "a", "url": first.http_url}, {"name": "b", "url": second.http_url}]
+        detail = {"where": "pair", "triton_name": "answer-v1", "servers": servers}
+        open_registry(served["registry"]).record_deployment(
+            "answer", 1, "triton:pair", detail=detail
+        )
+        statuses: list[int] = []
+        with RouterProcess(
+            served["registry"], "--trust-tenant-header", "--refresh", str(REFRESH_S)
+        ) as router:
+
+            def load() -> None:
+                client = RouterClient(router.url)
+                for _ in range(600):
+                    try:
+                        statuses.append(client.infer("answer", answer_body(), tenant("globex"))[0])
+                    except OSError:
+                        statuses.append(0)
+
+            threads = [threading.Thread(target=load) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            while len(statuses) < 600:
+                time.sleep(0.01)
+            os.kill(second.pid, signal.SIGKILL)
+            for thread in threads:
+                thread.join(timeout=120)
+            text = RouterClient(router.url).get("/metrics")[2].decode()
+    finally:
+        second_manager.down()
+    assert len(statuses) == 2_400 and set(statuses) == {200}
+    retries = {m["model"]: float(m["value"]) for m in _samples(text, "mlops_router_retries_total")}
+    errors = sum(float(m["value"]) for m in _samples(text, "mlops_router_upstream_errors_total"))
+    assert errors >= 1  # the killed server was called, failed, and its requests went elsewhere
+    assert retries.get("answer", 0) >= 1
