@@ -251,7 +251,7 @@ def _samples(text: str, name: str) -> Iterator[dict[str, str]]:
 
 def _ticker_versions(capsys: pytest.CaptureFixture[str], tmp_path: Path, count: int) -> None:
     """ticker v1..v<count>, each a distinct package of the streaming fixture model."""
-    from tests.integration.test_deploy import FIXTURES
+    from tests.conftest import FIXTURES
 
     for number in range(1, count + 1):
         folder = tmp_path / f"ticker-{number}"
@@ -417,12 +417,14 @@ def test_a_replica_killed_mid_run_leaves_its_requests_to_the_other(
     from tests.conftest import triton_request
 
     first = local_triton.read_state()
+    assert first is not None
     root = tmp_path_factory.mktemp("second-triton")
     settings = resolve_settings(cwd=root, environ={}, set_pairs=[f"workspace={root / '.mlops'}"])
     second_manager = LocalTriton(Workspace(settings.workspace), settings.local)
     second_manager.up()
     try:
         second = second_manager.read_state()
+        assert second is not None
         shutil.copytree(
             Path(first.model_repository) / "answer-v1", Path(second.model_repository) / "answer-v1"
         )
