@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mlops_cli.config import Settings
     from mlops_cli.deploy.base import DeploymentStatus, DeployTarget, Plan
     from mlops_cli.deploy.engine import DeployResult
+    from mlops_cli.registry.records import RouterHeartbeat
     from mlops_cli.deploy.profile import ProfileResult
 
 DEFAULT_DRAIN_S = 30.0  # the longest a deploy waits for the routers to finish with an old version
@@ -265,6 +266,8 @@ class StatusReport:
     """Every deployment as its servers see it now; exit 1 unless all are READY."""
 
     deployments: list[DeploymentStatus]
+    routers: list[RouterHeartbeat] = field(default_factory=list)  # live ones
+    registry_revision: int = 0
 
     @property
     def unhealthy(self) -> list[DeploymentStatus]:
@@ -275,7 +278,11 @@ class StatusReport:
         return Outcome(exit_code=EXIT_FAILED) if self.unhealthy else OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {"deployments": [item.to_dict() for item in self.deployments]}
+        return {
+            "deployments": [item.to_dict() for item in self.deployments],
+            "routers": [router.to_dict() for router in self.routers],
+            "registry_revision": self.registry_revision,
+        }
 
 
 def status(
@@ -299,7 +306,10 @@ def status(
     found = observe(settings, registry.list_deployments(model), fleet=fleet, endpoint=endpoint)
     if model is not None:
         found = [item for item in found if item.model == model]
-    return StatusReport(found)
+    from mlops_cli.deploy.drain import STALE_AFTER_S
+
+    routers = registry.list_heartbeats(max_age_s=STALE_AFTER_S)
+    return StatusReport(found, routers, registry.registry_revision())
 
 
 def profile(

@@ -32,8 +32,14 @@ def status(
     report = api.status(
         settings=cli.settings({"registry": registry}), model=model, fleet=fleet, endpoint=endpoint
     )
-    rows = report.to_dict()["deployments"]
-    code = cli.emit(report, lambda console: _table(console, rows))
+    document = report.to_dict()
+    rows = document["deployments"]
+
+    def human(console: Console) -> None:
+        _table(console, rows)
+        _routers(console, document["routers"], document["registry_revision"])
+
+    code = cli.emit(report, human)
     if report.unhealthy:
         first = report.unhealthy[0]
         cli.warn(
@@ -65,5 +71,25 @@ def _table(console: Console, rows: list[dict[str, Any]]) -> None:
             "" if row.get("failures") is None else str(row["failures"]),
             "" if latency is None else f"{float(str(latency)):.2f}",
             str(row.get("note") or ""),
+        )
+    console.print(table)
+
+
+def _routers(console: Console, routers: list[dict[str, Any]], revision: int) -> None:
+    """The live routers (heartbeat in the last few seconds) and the revision each applied."""
+    if not routers:
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, title=f"routers (registry revision {revision})")
+    for column in ("ROUTER", "ADDRESS", "APPLIED", "IN FLIGHT"):
+        table.add_column(column)
+    for router in routers:
+        applied = int(router["applied_revision"])
+        table.add_row(
+            str(router["router_id"]),
+            str(router["address"]),
+            f"{applied}" + ("" if applied >= revision else " (behind)"),
+            str(sum(router["in_flight"].values())),
         )
     console.print(table)

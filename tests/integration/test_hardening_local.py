@@ -63,7 +63,7 @@ def index_names(url: str) -> set[str]:
 def test_status_in_an_empty_folder_creates_nothing(
     isolated_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "status") == {"deployments": []}
+    assert run(capsys, "status") == {"deployments": [], "routers": [], "registry_revision": 0}
     assert list(isolated_config.iterdir()) == []  # no .mlops/registry.db, no .mlops/
     assert "model ghost" in error_line(capsys, "status", "ghost", code=1)
     assert list(isolated_config.iterdir()) == []

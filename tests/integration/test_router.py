@@ -175,6 +175,18 @@ def test_an_unknown_tenant_follows_the_default_alias_or_gets_a_404(
     assert status == 404 and "no route" in json.loads(data)["error"]
 
 
+def test_status_lists_the_live_routers_and_their_revision(
+    keys: dict[str, str], router: RouterProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = run(capsys, "status")
+    [live] = report["routers"]
+    assert live["address"] == f"127.0.0.1:{router.port}"
+    assert live["applied_revision"] == report["registry_revision"]
+    assert run(capsys, "router", "list")["routers"] == report["routers"]
+    router.stop()  # a router that stops removes its heartbeat
+    assert run(capsys, "status")["routers"] == []
+
+
 def test_a_route_change_is_seen_within_one_refresh(
     keys: dict[str, str], router: RouterProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
