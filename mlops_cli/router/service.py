@@ -68,9 +68,10 @@ class ServiceOptions:
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, choice: Choice | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        self.choice = choice  # the version resolved before the refusal, if any
 
 
 def error_body(reason: str) -> bytes:
@@ -187,9 +188,12 @@ class RouterService:
             else:
                 raise _Refusal(404, "no such route")
         except _Refusal as refusal:
-            conn.respond(request, refusal.status, error_body(str(refusal)), _JSON)
+            choice = refusal.choice
+            extra = "" if choice is None else self.extra(choice)
+            conn.respond(request, refusal.status, error_body(str(refusal)), _JSON, extra)
             if model:
-                self.metrics.answered(tenant or "", model, "", refusal.status, None)
+                version = "" if choice is None else str(choice.version)
+                self.metrics.answered(tenant or "", model, version, refusal.status, None)
         except Exception as exc:  # a defect: one line, the connection kept
             conn.respond(request, 500, error_body(f"internal error: {exc!r}"[:300]), _JSON)
 
@@ -252,7 +256,9 @@ class RouterService:
         candidates = entry.upstreams(choice.version)
         if not candidates:
             raise _Refusal(
-                503, f"{model} v{choice.version} is not deployed where this router can call it"
+                503,
+                f"{model} v{choice.version} is not deployed where this router can call it",
+                choice,
             )
         call = _Call(self, conn, request, tenant, entry, choice, operation, started, candidates)
         call.send(self._pick(entry.name, choice.version, candidates, None))

@@ -187,6 +187,28 @@ def test_status_lists_the_live_routers_and_their_revision(
     assert run(capsys, "status")["routers"] == []
 
 
+def test_workers_share_one_port_and_add_up_their_metrics(
+    served: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with RouterProcess(served["registry"], "--trust-tenant-header", "--workers", "2") as router:
+        deadline = time.monotonic() + 10
+        while len(run(capsys, "router", "list")["routers"]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for _ in range(40):  # a new connection each time: the kernel spreads them
+            client = RouterClient(router.url)
+            assert client.infer("answer", answer_body(), tenant("acme"))[0] == 200
+            client.close()
+        text = RouterClient(router.url).get("/metrics")[2].decode()
+        addresses = {r["address"] for r in run(capsys, "router", "list")["routers"]}
+    counted = sum(
+        float(m["value"])
+        for m in _samples(text, "mlops_router_requests_total")
+        if m["tenant"] == "acme" and m["status"] == "200"
+    )
+    assert counted == 40 and addresses == {f"127.0.0.1:{router.port}"}
+
+
 def test_a_route_change_is_seen_within_one_refresh(
     keys: dict[str, str], router: RouterProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
