@@ -50,6 +50,7 @@ class Settings:
     local: LocalServerSettings
     sources: Mapping[str, str] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
+    router: str = ""  # the router `mlops invoke` goes through; "" for none
 
     def as_flat_dict(self) -> dict[str, Any]:
         """Dotted key -> effective value, for display."""
@@ -58,6 +59,7 @@ class Settings:
             "store": self.store,
             "registry": self.registry,
             "target": self.target,
+            "router": self.router,
         }
         for name, value in vars(self.local).items():
             flat[f"local.{name}"] = value
@@ -306,6 +308,7 @@ def resolve_settings(
         store=values["store"],
         registry=values["registry"],
         target=values["target"],
+        router=values.get("router", ""),
         local=local,
         sources=sources,
         files=tuple(files),

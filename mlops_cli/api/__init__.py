@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         update_model,
     )
     from mlops_cli.api.router import create_key, live_routers, serve_router
+    from mlops_cli.api.router_client import invoke_via_router
     from mlops_cli.api.serving import (
         DEFAULT_DRAIN_S,
         deploy,
@@ -94,6 +95,7 @@ _HOME: dict[str, str] = {
     "iam_policy": "serving",
     "init_registry": "registry",
     "invoke": "serving",
+    "invoke_via_router": "router_client",
     "list_aliases": "registry",
     "list_models": "registry",
     "list_routes": "registry",
@@ -149,6 +151,7 @@ __all__ = [
     "iam_policy",
     "init_registry",
     "invoke",
+    "invoke_via_router",
     "list_aliases",
     "list_models",
     "list_routes",

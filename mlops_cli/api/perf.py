@@ -2,10 +2,13 @@
 
 A target is a URL (its scheme picks the protocol), a registered model name (followed through its
 routing to wherever it is deployed while the test runs, as a tenant sees it or as the operator
-does), or a model name on the running local Triton. The run's report document is the perf
-engine's own (:mod:`mlops_cli.perf.runner`); the gates (failed requests, an SLA, a baseline) are
-applied to it here and turned into the result's outcome: exit 1 when the run aborted, 3 when a
-gate is not met. The report is returned either way, so that it can be printed in full.
+does), or a model name on the running local Triton. A ``router://HOST:PORT`` target is the tenant
+router: requests go as tenants drawn per request (``reach.tenants``), and payloads are fitted to
+(or synthesized from) the signature the router publishes to the first tenant. The run's report
+document is the perf engine's own (:mod:`mlops_cli.perf.runner`); the gates (failed requests, an
+SLA, a baseline) are applied to it here and turned into the result's outcome: exit 1 when the run
+aborted, 3 when a gate is not met. The report is returned either way, so that it can be printed
+in full.
 """
 
 from __future__ import annotations
@@ -79,7 +82,15 @@ def perftest(
         bodies = payloads.read_jsonl(payload_file)
     elif template is not None:
         bodies = payloads.from_template(template)
-    document = run_perftest(spec, load, payloads=bodies, on_window=on_window, on_note=on_note)
+    signatures = _router_signatures(spec) if spec.protocol == "router" else None
+    document = run_perftest(
+        spec,
+        load,
+        payloads=bodies,
+        signatures=signatures,
+        on_window=on_window,
+        on_note=on_note,
+    )
     error = _aborted(document, report_dir, stream=spec.stream)
     gates = _gates(document, spec, sla, max_error_rate, previous, baseline)
     written = reports.write_reports(document, report_dir) if report_dir else {}
@@ -166,8 +177,9 @@ def _gates(
 def resolve_target(target: str, *, reach: TargetOptions, settings: Settings) -> TargetSpec:
     """The target's description. A URL picks its protocol from the scheme (``grpc://``,
     ``sagemaker://``, ``router://``; ``http(s)://`` is Triton with models, plain HTTP JSON
-    without). A bare name is a registered model, followed through its routing during the run
-    (as ``reach.tenant`` sees it, or the operator's view), else a model on the running local
+    without); tenants (``reach.tenants``) are for the router alone, which needs them. A bare
+    name is a registered model, followed through its routing during the run (as
+    ``reach.tenant`` sees it, or the operator's view), else a model on the running local
     Triton."""
     from mlops_cli.perf.targets import PROTOCOLS, TargetSpec
 
@@ -207,6 +219,23 @@ def resolve_target(target: str, *, reach: TargetOptions, settings: Settings) -> 
         )
     if protocol in ("http", "grpc") and not models:
         raise UsageError(f"the {protocol} (Triton) protocol needs a model", hint="add --model NAME")
+    if protocol == "router":
+        from mlops_cli.perf.router_wire import check_router_url
+
+        check_router_url(url)
+        if not models:
+            raise UsageError("the router target needs a model", hint="add --model NAME")
+        if reach.tenants is None:
+            raise UsageError(
+                "the router target sends every request as a tenant: none was given",
+                hint="add --tenants t1,t2 (or @FILE), or --api-keys @FILE",
+            )
+    elif reach.tenants is not None:
+        raise UsageError(
+            f"--tenants, --tenant-distribution and --api-keys apply to router:// targets, "
+            f"not to {protocol}",
+            hint="give the router's URL (router://HOST:PORT) as TARGET",
+        )
     return TargetSpec(
         protocol=protocol,
         url=url,
@@ -217,7 +246,23 @@ def resolve_target(target: str, *, reach: TargetOptions, settings: Settings) -> 
         method=reach.method.upper(),
         headers=reach.headers,
         routing=routing,
+        tenants=reach.tenants,
     )
+
+
+def _router_signatures(spec: TargetSpec) -> dict[str, Any]:
+    """Each model's inputs as the router publishes them to the first tenant (blocking)."""
+    from mlops_cli.api.router_client import RouterCaller, model_signature
+
+    assert spec.tenants is not None
+    keys = spec.tenants.api_keys
+    caller = RouterCaller(
+        spec.url,
+        api_key=keys[0] if keys is not None else None,
+        tenant=None if keys is not None else spec.tenants.names[0],
+        timeout_s=spec.timeout_s,
+    )
+    return {model: model_signature(caller, model) for model in spec.models}
 
 
 def _registered(

@@ -1,4 +1,6 @@
-"""`mlops invoke`: one request to the version a tenant is routed to."""
+"""`mlops invoke`: one request to the version a tenant is routed to: resolved here and sent to
+its deployment, or, with ``--via-router`` (or the ``router`` setting), sent to the tenant router,
+which resolves it."""
 
 from __future__ import annotations
 
@@ -55,8 +57,31 @@ def invoke(
         typer.Option("--input", "-i", metavar="JSON|@FILE", help="Input name -> value, as JSON."),
     ],
     tenant: Annotated[
-        str, typer.Option("--tenant", help="Resolve the version through this tenant's route.")
-    ] = "default",
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Resolve the version through this tenant's route (default: 'default'); "
+            "through the router, sent as X-Tenant-Id.",
+        ),
+    ] = None,
+    via_router: Annotated[
+        str | None,
+        typer.Option(
+            "--via-router",
+            metavar="URL",
+            help="Send through the tenant router at http://HOST:PORT (default: the router "
+            "setting, MLOPS_ROUTER), which picks the version.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="MLOPS_API_KEY",
+            show_envvar=True,
+            help="Through the router: the tenant's API key.",
+        ),
+    ] = None,
     stream: Annotated[
         bool, typer.Option("--stream", help="Print streamed responses as they arrive.")
     ] = False,
@@ -86,18 +111,43 @@ def invoke(
         sys.stdout.write(_text(chunk.outputs))
         sys.stdout.flush()
 
-    answer = api.invoke(
-        ref=ref,
-        inputs=inputs,
-        settings=cli.settings({"registry": registry}),
-        tenant=tenant,
-        stream=stream,
-        protocol="grpc" if protocol == "grpc" else "http",
-        request_key=request_key,
-        target=target,
-        timeout_s=timeout,
-        on_chunk=show if live else None,
-    )
+    settings = cli.settings({"registry": registry})
+    router = via_router or settings.router
+    if router:
+        if target is not None or protocol != "http":
+            raise UsageError(
+                "--target and --protocol grpc pick a deployment; through the router, it does",
+                hint="drop them, or invoke directly (without --via-router; --set router= "
+                "when the router setting is on)",
+            )
+        answer = api.invoke_via_router(
+            router=router,
+            model=ref,
+            inputs=inputs,
+            api_key=api_key,
+            tenant=tenant,
+            request_key=request_key,
+            stream=stream,
+            timeout_s=timeout,
+            on_chunk=show if live else None,
+        )
+    else:
+        if api_key is not None:
+            raise UsageError(
+                "--api-key is for the router", hint="add --via-router URL, or drop --api-key"
+            )
+        answer = api.invoke(
+            ref=ref,
+            inputs=inputs,
+            settings=settings,
+            tenant=tenant or "default",
+            stream=stream,
+            protocol="grpc" if protocol == "grpc" else "http",
+            request_key=request_key,
+            target=target,
+            timeout_s=timeout,
+            on_chunk=show if live else None,
+        )
     if live:
         sys.stdout.write("\n")
         first = answer.first_chunk_ms if answer.chunks else "-"
@@ -106,6 +156,8 @@ def invoke(
             f" · first {first} ms · total {answer.total_ms} ms"
         )
         return 0
+    if router:
+        cli.info(f"{answer.model} v{answer.version} ({answer.source}) via {answer.target}")
     return cli.emit(answer, lambda console: console.print_json(json.dumps(answer.outputs)))
 
 

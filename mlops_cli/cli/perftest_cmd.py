@@ -27,12 +27,32 @@ def perftest(
             help="A registered model (NAME, NAME@ALIAS, NAME@VERSION), followed through its "
             "routing to wherever it is deployed while the test runs; a model name on the running "
             "local Triton; or a URL: http(s)://HOST:PORT[/path], grpc://HOST:PORT, "
-            "sagemaker://ENDPOINT."
+            "sagemaker://ENDPOINT, router://HOST:PORT (the tenant router)."
         ),
     ],
     tenant: Annotated[
         str | None,
         typer.Option(help="Follow the registered model as this tenant's requests are routed."),
+    ] = None,
+    tenants: Annotated[
+        str | None,
+        typer.Option(
+            help="Router targets: send each request as one of these tenants, t1,t2 or @FILE "
+            "(one a line, at most 100,000)."
+        ),
+    ] = None,
+    tenant_distribution: Annotated[
+        str | None,
+        typer.Option(
+            help="Router targets: traffic over --tenants, uniform or zipf:S (default uniform)."
+        ),
+    ] = None,
+    api_keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Router targets: @FILE (YAML/JSON) of tenant: API key; each request sends its "
+            "tenant's key (default: the X-Tenant-Id header). Without --tenants, its tenants."
+        ),
     ] = None,
     protocol: Annotated[
         str | None,
@@ -137,6 +157,9 @@ def perftest(
             protocol=protocol,
             models=tuple(model or ()),
             tenant=tenant,
+            tenants=tenants,
+            tenant_distribution=tenant_distribution,
+            api_keys=api_keys,
             stream=stream,
             timeout=timeout,
             max_connections=max_connections,
@@ -186,7 +209,7 @@ def _progress(cli: CliContext) -> Any:
 
 
 def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
-    from mlops_cli.perf.report_text import latency_text, served_versions
+    from mlops_cli.perf.report_text import latency_text, served_tenants, served_versions
 
     def human(console: Console) -> None:
         from rich.table import Table
@@ -224,6 +247,8 @@ def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
                 )
         for line in served_versions(document):
             console.print(line)
+        for line in served_tenants(document):
+            console.print(line, markup=False)
         if document.get("sla"):
             verdict = "[green]met[/]" if document["sla"]["passed"] else "[red]not met[/]"
             console.print(f"SLA {document['sla']['expression']}: {verdict}")

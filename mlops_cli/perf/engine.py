@@ -10,7 +10,9 @@ such a request is measured from when it was actually sent. How late requests lef
 is recorded separately: that is the generator falling behind, and it is reported.
 
 Requests are assigned to the measurement window of their intended start; requests intended
-during warmup are sent and not counted. A worker of a multi-process run is the same engine with
+during warmup are sent and not counted. With a target that sends as tenants, each request goes as
+a tenant drawn from the target's tenants (a seeded draw per worker), and its answer is counted per
+tenant and per version served. A worker of a multi-process run is the same engine with
 its share of the users or of the rate, started at a common instant.
 """
 
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 
 from mlops_cli.perf.histogram import Histogram
 from mlops_cli.perf.targets import Target
+from mlops_cli.perf.traffic import WeightedDraw, traffic_weights
 from mlops_cli.perf.windows import WindowStats
 
 EARLY_NS = 1_000_000  # send up to this much before the intended time (one timer tick)
@@ -74,7 +77,7 @@ class StepRecord:
 
 
 class _Done:
-    __slots__ = ("engine", "model", "sent", "start", "user", "version")
+    __slots__ = ("engine", "model", "sent", "start", "tenant", "user", "version")
 
     def __init__(self, engine: StepEngine, start: int, sent: int, model: int, user: int) -> None:
         self.engine = engine
@@ -83,9 +86,12 @@ class _Done:
         self.model = model
         self.user = user
         self.version: int | None = None  # the registry version served, when routing is followed
+        self.tenant = -1  # the tenant sent as (its index), for a target that sends as tenants
 
-    def __call__(self, kind: str | None, tokens: list[int] | None) -> None:
-        self.engine.finished(self, kind, tokens)
+    def __call__(
+        self, kind: str | None, tokens: list[int] | None, served: int | None = None
+    ) -> None:
+        self.engine.finished(self, kind, tokens, served)
 
 
 class StepEngine:
@@ -116,6 +122,11 @@ class StepEngine:
         self.request_cap = plan.requests if plan.requests is not None else -1
         self.submit: Callable[[Any, Any], None] = target.submit
         self.follows_routing = target.follows_routing
+        self.draw_tenant: WeightedDraw | None = None
+        tenants = target.spec.tenants
+        if target.sends_as_tenants and tenants is not None:
+            weights = traffic_weights(len(tenants.names), tenants.distribution)
+            self.draw_tenant = WeightedDraw(weights, seed=f"tenants-{plan.seed}")
 
     def _set_start(self, start_ns: int) -> None:
         self.start_ns = start_ns
@@ -141,7 +152,11 @@ class StepEngine:
             done.model = model
         if self.follows_routing:
             done.version = self.target.served_version(prepared)
-        self.submit(prepared, done)
+        if self.draw_tenant is not None:
+            done.tenant = tenant = self.draw_tenant()
+            self.target.submit_as(prepared, tenant, done)
+        else:
+            self.submit(prepared, done)
 
     def _fire(self, user: int, now: int = 0, done: _Done | None = None) -> None:
         if self.stopping:
@@ -181,7 +196,10 @@ class StepEngine:
             self.windows.append(WindowStats(len(self.windows)))
         return self.windows[index]
 
-    def finished(self, done: _Done, kind: str | None, tokens: list[int] | None) -> None:
+    def finished(
+        self, done: _Done, kind: str | None, tokens: list[int] | None, served: int | None = None
+    ) -> None:
+        """Record one answer (or failure); ``served`` is the version the answer says served it."""
         now = time.monotonic_ns()
         start = done.start
         if kind == "connect":
@@ -214,11 +232,18 @@ class StepEngine:
             else:
                 window.errors[kind] = window.errors.get(kind, 0) + 1
                 counts[1] += 1
-            if done.version is not None:
-                served = window.per_version.get((done.model, done.version))
-                if served is None:
-                    served = window.per_version[(done.model, done.version)] = [0, 0]
-                served[0 if kind is None else 1] += 1
+            version = done.version if served is None else served
+            if version is not None:
+                by_version = window.per_version.get((done.model, version))
+                if by_version is None:
+                    by_version = window.per_version[(done.model, version)] = [0, 0]
+                by_version[0 if kind is None else 1] += 1
+            if done.tenant >= 0:
+                key = (done.tenant, done.model, -1 if version is None else version)
+                by_tenant = window.per_tenant.get(key)
+                if by_tenant is None:
+                    by_tenant = window.per_tenant[key] = [0, 0]
+                by_tenant[0 if kind is None else 1] += 1
         if done.user >= 0 and not self.stopping:
             if kind == "connect":
                 asyncio.get_running_loop().call_later(CONNECT_BACKOFF_S, self._fire, done.user)

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_cli.perf.histogram import Histogram
-from mlops_cli.perf.report_text import describe_errors, latency_text, measured_text, served_versions
+from mlops_cli.perf.report_text import (
+    describe_errors,
+    latency_text,
+    measured_text,
+    served_versions,
+    tenant_rows,
+)
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 Series = tuple[str, list[tuple[float, float]]]
@@ -141,6 +147,27 @@ def _figure(caption: str, svg: str) -> str:
     return f"<figure><figcaption>{html.escape(caption)}</figcaption>{svg}</figure>"
 
 
+def _tenant_table(steps: list[dict[str, Any]]) -> str:
+    """Requests per tenant sent through the router: the busiest tenants of each step, then the
+    others added up (the JSON report has every tenant)."""
+    rows = [
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(cell))}</td>"
+            for cell in (step["label"], name, requests, errors, versions)
+        )
+        + "</tr>"
+        for step in steps
+        for name, requests, errors, versions in tenant_rows(step)
+    ]
+    if not rows:
+        return ""
+    return (
+        "<table><tr><th>step</th><th>tenant</th><th>requests</th><th>errors</th>"
+        f"<th>served by</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def to_html(document: dict[str, Any]) -> str:
     steps = document["steps"]
     target = document["target"]
@@ -236,6 +263,7 @@ def to_html(document: dict[str, Any]) -> str:
         verdicts.append(
             f'<p class="fail">aborted: {html.escape(document["aborted"]["reason"])}</p>'
         )
+    tenants = _tenant_table(steps)
     summary = json.dumps({"steps": len(steps)})
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -248,6 +276,7 @@ started {html.escape(document["started_at"])}; <span id="generated"></span></p>
 <table><tr><th>step</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th>
 <th>max ms</th><th>errors</th><th>generator µs/req</th></tr>
 {"".join(rows)}</table>
+{tenants}
 {"".join(figures)}
 <div id="readout"></div>
 <script type="application/json" id="summary">{summary}</script>

@@ -6,6 +6,11 @@ A request is a prebuilt ``bytes`` (request line, headers, body), so sending cost
 new ones up to a cap and queues requests beyond it: the time a request waits for a connection is
 part of its latency, as it would be for a real client. A sweeper aborts requests that exceed the
 timeout.
+
+A pool opened with ``capture_header=(NAME, parse)`` also reads that one response header: its
+completions get ``parse(value)`` as a third argument (None when the answer had no such header, or
+there was no answer). Only those connections define the parser's header callback, so the other
+pools pay nothing for it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import ssl as ssl_module
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -23,8 +28,10 @@ import httptools
 # A request that waits longer than this for a connection did not leave when it was meant to.
 WAIT_LIMIT_NS = 10_000_000
 # done(error_kind, None): error_kind is None for a 2xx answer, else http_<status> or why there
-# was no answer (connect, timeout, disconnect, bad_response, cancelled).
-Done = Callable[[str | None, None], None]
+# was no answer (connect, timeout, disconnect, bad_response, cancelled). With a captured header:
+# done(error_kind, None, parsed value or None).
+Done = Callable[..., None]
+HeaderCapture = tuple[str, Callable[[bytes], Any]]  # (header name, parse of its value)
 
 
 def build_request(
@@ -112,11 +119,65 @@ class StreamingHttpConnection(HttpConnection):
             self.on_chunk(body)
 
 
+class CapturingHttpConnection(HttpConnection):
+    """A connection that reads one response header (the pool's ``capture_header``) and hands
+    its parsed value to the completion."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        super().__init__(pool)
+        assert pool.capture is not None
+        self.capture_name = pool.capture[0].lower().encode("latin-1")
+        self.parse = pool.capture[1]
+        self.captured: bytes | None = None
+
+    def on_message_begin(self) -> None:
+        self.captured = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == self.capture_name:
+            self.captured = value
+
+    def on_message_complete(self) -> None:
+        done = self.done
+        self.done = None
+        status = self.parser.get_status_code()
+        if self.parser.should_keep_alive():
+            self.pool.release(self)
+        elif self.transport is not None:
+            self.transport.close()
+        if done is not None:
+            done(None if 200 <= status < 300 else f"http_{status}", None, self._value())
+
+    def _finish(self, kind: str) -> None:
+        done = self.done
+        self.done = None
+        if done is not None:
+            done(kind, None, self._value())
+
+    def _value(self) -> Any:
+        captured, self.captured = self.captured, None
+        return None if captured is None else self.parse(captured)
+
+
+class StreamingCapturingHttpConnection(CapturingHttpConnection):
+    """A capturing connection whose response body is handed over chunk by chunk."""
+
+    def on_body(self, body: bytes) -> None:
+        if self.on_chunk is not None:
+            self.on_chunk(body)
+
+
 class ConnectionPool:
     """Keep-alive connections to one ``http(s)://host:port``; see the module docstring."""
 
     def __init__(
-        self, base_url: str, *, max_connections: int, timeout_s: float, streaming: bool = False
+        self,
+        base_url: str,
+        *,
+        max_connections: int,
+        timeout_s: float,
+        streaming: bool = False,
+        capture_header: HeaderCapture | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -126,7 +187,14 @@ class ConnectionPool:
         self.host_header = parts.netloc
         self.ssl = ssl_module.create_default_context() if parts.scheme == "https" else None
         self.max_connections = max_connections
-        self.protocol = StreamingHttpConnection if streaming else HttpConnection
+        self.capture = capture_header
+        self.protocol: type[HttpConnection]
+        if capture_header is not None:
+            self.protocol = (
+                StreamingCapturingHttpConnection if streaming else CapturingHttpConnection
+            )
+        else:
+            self.protocol = StreamingHttpConnection if streaming else HttpConnection
         self.timeout_ns = int(timeout_s * 1e9)
         self.idle: list[HttpConnection] = []
         self.connections: set[HttpConnection] = set()

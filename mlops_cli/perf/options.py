@@ -4,9 +4,10 @@
 load, the way to reach the target, the gates and the payload source (:class:`PerftestOptions`),
 refusing contradictory or malformed flags with a :class:`~mlops_cli.errors.UsageError` before any
 load is sent. The parts are durations (``10s``, ``500ms``), percentages (``0.5%``), level lists
-(``1,4,16``), model lists (``m1,m2`` or ``@FILE``) and headers (``NAME:VALUE``). It lives here,
-not in the command, so the rules are one pure, unit-tested function (reading an ``@FILE`` model
-list is its one side effect) and the command stays parse -> call -> render. What a target word
+(``1,4,16``), model lists (``m1,m2`` or ``@FILE``), headers (``NAME:VALUE``) and the tenants a
+router target sends as (:mod:`mlops_cli.perf.tenants`). It lives here, not in the command, so the
+rules are one pure, unit-tested function (reading ``@FILE`` model and tenant lists and an API keys
+file are its side effects) and the command stays parse -> call -> render. What a target word
 means (a URL, a registered model, a model on the local Triton) is decided by
 :func:`mlops_cli.api.perf.resolve_target`, which reads the registry.
 """
@@ -20,6 +21,8 @@ from pathlib import Path
 from mlops_cli.errors import UsageError
 from mlops_cli.perf.load_options import LoadOptions
 from mlops_cli.perf.sla import Sla, parse_sla
+from mlops_cli.perf.targets.base import TenantTraffic
+from mlops_cli.perf.tenants import tenant_traffic
 from mlops_cli.perf.windows import StabilityRule
 
 
@@ -35,6 +38,7 @@ class TargetOptions:
     max_connections: int = 1024
     method: str = "POST"  # http-json targets
     headers: tuple[tuple[str, str], ...] = ()
+    tenants: TenantTraffic | None = None  # whom a router target sends as
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class PerftestFlags:
     protocol: str | None = None
     models: tuple[str, ...] = ()  # repeated --model values, each NAME, m1,m2 or @FILE
     tenant: str | None = None
+    tenants: str | None = None  # t1,t2 or @FILE
+    tenant_distribution: str | None = None  # uniform or zipf:S (default uniform)
+    api_keys: str | None = None  # @FILE of tenant: key
     stream: bool = False
     timeout: str = "30s"
     max_connections: int = 1024
@@ -85,7 +92,8 @@ def perftest_options(flags: PerftestFlags) -> PerftestOptions:
     """The typed options ``flags`` mean. Refused: --concurrency with --rate, --payload with
     --template, an --arrival other than constant or poisson, a --window of zero, and any
     malformed duration, level, percentage, SLA, header or model list. Without --rate the run is
-    a closed loop (at --concurrency, default 1); with it, an open loop."""
+    a closed loop (at --concurrency, default 1); with it, an open loop. Tenant lists and keys
+    files are refused as :func:`mlops_cli.perf.tenants.tenant_traffic` says."""
     if flags.concurrency and flags.rate:
         raise UsageError("give --concurrency or --rate, not both")
     if flags.payload and flags.template:
@@ -122,6 +130,7 @@ def perftest_options(flags: PerftestFlags) -> PerftestOptions:
         max_connections=flags.max_connections,
         method=flags.method,
         headers=headers,
+        tenants=tenant_traffic(flags.tenants, flags.tenant_distribution, flags.api_keys),
     )
     return PerftestOptions(
         load=load,

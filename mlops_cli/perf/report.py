@@ -20,6 +20,7 @@ from mlops_cli.perf.report_text import (
     latency_text,
     measured_text,
     served_versions,
+    tenant_rows,
 )
 from mlops_cli.perf.sla import Sla
 
@@ -252,6 +253,18 @@ def to_markdown(document: dict[str, Any]) -> str:
     served = served_versions(document)
     if served:
         lines += [""] + [f"- {line}" for line in served]
+    tenants = [
+        f"| {step['label']} | {name} | {requests} | {errors} | {versions} |"
+        for step in document["steps"]
+        for name, requests, errors, versions in tenant_rows(step)
+    ]
+    if tenants:
+        lines += [
+            "",
+            "| step | tenant | requests | errors | served by |",
+            "|---|---|---:|---:|---|",
+        ]
+        lines += tenants
     if any(not s["generator"]["rate_sustained"] for s in document["steps"]):
         lines += ["", "⚠ the generator could not sustain the requested rate in the marked steps."]
     gate = document.get("error_gate")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+TOP_TENANTS = 20  # tenants shown by name on screens and pages (the JSON report has them all)
+TenantRow = tuple[str, int, int, str]  # (tenant, requests, errors, versions that served them)
+
 
 def describe_errors(errors_by_kind: dict[str, int]) -> str:
     """``http_404 12, timeout 3``: the kinds, most frequent first."""
@@ -16,15 +19,65 @@ def describe_errors(errors_by_kind: dict[str, int]) -> str:
 
 
 def served_versions(document: dict[str, Any]) -> list[str]:
-    """``concurrency=4: answer served by v1 120, v2 380`` for each model followed through its
-    routing, per step."""
+    """``concurrency=4: answer served by v1 120, v2 380 (2 failed)`` for each model whose
+    versions served are known, per step."""
     lines = []
     for step in document["steps"]:
         for model, entry in step["per_model"].items():
             versions = entry.get("versions")
             if versions:
-                by_version = ", ".join(f"v{v} {n}" for v, n in versions.items())
+                failed = entry.get("version_errors") or {}
+                by_version = ", ".join(
+                    f"v{v} {n}" + (f" ({failed[v]} failed)" if failed.get(v) else "")
+                    for v, n in versions.items()
+                )
                 lines.append(f"{step['label']}: {model} served by {by_version}")
+    return lines
+
+
+def tenant_rows(step: dict[str, Any], top: int = TOP_TENANTS) -> list[TenantRow]:
+    """A step's tenants with the most requests first (ties by name), at most ``top`` of them,
+    then one row adding up the others."""
+    ranked = sorted(
+        (step.get("per_tenant") or {}).items(), key=lambda item: (-item[1]["requests"], item[0])
+    )
+    rows = [
+        (name, entry["requests"], entry["errors"], _versions_text(entry["versions"]))
+        for name, entry in ranked[:top]
+    ]
+    rest = ranked[top:]
+    if rest:
+        versions: dict[str, int] = {}
+        for _, entry in rest:
+            for served, count in entry["versions"].items():
+                versions[served] = versions.get(served, 0) + count
+        rows.append(
+            (
+                f"others ({len(rest)} tenants)",
+                sum(entry["requests"] for _, entry in rest),
+                sum(entry["errors"] for _, entry in rest),
+                _versions_text(versions),
+            )
+        )
+    return rows
+
+
+def _versions_text(versions: dict[str, int]) -> str:
+    """``answer@1 120, answer@2 80``, the most requests first."""
+    ranked = sorted(versions.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{served} {count}" for served, count in ranked) or "-"
+
+
+def served_tenants(document: dict[str, Any], top: int = TOP_TENANTS) -> list[str]:
+    """``concurrency=4: tenant acme 120 requests, 0 failed, served by answer@1 120`` for the
+    ``top`` tenants of each step sent through the router, and one line for the others."""
+    lines = []
+    for step in document["steps"]:
+        for name, requests, errors, versions in tenant_rows(step, top):
+            who = name if name.startswith("others (") else f"tenant {name}"
+            lines.append(
+                f"{step['label']}: {who} {requests} requests, {errors} failed, served by {versions}"
+            )
     return lines
 
 

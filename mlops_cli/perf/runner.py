@@ -9,7 +9,7 @@ import multiprocessing
 import queue as queue_module
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,9 @@ from mlops_cli.perf.payloads import Payload, check_against, synthesize, with_sig
 from mlops_cli.perf.report_text import describe_errors
 from mlops_cli.perf.summary import summarize_step
 from mlops_cli.perf.targets import TargetSpec, make_target
+from mlops_cli.perf.traffic import traffic_weights
 from mlops_cli.perf.windows import WindowStats
+from mlops_cli.spec.modelspec import TensorSpec
 
 TRAFFIC_LENGTH = 4096
 WindowCallback = Callable[[str, dict[str, Any]], None]
@@ -30,19 +32,7 @@ WindowCallback = Callable[[str, dict[str, Any]], None]
 
 def model_weights(count: int, distribution: str) -> list[float]:
     """Traffic share of each model, in the order given: ``uniform`` or ``zipf:S`` (1/rank^S)."""
-    if distribution == "uniform":
-        return [1.0] * count
-    if distribution.startswith("zipf:"):
-        try:
-            exponent = float(distribution[5:])
-        except ValueError:
-            exponent = -1.0
-        if exponent > 0:
-            return [1.0 / (rank**exponent) for rank in range(1, count + 1)]
-    raise UsageError(
-        f"unknown distribution '{distribution}'",
-        hint="use uniform or zipf:S with S > 0, e.g. zipf:1.1",
-    )
+    return traffic_weights(count, distribution)
 
 
 def traffic_order(count: int, distribution: str, seed: int) -> list[int]:
@@ -54,16 +44,22 @@ def traffic_order(count: int, distribution: str, seed: int) -> list[int]:
 
 
 def prepare_payloads(
-    spec: TargetSpec, payloads: Sequence[Payload] | None
+    spec: TargetSpec,
+    payloads: Sequence[Payload] | None,
+    signatures: Mapping[str, Sequence[TensorSpec]] | None = None,
 ) -> dict[str, list[Payload]]:
     """The payloads of each model: the given ones checked against the model's signature where
-    the endpoint publishes one, else synthesized from it; a bodiless request when neither."""
+    the endpoint publishes one (or ``signatures`` has it), else synthesized from it; a bodiless
+    request when neither."""
     target = make_target(spec)
     by_model: dict[str, list[Payload]] = {}
     for model in spec.models or ("",):
-        signature = target.signature(model) if model else None
+        if signatures is not None and model in signatures:
+            signature: Sequence[TensorSpec] | None = signatures[model]
+        else:
+            signature = target.signature(model) if model else None
         if payloads is not None:
-            if signature is not None and spec.protocol in ("http", "grpc"):
+            if signature is not None and spec.protocol in ("http", "grpc", "router"):
                 fitted = [with_signature(payload, signature) for payload in payloads]
                 check_against(fitted, signature, model=model)
                 by_model[model] = fitted
@@ -354,15 +350,17 @@ def run_perftest(
     options: LoadOptions,
     *,
     payloads: Sequence[Payload] | None = None,
+    signatures: Mapping[str, Sequence[TensorSpec]] | None = None,
     on_window: WindowCallback | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every step and return the report document. A target that cannot be reached, stops
     answering mid-sweep or fails every request of a step ends the run early: the steps done so
     far are kept and ``aborted`` says why (the caller turns it into an error after saving the
-    report)."""
+    report). ``signatures`` are the models' inputs where the target cannot tell them itself
+    (the router's, which the caller reads as a tenant)."""
     started = datetime.now(UTC)
-    by_model = prepare_payloads(spec, payloads)
+    by_model = prepare_payloads(spec, payloads, signatures)
     steps: list[dict[str, Any]] = []
     warnings: list[str] = []
     aborted: dict[str, Any] | None = None
@@ -383,6 +381,7 @@ def run_perftest(
             last_window=controller.last,
             models=list(by_model),
             stream=spec.stream,
+            tenants=spec.tenants.names if spec.tenants else (),
         )
         steps.append(step)
         for warning in step["warnings"]:
@@ -421,6 +420,7 @@ def build_document(
             "models": list(spec.models),
             "distribution": options.distribution,
             "stream": spec.stream,
+            **({"tenants": spec.tenants.describe()} if spec.tenants else {}),
         },
         "config": {
             "mode": options.mode,

@@ -1,6 +1,7 @@
 """One step's figures, from the windows its workers recorded: throughput, latency percentiles,
 errors by kind, streaming metrics, per-window series, requests per model (and per served version
-when names are followed through their routing) and the generator's own cost.
+when names are followed through their routing or the router says which version answered),
+requests per tenant (sent through the router) and the generator's own cost.
 
 A latency is only ever measured on a successful answer: where there is none (a step, a window or
 a model whose every request failed) the latency is None (``null`` in JSON, n/a on screen), never 0.
@@ -43,6 +44,7 @@ def summarize_step(
     last_window: int | None,
     models: list[str],
     stream: bool,
+    tenants: Sequence[str] = (),
 ) -> dict[str, Any]:
     keep = last_window + 1 if last_window is not None else None
     merged: dict[int, WindowStats] = {}
@@ -134,12 +136,15 @@ def summarize_step(
         "warnings": warnings,
         "aborted": aborted,
     }
+    if tenants:
+        step["per_tenant"] = _per_tenant(total, models, tenants)
     return step
 
 
 def _per_model(total: WindowStats, models: list[str]) -> dict[str, Any]:
     """Requests, errors and mean latency per model; with ``versions`` (requests per registry
-    version served, e.g. ``{"1": 120, "2": 380}``) for models followed through their routing."""
+    version served, e.g. ``{"1": 120, "2": 380}``) and ``version_errors`` (how many of those
+    failed) where the version served is known."""
     out: dict[str, Any] = {}
     for i, (ok, errors, sum_us) in sorted(total.per_model.items()):
         out[models[i] or "-"] = {
@@ -150,6 +155,21 @@ def _per_model(total: WindowStats, models: list[str]) -> dict[str, Any]:
     for (i, version), (ok, errors) in sorted(total.per_version.items()):
         entry = out.setdefault(models[i] or "-", {"requests": 0, "errors": 0, "mean_ms": None})
         entry.setdefault("versions", {})[str(version)] = ok + errors
+        entry.setdefault("version_errors", {})[str(version)] = errors
+    return out
+
+
+def _per_tenant(total: WindowStats, models: list[str], tenants: Sequence[str]) -> dict[str, Any]:
+    """Requests and errors per tenant sent as, with ``versions``: requests per ``MODEL@VERSION``
+    the router said served them (requests that got no answer naming a version are in neither)."""
+    out: dict[str, Any] = {}
+    for (tenant, model, version), (ok, errors) in sorted(total.per_tenant.items()):
+        entry = out.setdefault(tenants[tenant], {"requests": 0, "errors": 0, "versions": {}})
+        entry["requests"] += ok + errors
+        entry["errors"] += errors
+        if version >= 0:
+            served = f"{models[model] or '-'}@{version}"
+            entry["versions"][served] = entry["versions"].get(served, 0) + ok + errors
     return out
 
 

@@ -26,6 +26,8 @@ class WindowStats:
     per_model: dict[int, list[int]] = field(default_factory=dict)  # model -> [ok, errors, sum_us]
     # (model, registry version served) -> [ok, errors], for models followed through their routing
     per_version: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    # (tenant, model, version served or -1) -> [ok, errors], for targets that send as tenants
+    per_tenant: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -55,6 +57,10 @@ class WindowStats:
             mine_version = self.per_version.setdefault(key, [0, 0])
             mine_version[0] += ok
             mine_version[1] += errors
+        for tenant_key, (ok, errors) in other.per_tenant.items():
+            mine_tenant = self.per_tenant.setdefault(tenant_key, [0, 0])
+            mine_tenant[0] += ok
+            mine_tenant[1] += errors
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +75,7 @@ class WindowStats:
             "tokens": self.tokens,
             "per_model": {str(k): v for k, v in self.per_model.items()},
             "per_version": [[m, v, *counts] for (m, v), counts in self.per_version.items()],
+            "per_tenant": [[t, m, v, *counts] for (t, m, v), counts in self.per_tenant.items()],
         }
 
     @classmethod
@@ -86,6 +93,10 @@ class WindowStats:
             per_model={int(k): list(v) for k, v in data["per_model"].items()},
             per_version={
                 (int(m), int(v)): [int(ok), int(e)] for m, v, ok, e in data["per_version"]
+            },
+            per_tenant={
+                (int(t), int(m), int(v)): [int(ok), int(e)]
+                for t, m, v, ok, e in data.get("per_tenant", ())
             },
         )
 

@@ -367,7 +367,7 @@ class TritonClient:
                 except ValueError:
                     message = raw.decode(errors="replace")
                 raise ServerError(f"Triton answered {status}: {message}")
-            for event in _events(response):
+            for event in read_events(response):
                 if "error" in event:
                     raise ServerError(f"the stream failed: {event['error']}")
                 outputs = event_outputs(event)
@@ -378,7 +378,7 @@ class TritonClient:
 MAX_EVENT_BYTES = 64 << 20  # one server-sent event (a streamed response) at most
 
 
-def _events(response: Any) -> Iterator[dict[str, Any]]:
+def read_events(response: Any) -> Iterator[dict[str, Any]]:
     """The JSON ``data:`` events of a server-sent event stream."""
     while True:
         try:

@@ -274,8 +274,9 @@ def test_sagemaker_runtime_target_spreads_traffic_over_target_models(
 
 def test_targets_that_cannot_be_used_say_why() -> None:
     router = mlops("router://127.0.0.1:1", "--model", "m")
-    assert router.returncode == 1
-    assert "router service" in router.stderr and "does not exist yet" in router.stderr
+    assert router.returncode == 2 and "sends every request as a tenant" in router.stderr
+    router = mlops("router://127.0.0.1:1", "--model", "m", "--tenants", "acme", "--requests", "1")
+    assert router.returncode == 1 and "router://127.0.0.1:1 is unreachable" in router.stderr
     stream = mlops("sagemaker://ep", "--stream", "--template", "{}")
     assert stream.returncode == 1 and "does not stream" in stream.stderr
     both = mlops("http://127.0.0.1:1/x", "--rate", "10", "--concurrency", "2")

@@ -1,14 +1,30 @@
 """Load-test targets, chosen by protocol name: ``http`` (Triton KServe v2 over HTTP), ``grpc``
 (Triton over gRPC), ``sagemaker`` (SageMaker runtime, real or a loopback stand-in), ``http-json``
-(any HTTP JSON endpoint) and ``router`` (the tenant router; not available yet). A spec with
-``routing`` follows registered model names to wherever they are served (``targets.routed``)."""
+(any HTTP JSON endpoint) and ``router`` (the tenant router, ``mlops router serve``: requests sent
+as tenants drawn per request, ``targets.router``). A spec with ``routing`` follows registered model
+names to wherever they are served (``targets.routed``)."""
 
 from __future__ import annotations
 
 from mlops_cli.errors import NotSupportedError, UsageError
-from mlops_cli.perf.targets.base import PROTOCOLS, Completion, ModelRouting, Target, TargetSpec
+from mlops_cli.perf.targets.base import (
+    PROTOCOLS,
+    Completion,
+    ModelRouting,
+    Target,
+    TargetSpec,
+    TenantTraffic,
+)
 
-__all__ = ["PROTOCOLS", "Completion", "ModelRouting", "Target", "TargetSpec", "make_target"]
+__all__ = [
+    "PROTOCOLS",
+    "Completion",
+    "ModelRouting",
+    "Target",
+    "TargetSpec",
+    "TenantTraffic",
+    "make_target",
+]
 
 
 def make_target(spec: TargetSpec) -> Target:
@@ -35,12 +51,14 @@ def make_target(spec: TargetSpec) -> Target:
 
         target = SageMakerTarget(spec)
     elif spec.protocol == "router":
-        raise NotSupportedError(
-            "the router target needs the tenant router service (`mlops router serve`), "
-            "which does not exist yet",
-            hint="test the Triton or SageMaker endpoint behind it directly "
-            "(--protocol http|grpc|sagemaker)",
-        )
+        if spec.tenants is None:
+            raise UsageError(
+                "the router target sends every request as a tenant: none was given",
+                hint="add --tenants t1,t2 (or @FILE), or --api-keys @FILE",
+            )
+        from mlops_cli.perf.targets.router import RouterTarget
+
+        target = RouterTarget(spec)
     else:
         raise UsageError(
             f"unknown protocol '{spec.protocol}'", hint=f"valid protocols: {', '.join(PROTOCOLS)}"

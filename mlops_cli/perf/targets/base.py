@@ -9,6 +9,11 @@ streamed token, for streaming targets). The engine measures time around ``submit
 A target that follows registered models through their routing (``follows_routing``) sends each
 request to the version the model resolves to at that moment, and says which one
 (``served_version``), so that the report counts requests per served version.
+
+A target that sends as tenants (``sends_as_tenants``: the router) is handed, per request, the
+tenant the engine drew from ``spec.tenants`` (``submit_as``), and learns the version that served
+it from the answer: its completion takes that version as a third argument (:data:`ServedCompletion`,
+None where the answer did not say).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mlops_cli.spec.modelspec import TensorSpec
 
 WAIT_LIMIT_NS = 10_000_000  # a request waiting longer for a free slot left late
 Completion = Callable[[str | None, list[int] | None], None]
+ServedCompletion = Callable[[str | None, list[int] | None, int | None], None]
 PROTOCOLS = ("http", "grpc", "sagemaker", "http-json", "router")
 
 
@@ -44,6 +50,8 @@ class TargetSpec:
     # Registered model names followed through their routing during the run (``models`` are then
     # those names, not the server's model names); None for a fixed endpoint.
     routing: ModelRouting | None = None
+    # The tenants requests are sent as (the router target); None for every other target.
+    tenants: TenantTraffic | None = None
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,31 @@ class ModelRouting:
     refresh_s: float = 0.5
 
 
+@dataclass(frozen=True)
+class TenantTraffic:
+    """Whom requests are sent as: ``names`` drawn per request by ``distribution`` (``uniform``
+    or ``zipf:S`` over the order given), each as ``X-Tenant-Id: NAME`` or, with ``api_keys``
+    (one per name, in the same order), as ``Authorization: Bearer KEY``."""
+
+    names: tuple[str, ...]
+    distribution: str = "uniform"
+    api_keys: tuple[str, ...] | None = None
+
+    def describe(self) -> dict[str, object]:
+        """What the report says of them (never the keys)."""
+        return {
+            "count": len(self.names),
+            "distribution": self.distribution,
+            "auth": "api-key" if self.api_keys is not None else "tenant-header",
+        }
+
+
 class Target(ABC):
     """One kind of endpoint. Capabilities are declared, not discovered: ``supports_stream``."""
 
     supports_stream: ClassVar[bool] = False
     follows_routing: ClassVar[bool] = False
+    sends_as_tenants: ClassVar[bool] = False
 
     def __init__(self, spec: TargetSpec) -> None:
         self.spec = spec
@@ -89,6 +117,11 @@ class Target(ABC):
     def submitter(self) -> Callable[[Any, Completion], None]:
         """The fastest callable doing what ``submit`` does (after ``start``)."""
         return self.submit
+
+    def submit_as(self, prepared: Any, tenant: int, done: ServedCompletion) -> None:
+        """Send a prepared request as ``spec.tenants.names[tenant]`` (``sends_as_tenants``
+        only); like ``submit``, and ``done`` also gets the version that served it."""
+        raise NotImplementedError(f"the {self.spec.protocol} target does not send as tenants")
 
     @abstractmethod
     def in_flight(self) -> int:

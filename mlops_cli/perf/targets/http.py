@@ -11,18 +11,19 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from mlops_cli.errors import ServerError
-from mlops_cli.perf.httpclient import ConnectionPool, build_request
+from mlops_cli.perf.httpclient import ConnectionPool, HeaderCapture, build_request
 from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.targets.base import Completion, Target, TargetSpec
 from mlops_cli.spec.modelspec import TensorSpec
 
 
-class _EventStream:
-    """Reads server-sent events; every ``data:`` event carrying an output is one token."""
+class EventStream:
+    """Reads server-sent events; every ``data:`` event carrying an output is one token. The
+    completion gets the tokens, and whatever else the pool passes (a captured header's value)."""
 
     __slots__ = ("buffer", "done", "error", "tokens")
 
-    def __init__(self, done: Completion) -> None:
+    def __init__(self, done: Callable[..., None]) -> None:
         self.done = done
         self.buffer = b""
         self.tokens: list[int] = []
@@ -48,8 +49,8 @@ class _EventStream:
         elif not isinstance(doc, dict) or set(doc) - {"model_name", "model_version", "id"}:
             self.tokens.append(now)
 
-    def __call__(self, kind: str | None, _: None) -> None:
-        self.done(kind or self.error, self.tokens)
+    def __call__(self, kind: str | None, _: None = None, *served: Any) -> None:
+        self.done(kind or self.error, self.tokens, *served)
 
 
 class HttpTarget(Target):
@@ -63,6 +64,7 @@ class HttpTarget(Target):
         if parts.query:
             self.path += "?" + parts.query
         self.pool: ConnectionPool | None = None
+        self.capture: HeaderCapture | None = None  # a response header the completions get
 
     async def start(self) -> None:
         self.pool = ConnectionPool(
@@ -70,6 +72,7 @@ class HttpTarget(Target):
             max_connections=self.spec.max_connections,
             timeout_s=self.spec.timeout_s,
             streaming=self.spec.stream,
+            capture_header=self.capture,
         )
         try:  # one connection up front: an unreachable endpoint fails here, with its address
             _, writer = await asyncio.wait_for(
@@ -85,7 +88,7 @@ class HttpTarget(Target):
     def submit(self, prepared: Any, done: Completion) -> None:
         assert self.pool is not None
         if self.spec.stream:
-            stream = _EventStream(done)
+            stream = EventStream(done)
             self.pool.submit(prepared, stream, stream.chunk)
         else:
             self.pool.submit(prepared, done)
