@@ -62,7 +62,13 @@ def serve_router(
         )
     if keys_file is not None:
         read_keys(keys_file)
-    open_registry(settings.registry).registry_revision()  # reachable, and initialised
+    registry = open_registry(settings.registry)
+    registry.registry_revision()  # reachable (a DynamoDB table that is not there: NotFoundError)
+    if not registry.exists():
+        raise UsageError(
+            f"registry {settings.registry} does not exist",
+            hint="check --registry, or create it with `mlops registry init`",
+        )
     options = RouterOptions(
         registry=settings.registry,
         host=host,

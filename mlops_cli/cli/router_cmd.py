@@ -36,7 +36,7 @@ def _size(text: str) -> int:
     number = text.strip().lower().rstrip()
     digits = number.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = number[len(digits) :]
-    if not digits.isdigit() or unit not in units:
+    if not (digits.isascii() and digits.isdecimal()) or unit not in units:
         raise UsageError(f"--max-body {text!r} is not a size", hint="e.g. 6MiB, 512KiB, 1048576")
     return int(digits) * units[unit]
 

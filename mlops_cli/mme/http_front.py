@@ -443,4 +443,6 @@ class ClientConnection(asyncio.Protocol):
         request = Request()
         request.keep_alive = False
         self.busy = True
-        self.respond(request, 400, self.bad_request_body, "application/json", self.bad_request_extra)
+        self.respond(
+            request, 400, self.bad_request_body, "application/json", self.bad_request_extra
+        )

@@ -103,6 +103,12 @@ class Registry(ABC):
         """Create the backing schema or table if needed; True when something was created.
         Idempotent."""
 
+    def exists(self) -> bool:
+        """Whether the backing store is there (reads of a registry that is not answer as an
+        empty one; a long-running reader such as the router refuses to start on it instead).
+        A backend whose absence its reads already report as an error keeps this default."""
+        return True
+
     # -- models and versions ---------------------------------------------------------------
 
     def register_version(

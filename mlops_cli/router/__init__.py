@@ -8,5 +8,5 @@ version wherever it is served.
 - :mod:`~mlops_cli.router.auth`: API keys, stored hashed, mapped to tenants.
 - :mod:`~mlops_cli.router.metrics`: Prometheus metrics with bounded tenant labels.
 - :mod:`~mlops_cli.router.serve`: worker processes and the event loop.
-- :mod:`~mlops_cli.router.drain`: what a deploy waits for before unloading an old version.
+The drain a deploy waits for, on the routers' heartbeats, is :mod:`mlops_cli.deploy.drain`.
 """

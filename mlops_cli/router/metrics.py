@@ -48,7 +48,12 @@ class TenantLabelMode:
         if text in ("all", "none"):
             return cls(text)
         kind, _, number = text.partition(":")
-        if kind == "top" and number.isdigit() and 1 <= int(number) <= 100_000:
+        if (
+            kind == "top"
+            and number.isascii()
+            and number.isdecimal()
+            and 1 <= int(number) <= 100_000
+        ):
             return cls("top", int(number))
         raise UsageError(
             f"--tenant-label {text!r} is not all, none or top:N",

@@ -125,6 +125,7 @@ class Refresher:
 
     def step(self) -> None:
         """One refresh, apply and (when due) heartbeat."""
+        refreshed = False
         try:
             table = refresh(self.registry, self.table)
         except Exception as exc:  # unreachable registry: keep serving the last table
@@ -133,10 +134,12 @@ class Refresher:
             table = self.table
         else:
             self.loaded_at = time.monotonic()
-            self._warned = False
+            refreshed = True
         applied = self.call_in_loop(lambda: self.apply(table)).result(timeout=30)
         self.table = table
-        self._heartbeat(applied)
+        self._heartbeat(applied)  # raises when the registry refuses it (warned by _run)
+        if refreshed:
+            self._warned = False  # read and heartbeat both went through: warn again next time
         if time.monotonic() - self._health_at >= HEALTH_S:
             self._health_at = time.monotonic()
             self.set_down(self._check_servers(table))

@@ -71,6 +71,9 @@ class SQLiteRegistry(SQLiteHeartbeats, Registry):
             )
         return cls(Path(unquote(parsed.path)))
 
+    def exists(self) -> bool:
+        return self.path.is_file()
+
     def init(self) -> bool:
         existed = self.path.exists()
         self._database.connection()
