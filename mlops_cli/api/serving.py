@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from mlops_cli.config import Settings
     from mlops_cli.deploy.base import DeploymentStatus, DeployTarget, Plan
     from mlops_cli.deploy.engine import DeployResult
-    from mlops_cli.registry.records import RouterHeartbeat
     from mlops_cli.deploy.profile import ProfileResult
+    from mlops_cli.registry.records import RouterHeartbeat
 
 DEFAULT_DRAIN_S = 30.0  # the longest a deploy waits for the routers to finish with an old version
 
