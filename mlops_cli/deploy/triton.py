@@ -70,9 +70,20 @@ class ServerAddress:
     name: str
     url: str = ""
     grpc_url: str = ""
+    # A dynamic server (fleet file ``dynamic: true``) loads models on demand: the memory it
+    # has for models, so that the router evicts to make room; None for a server that keeps
+    # what is deployed loaded.
+    capacity_mb: float | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "url": self.url, "grpc_url": self.grpc_url}
+        data: dict[str, object] = {"name": self.name, "url": self.url, "grpc_url": self.grpc_url}
+        if self.capacity_mb is not None:
+            data["capacity_mb"] = self.capacity_mb
+        return data
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -117,13 +128,14 @@ class TritonDetail:
                     name=str(entry.get("name", "")),
                     url=str(entry.get("url", "")),
                     grpc_url=str(entry.get("grpc_url", "")),
+                    capacity_mb=_number(entry.get("capacity_mb")),
                 )
                 for entry in (servers if isinstance(servers, list) else [])
                 if isinstance(entry, Mapping)
             ),
             "repository": str(detail.get("repository") or ""),
             "device": str(detail["device"]) if detail.get("device") else None,
-            "memory_mb": float(memory) if isinstance(memory, int | float) else None,
+            "memory_mb": _number(memory),
         }
 
     @classmethod

@@ -9,6 +9,10 @@
 - ``mlops_router_upstream_errors_total{model,version,kind}``: refused connections, timeouts,
   closed connections; ``mlops_router_retries_total{model,version}``: requests sent again to
   another replica.
+- ``mlops_router_model_loads_total{name}``, ``mlops_router_model_evictions_total{name}``,
+  ``mlops_router_model_load_seconds`` and ``mlops_router_cold_requests_total{model,version}``:
+  on-demand loading on dynamic servers (:mod:`mlops_cli.router.ondemand`); a model's hit rate is
+  1 - cold / requests.
 - ``mlops_router_table_age_seconds``: how old the routing table was at the last refresh step
   (small while the registry answers; it grows while it does not);
   ``mlops_router_table_revision``: the registry revision being served.
@@ -143,6 +147,30 @@ class RouterMetrics:
             multiprocess_mode="min",
             **kept,
         )
+        self.loads = Counter(
+            "mlops_router_model_loads",
+            "Models loaded on demand on dynamic servers, by Triton model name.",
+            ["name"],
+            **kept,
+        )
+        self.load_seconds = Histogram(
+            "mlops_router_model_load_seconds",
+            "Time an on-demand load took.",
+            buckets=_BUCKETS,
+            **kept,
+        )
+        self.evictions = Counter(
+            "mlops_router_model_evictions",
+            "Idle models unloaded from dynamic servers to make room, by Triton model name.",
+            ["name"],
+            **kept,
+        )
+        self.cold = Counter(
+            "mlops_router_cold_requests",
+            "Requests that waited for their model to be loaded.",
+            ["model", "version"],
+            **kept,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -173,6 +201,16 @@ class RouterMetrics:
 
     def retried(self, model: str, version: str) -> None:
         self._child(self.retries, model, version).inc()
+
+    def loaded(self, name: str, seconds: float) -> None:
+        self._child(self.loads, name).inc()
+        self.load_seconds.observe(seconds)
+
+    def evicted(self, name: str) -> None:
+        self._child(self.evictions, name).inc()
+
+    def cold_request(self, model: str, version: str) -> None:
+        self._child(self.cold, model, version).inc()
 
     def table(self, revision: int, age: float) -> None:
         self.table_revision.set(revision)

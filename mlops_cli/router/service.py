@@ -38,6 +38,7 @@ from mlops_cli.mme.http_front import ClientConnection, Request
 from mlops_cli.registry.rules import RegistryNameError, check_name
 from mlops_cli.router.auth import Keys
 from mlops_cli.router.metrics import RouterMetrics
+from mlops_cli.router.ondemand import OnDemand
 from mlops_cli.router.refresh import Applied
 from mlops_cli.router.table import (
     EMPTY,
@@ -129,7 +130,14 @@ class RouterService:
         self.refused: dict[str, float] = {}  # key -> monotonic time until which it is skipped
         self.pools: dict[str, UpstreamPool] = {}
         self.turn: dict[tuple[str, int], int] = {}
-        self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="router-aws")
+        self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="router-blocking")
+        self.ondemand = OnDemand(
+            self.loop,
+            self.blocking,
+            load_timeout_s=options.upstream_timeout_s,
+            on_load=metrics.loaded,
+            on_evict=metrics.evicted,
+        )
         self.tenant_field = options.tenant_header.lower().encode()
         self._extras: dict[Choice, str] = {}
         self.connections: set[ClientConnection] = set()
@@ -328,9 +336,11 @@ class _Call:
     """One request on its way to a model server and back (an :class:`Exchange` for Triton)."""
 
     __slots__ = (
+        "acquired",
         "attempts",
         "candidates",
         "choice",
+        "cold",
         "conn",
         "content_type",
         "entry",
@@ -368,6 +378,8 @@ class _Call:
         self.content_type = _JSON
         self.streaming = False
         self.upstream: Upstream | None = None
+        self.acquired: TritonUpstream | None = None  # a dynamic server's model held for us
+        self.cold = False  # waited for its model to be loaded
         key = (entry.name, choice.version)
         service.in_flight[key] = service.in_flight.get(key, 0) + 1
         service.metrics.started(entry.name, self.version_label)
@@ -375,10 +387,31 @@ class _Call:
     def send(self, upstream: Upstream) -> None:
         self.attempts += 1
         self.upstream = upstream
+        self._release()
         if isinstance(upstream, TritonUpstream):
-            self._send_triton(upstream)
+            if upstream.capacity_mb is not None and self.operation not in ("", "ready"):
+                self.service.ondemand.acquire(
+                    upstream, lambda cold: self._loaded(upstream, cold), self._not_loaded
+                )
+            else:
+                self._send_triton(upstream)
         else:
             self._send_sagemaker(upstream)
+
+    def _loaded(self, upstream: TritonUpstream, cold: bool) -> None:
+        self.acquired = upstream
+        self.cold = self.cold or cold
+        self._send_triton(upstream)
+
+    def _not_loaded(self, reason: str) -> None:
+        model, version = self.entry.name, self.version_label
+        self.service.metrics.upstream_error(model, version, "load")
+        self._refuse(503, f"{model} v{version} could not be loaded: {reason}"[:500])
+
+    def _release(self) -> None:
+        acquired, self.acquired = self.acquired, None
+        if acquired is not None:
+            self.service.ondemand.release(acquired)
 
     # -- Triton ----------------------------------------------------------------------------------
 
@@ -406,9 +439,7 @@ class _Call:
         self.status, self.content_type = status, content_type or _JSON
         if self.operation == "generate_stream" and status == 200:
             self.streaming = True
-            self.conn.start_stream(
-                self.request, 200, self.content_type, self.service.extra(self.choice)
-            )
+            self.conn.start_stream(self.request, 200, self.content_type, self._extra())
 
     def body(self, data: bytes) -> None:
         if not self.streaming:
@@ -430,10 +461,12 @@ class _Call:
             body = b"".join(self.pieces)
             if self.operation == "" and self.status == 200:
                 body = self._metadata(body)
-            self.conn.respond(
-                self.request, self.status, body, self.content_type, self.service.extra(self.choice)
-            )
+            self.conn.respond(self.request, self.status, body, self.content_type, self._extra())
         self._finish(self.status)
+
+    def _extra(self) -> str:
+        extra = self.service.extra(self.choice)
+        return extra + "X-Model-Load: cold\r\n" if self.cold else extra
 
     def fail(self, error: OSError, answered: bool) -> None:
         service, upstream = self.service, self.upstream
@@ -470,6 +503,7 @@ class _Call:
         return json.dumps(document).encode()
 
     def _finish(self, status: int) -> None:
+        self._release()
         service = self.service
         key = (self.entry.name, self.choice.version)
         left = service.in_flight.get(key, 1) - 1
@@ -479,6 +513,8 @@ class _Call:
             service.in_flight.pop(key, None)
         metrics = service.metrics
         metrics.finished(self.entry.name, self.version_label)
+        if self.cold:
+            metrics.cold_request(self.entry.name, self.version_label)
         metrics.answered(
             self.tenant,
             self.entry.name,

@@ -43,6 +43,8 @@ class TritonUpstream:
 
     url: str  # http://host:port
     name: str  # the model's name on that server (answer-v2)
+    memory_mb: float | None = None  # what the version takes loaded (its deployment record)
+    capacity_mb: float | None = None  # a dynamic server's memory for models; None: static
 
     @property
     def key(self) -> str:
@@ -190,7 +192,9 @@ def upstreams_of(record: DeploymentRecord) -> tuple[Upstream, ...]:
         return ()
     if isinstance(detail, TritonDetail):
         return tuple(
-            TritonUpstream(server.url.rstrip("/"), detail.triton_name)
+            TritonUpstream(
+                server.url.rstrip("/"), detail.triton_name, detail.memory_mb, server.capacity_mb
+            )
             for server in detail.servers
             if server.url
         )

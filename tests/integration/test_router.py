@@ -497,3 +497,81 @@ def test_a_replica_killed_mid_run_leaves_its_requests_to_the_other(
     errors = sum(float(m["value"]) for m in _samples(text, "mlops_router_upstream_errors_total"))
     assert errors >= 1  # the killed server was called, failed, and its requests went elsewhere
     assert retries.get("answer", 0) >= 1
+
+
+# -- on-demand loading on a dynamic server ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_dynamic_server_with_room_for_3_of_10_models_answers_for_all_10(
+    env: Any,  # noqa: F811 (fixture)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """answer v1..v10 deployed to a dynamic server (the local Triton, declared with memory for
+    three of them, 64 MB each); tenant tN routed to vN; requests over all ten through the router:
+    none fails, each answered by its version, never more than three loaded at once."""
+    import random
+    import threading
+
+    from mlops_cli.registry import open_registry
+    from tests.conftest import triton_request
+
+    for answer in range(1, 11):
+        register_answer(capsys, tmp_path, answer)
+        run(capsys, "deploy", f"answer@{answer}", "--no-switch")
+    url = env.read_state().http_url
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    for version in range(1, 11):
+        name = f"answer-v{version}"
+        triton_request(url, f"/v2/repository/models/{name}/unload", {})
+        server = {"name": "dyn", "url": url, "capacity_mb": 192}
+        detail = {"where": "dyn", "triton_name": name, "servers": [server], "memory_mb": 64}
+        registry.record_deployment("answer", version, "triton:dyn", detail=detail)
+        registry.remove_deployment("answer", version, "local")
+        registry.set_route(f"t{version}", "answer", version=version)
+    loaded_counts: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            index = triton_request(url, "/v2/repository/index", {}) or []
+            ready = [
+                e for e in index if e.get("state") == "READY" and e["name"].startswith("answer-v")
+            ]  # type: ignore[union-attr]
+            loaded_counts.append(len(ready))
+            time.sleep(0.02)
+
+    results: list[tuple[int, int, float, str]] = []
+    with RouterProcess(registry.uri, "--trust-tenant-header") as router:
+
+        def load(seed: int) -> None:
+            rng = random.Random(seed)
+            client = RouterClient(router.url)
+            for number in range(40):
+                # thread 0 starts with each of the ten once; then Zipf-like over 1..10
+                sweep = seed == 0 and number < 10
+                version = number + 1 if sweep else min(10, int(rng.paretovariate(1.1)))
+                status, headers, data = client.infer("answer", answer_body(), tenant(f"t{version}"))
+                value = answer_of(data) if status == 200 else -1.0
+                results.append((version, status, value, headers.get("x-model-load", "")))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        threads = [threading.Thread(target=load, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        stop.set()
+        watcher.join(timeout=10)
+        text = RouterClient(router.url).get("/metrics")[2].decode()
+    assert len(results) == 160
+    assert [r for r in results if r[1] != 200 or r[2] != r[0]] == []
+    assert max(loaded_counts) <= 3
+    loads = sum(float(m["value"]) for m in _samples(text, "mlops_router_model_loads_total"))
+    evictions = sum(float(m["value"]) for m in _samples(text, "mlops_router_model_evictions_total"))
+    cold = sum(float(m["value"]) for m in _samples(text, "mlops_router_cold_requests_total"))
+    assert {r[0] for r in results} == set(range(1, 11))
+    assert loads >= 10 and evictions >= loads - 3
+    assert cold == sum(1 for r in results if r[3] == "cold") and 0 < cold < len(results)
