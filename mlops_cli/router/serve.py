@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from mlops_cli.router.metrics import TenantLabelMode
+from mlops_cli.router.metrics import WORKERS_DIR_ENV, TenantLabelMode
 
 STOP_GRACE_S = 10.0
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def _run_workers(options: RouterOptions) -> int:
     holder = _bind(options.host, options.port, reuse_port=True)
     port = holder.getsockname()[1]
     metrics_dir = tempfile.mkdtemp(prefix="mlops-router-metrics-")
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env = {**os.environ, WORKERS_DIR_ENV: metrics_dir}
     shared = replace(options, port=port, workers=options.workers)
     children = [
         subprocess.Popen(
@@ -83,7 +83,7 @@ def _run_workers(options: RouterOptions) -> int:
     signal.signal(signal.SIGINT, forward)
     codes = [child.wait() for child in children]
     holder.close()
-    for leftover in Path(metrics_dir).glob("*.db"):
+    for leftover in Path(metrics_dir).iterdir():
         leftover.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         os.rmdir(metrics_dir)
@@ -118,7 +118,11 @@ async def _worker(options: RouterOptions) -> int:
     loop = asyncio.get_running_loop()
     keys = read_keys(Path(options.keys_file)) if options.keys_file else None
     registry = open_registry(options.registry)
-    metrics = RouterMetrics(TenantLabelMode.parse(options.tenant_label))
+    shared = os.environ.get(WORKERS_DIR_ENV)
+    metrics = RouterMetrics(
+        TenantLabelMode.parse(options.tenant_label),
+        workers_dir=Path(shared) if shared else None,
+    )
     refresher: Refresher | None = None
 
     def is_ready() -> bool:

@@ -199,13 +199,20 @@ def test_workers_share_one_port_and_add_up_their_metrics(
             client = RouterClient(router.url)
             assert client.infer("answer", answer_body(), tenant("acme"))[0] == 200
             client.close()
-        text = RouterClient(router.url).get("/metrics")[2].decode()
         addresses = {r["address"] for r in run(capsys, "router", "list")["routers"]}
-    counted = sum(
-        float(m["value"])
-        for m in _samples(text, "mlops_router_requests_total")
-        if m["tenant"] == "acme" and m["status"] == "200"
-    )
+        # each worker shares its figures at every refresh step (250 ms): any worker's /metrics
+        # adds them up once they are shared
+        deadline = time.monotonic() + 5
+        while True:
+            text = RouterClient(router.url).get("/metrics")[2].decode()
+            counted = sum(
+                float(m["value"])
+                for m in _samples(text, "mlops_router_requests_total")
+                if m["tenant"] == "acme" and m["status"] == "200"
+            )
+            if counted >= 40 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     assert counted == 40 and addresses == {f"127.0.0.1:{router.port}"}
 
 
