@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         show_model,
         update_model,
     )
+    from mlops_cli.api.placement import placement_plan, placement_rebalance
     from mlops_cli.api.router import create_key, live_routers, serve_router
     from mlops_cli.api.router_client import invoke_via_router
     from mlops_cli.api.serving import (
@@ -109,6 +110,8 @@ _HOME: dict[str, str] = {
     "mme_up": "local",
     "new_model_folder": "packages",
     "perftest": "perf",
+    "placement_plan": "placement",
+    "placement_rebalance": "placement",
     "profile": "serving",
     "register": "packages",
     "render": "packages",
@@ -166,6 +169,8 @@ __all__ = [
     "mme_up",
     "new_model_folder",
     "perftest",
+    "placement_plan",
+    "placement_rebalance",
     "profile",
     "register",
     "render",

@@ -94,6 +94,12 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
     "registry": ("register_cmd", "registry_app", True, "Set up the registry backend."),
     "local": ("local_cmd", "app", True, "Run the embedded local Triton server."),
     "config": ("config_cmd", "app", True, "Inspect the effective configuration."),
+    "placement": (
+        "placement_cmd",
+        "app",
+        True,
+        "Plan which servers hold which model versions (memory, replicas, labels); rebalance.",
+    ),
     "router": (
         "router_cmd",
         "app",

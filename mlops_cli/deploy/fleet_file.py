@@ -1,9 +1,11 @@
 """Fleet files: the Triton servers of a ``triton`` target and the repository they share.
 
 A fleet file (``schemas/fleet.schema.json``) names the fleet, its repository (a folder, relative
-to the file, or ``s3://bucket/prefix``) and each server: URL, gRPC address, memory capacity, GPUs,
-labels. :func:`load_fleet` validates it into a frozen :class:`Fleet`; errors name the file and the
-key.
+to the file, or ``s3://bucket/prefix``) and each server: URL, gRPC address, memory capacity and
+headroom, GPUs (kind, count, memory of each), labels (``zone`` among them), and whether it loads
+models on demand (``dynamic``). :func:`load_fleet` validates it into a frozen :class:`Fleet`;
+errors name the file and the key. Two servers may not share a name or a URL: a server listed
+twice would be counted twice by placement.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class FleetServer:
     gpu_kind: str | None = None
     gpu_count: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
+    gpu_memory_mb: float = 0.0  # of each GPU; 0: not declared
+    headroom_mb: float = 0.0  # kept free of models
+    dynamic: bool = False  # loads models on demand, holds more than fit loaded at once
 
     def client(self) -> TritonClient:
         return TritonClient(self.url, name=self.name)
@@ -67,12 +72,12 @@ def load_fleet(path: Path) -> Fleet:
                 gpu_kind=gpu.get("kind"),
                 gpu_count=int(gpu.get("count", 1)) if gpu else 0,
                 labels=dict(entry.get("labels", {})),
+                gpu_memory_mb=float(gpu.get("memory_mb", 0)),
+                headroom_mb=float(entry.get("headroom_mb", 0)),
+                dynamic=bool(entry.get("dynamic", False)),
             )
         )
-    names = [s.name for s in servers]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate:
-        raise FleetFileError(f"server name {duplicate!r} appears twice", source=str(path))
+    _refuse_duplicates(servers, source=str(path))
     repository = str(data["repository"])
     if repository.startswith("s3://"):
         try:
@@ -87,6 +92,30 @@ def load_fleet(path: Path) -> Fleet:
         servers=tuple(servers),
         load_timeout=float(data.get("load_timeout", DEFAULT_LOAD_TIMEOUT)),
     )
+
+
+def _refuse_duplicates(servers: list[FleetServer], *, source: str) -> None:
+    """Two servers with one name, or one URL (scheme and host compared without case)."""
+    names: dict[str, int] = {}
+    urls: dict[str, int] = {}
+    for index, server in enumerate(servers):
+        if server.name in names:
+            raise FleetFileError(
+                f"server name {server.name!r} appears twice (servers[{names[server.name]}] and "
+                f"servers[{index}])",
+                source=source,
+            )
+        names[server.name] = index
+        url = server.url.lower()
+        if url in urls:
+            first = servers[urls[url]].name
+            raise FleetFileError(
+                f"servers {first!r} and {server.name!r} have the same URL {server.url}",
+                source=source,
+                key_path=f"servers[{index}].url",
+                hint="list each server once",
+            )
+        urls[url] = index
 
 
 __all__ = ["DEFAULT_LOAD_TIMEOUT", "Fleet", "FleetFileError", "FleetServer", "load_fleet"]

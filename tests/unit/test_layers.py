@@ -30,10 +30,12 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "building blocks",
-        frozenset({"spec", "packages", "stores", "registry", "render", "triton", "aws"}),
+        frozenset(
+            {"spec", "packages", "stores", "registry", "render", "triton", "aws", "placement"}
+        ),
     ),
     ("managed servers", frozenset({"local", "mme"})),
-    ("use cases", frozenset({"deploy", "perf", "router"})),
+    ("use cases", frozenset({"deploy", "perf", "router", "tune"})),
     ("library api", frozenset({"api"})),
     ("command line", frozenset({"cli", "__main__"})),
 )
