@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlops_cli.registry.records import RouterHeartbeat
 
 DEFAULT_DRAIN_S = 30.0  # the longest a deploy waits for the routers to finish with an old version
+DEFAULT_LOCK_WAIT_S = 600.0  # the longest a deploy waits for another's lock on a shared target
 
 
 def _open_target(
@@ -85,6 +86,7 @@ def deploy(
     device: Literal["cpu", "gpu"] | None = None,
     allow_cpu: bool = False,
     drain_s: float = DEFAULT_DRAIN_S,
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     dry_run: bool = False,
     reporter: Reporter = SILENT,
     on_warning: Callable[[str], None] | None = None,
@@ -92,7 +94,9 @@ def deploy(
     """Serve the version ``ref`` names (``MODEL``, ``MODEL@VERSION`` or ``MODEL@ALIAS``) on a
     target, then switch ``alias`` (default: the model's default alias; none when ``switch`` is
     False) to it and retire the old version after the drain. Idempotent: an identical second
-    deploy changes nothing."""
+    deploy changes nothing. On a shared target (triton, sagemaker-mme, mme-local) the deploy
+    holds the target's lock in the registry, waiting for it at most ``lock_wait_s`` (then a
+    ConflictError naming the holder and when its lease expires, and nothing changed)."""
     from mlops_cli.deploy.engine import deploy as run_deploy
     from mlops_cli.deploy.engine import desired_state, resolve_version
     from mlops_cli.registry import open_registry
@@ -115,6 +119,7 @@ def deploy(
         alias=moved,
         dry_run=dry_run,
         drain_seconds=drain_s,
+        lock_wait_s=lock_wait_s,
         reporter=reporter,
     )
     return Deployment(result, version.model, version.version, chosen.id, dry_run, drain_s)
@@ -137,11 +142,12 @@ def undeploy(
     target: str | None = None,
     fleet: Path | None = None,
     endpoint: Path | None = None,
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     dry_run: bool = False,
     reporter: Reporter = SILENT,
 ) -> Undeployment:
     """Stop serving ``MODEL`` (every version) or ``MODEL@VERSION`` on a target and forget the
-    deployment records. Idempotent."""
+    deployment records (under the shared target's lock, as :func:`deploy`). Idempotent."""
     from mlops_cli.deploy.engine import parse_model_ref
     from mlops_cli.deploy.engine import undeploy as run_undeploy
     from mlops_cli.registry import open_registry
@@ -152,7 +158,15 @@ def undeploy(
     registry = open_registry(settings.registry)
     chosen = _open_target(settings, target, fleet, endpoint, reporter)
     version = int(selector) if selector else None
-    plan = run_undeploy(registry, chosen, model, version, dry_run=dry_run, reporter=reporter)
+    plan = run_undeploy(
+        registry,
+        chosen,
+        model,
+        version,
+        dry_run=dry_run,
+        lock_wait_s=lock_wait_s,
+        reporter=reporter,
+    )
     return Undeployment(plan, model, dry_run)
 
 

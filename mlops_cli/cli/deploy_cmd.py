@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops_cli.api.serving import DEFAULT_DRAIN_S
+from mlops_cli.api.serving import DEFAULT_DRAIN_S, DEFAULT_LOCK_WAIT_S
 from mlops_cli.cli.context import CliContext
 from mlops_cli.cli.options import (
     DryRunOpt,
@@ -22,6 +22,19 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mlops_cli.deploy.base import Plan
+
+LockWaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-wait",
+        metavar="SECONDS",
+        min=0,
+        max=86400,
+        help="The longest to wait while another mlops process holds the lock on a shared target "
+        f"(triton, sagemaker-mme, mme-local) (default {DEFAULT_LOCK_WAIT_S:g}s). A holder that "
+        "died loses the lock when its lease expires (MLOPS_LEASE_TTL_S, default 60s).",
+    ),
+]
 
 
 def print_plan(console: Console, plan: Plan, *, dry_run: bool) -> None:
@@ -67,6 +80,7 @@ def deploy(
             f"(default {DEFAULT_DRAIN_S:g}s; at least the routers' 2s cache TTL).",
         ),
     ] = DEFAULT_DRAIN_S,
+    lock_wait: LockWaitOpt = DEFAULT_LOCK_WAIT_S,
     dry_run: DryRunOpt = False,
     store: StoreOpt = None,
     registry: RegistryOpt = None,
@@ -101,6 +115,7 @@ def deploy(
         device="gpu" if device == "gpu" else "cpu" if device == "cpu" else None,
         allow_cpu=allow_cpu,
         drain_s=drain,
+        lock_wait_s=lock_wait,
         dry_run=dry_run,
         reporter=cli.reporter(),
         on_warning=cli.warn,
@@ -133,6 +148,7 @@ def undeploy(
     target: TargetOpt = None,
     fleet: FleetOpt = None,
     endpoint: EndpointOpt = None,
+    lock_wait: LockWaitOpt = DEFAULT_LOCK_WAIT_S,
     dry_run: DryRunOpt = False,
     registry: RegistryOpt = None,
 ) -> int:
@@ -146,6 +162,7 @@ def undeploy(
         target=target,
         fleet=fleet,
         endpoint=endpoint,
+        lock_wait_s=lock_wait,
         dry_run=dry_run,
         reporter=cli.reporter(),
     )

@@ -17,6 +17,7 @@ from mlops_cli.deploy.base import (
     Plan,
 )
 from mlops_cli.deploy.drain import Drain, wait_for_routers
+from mlops_cli.deploy.lease import DEFAULT_WAIT_S, Guard, Unguarded, target_lease
 from mlops_cli.errors import ConflictError, NotFoundError, NotSupportedError, UsageError
 from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.packages.reference import PackageRef
@@ -257,14 +258,19 @@ def deploy(
     alias: str | None,
     dry_run: bool = False,
     drain_seconds: float = 2.0,
+    lock_wait_s: float = DEFAULT_WAIT_S,
     reporter: Reporter = SILENT,
 ) -> DeployResult:
     """Plan, then (unless ``dry_run`` or nothing changes) apply, switch ``alias``, retire
-    (after :func:`effective_drain` of ``drain_seconds``)."""
+    (after :func:`effective_drain` of ``drain_seconds``). A shared target's lease
+    (:mod:`mlops_cli.deploy.lease`) is held throughout, waited for at most ``lock_wait_s``."""
     if dry_run:
-        return _deploy(registry, target, desired, alias, True, drain_seconds, reporter)
-    with target.lock():
-        return _deploy(registry, target, desired, alias, False, drain_seconds, reporter)
+        return _deploy(registry, target, desired, alias, True, drain_seconds, reporter, Unguarded())
+    with (
+        target.lock(),
+        target_lease(registry, target, wait_s=lock_wait_s, reporter=reporter) as lease,
+    ):
+        return _deploy(registry, target, desired, alias, False, drain_seconds, reporter, lease)
 
 
 def _deploy(
@@ -275,6 +281,7 @@ def _deploy(
     dry_run: bool,
     drain_seconds: float,
     reporter: Reporter,
+    lease: Guard,
 ) -> DeployResult:
     planned = plan_deploy(registry, target, desired, alias=alias, drain_seconds=drain_seconds)
     plan, previous, retire, records = (
@@ -291,11 +298,13 @@ def _deploy(
         return result
     loads = planned.applies
     detail: D
+    lease.check()
     if loads:
         detail = target.apply(plan, reporter=reporter)
     else:  # served and recorded already: only the alias moves
         detail = target.parse_detail(_record_of(records, desired.version))
     try:
+        lease.check()
         registry.record_deployment(
             desired.model, desired.version, target.id, detail=detail.to_dict()
         )
@@ -326,6 +335,7 @@ def _deploy(
             reporter=reporter,
         )
         for number in retire:
+            lease.check()
             old = target.parse_detail(_record_of(records, number))
             target.retire(desired.model, number, old, reporter=reporter)
             registry.remove_deployment(desired.model, number, target.id)
@@ -340,9 +350,11 @@ def undeploy(
     version: int | None,
     *,
     dry_run: bool = False,
+    lock_wait_s: float = DEFAULT_WAIT_S,
     reporter: Reporter = SILENT,
 ) -> Plan:
-    """Stop serving ``model`` (one version, or every version) on ``target``."""
+    """Stop serving ``model`` (one version, or every version) on ``target`` (holding a shared
+    target's lease, as :func:`deploy` does)."""
     records = _target_records(registry, target, model)
     if version is not None:
         records = [r for r in records if r.version == version]
@@ -358,8 +370,11 @@ def undeploy(
         plan.actions.append(Action("unload", model, record.version, where))
     if dry_run:
         return plan
-    with target.lock():
-        _retire_all(registry, target, model, records, reporter)
+    with (
+        target.lock(),
+        target_lease(registry, target, wait_s=lock_wait_s, reporter=reporter) as lease,
+    ):
+        _retire_all(registry, target, model, records, reporter, lease)
     return plan
 
 
@@ -369,8 +384,10 @@ def _retire_all(
     model: str,
     records: list[DeploymentRecord],
     reporter: Reporter,
+    lease: Guard,
 ) -> None:
     for record in records:
+        lease.check()
         target.retire(model, record.version, target.parse_detail(record), reporter=reporter)
         registry.remove_deployment(model, record.version, target.id)
 

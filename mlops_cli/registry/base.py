@@ -27,6 +27,10 @@ Promises every implementation keeps (``tests/conformance`` runs the same suite o
 - **Routers report by heartbeat** (:class:`RouterHeartbeat`): an upsert per router id, listed
   by id, so that a deploy drains an old version on evidence (what every live router applied and
   still has in flight) rather than on a timer.
+- **Leases and placements** (:mod:`mlops_cli.registry.coordination`, whose docstring holds
+  their promises): a lock with an expiry per name, taken by compare-and-swap, and one JSON
+  placement document per fleet with a revision; a placement put moves the registry revision,
+  a lease write does not.
 - **Failed calls change nothing**: validation happens before the first write, and multi-item
   writes are transactions.
 - Errors: :class:`NotFoundError` (``LookupError``) for unknown models, versions, aliases, routes;
@@ -59,12 +63,15 @@ from mlops_cli.registry.changes import (
     RouteChange,
     RouteDeletion,
 )
+from mlops_cli.registry.coordination import Coordination, LeaseHeldError, LeaseLostError
 from mlops_cli.registry.records import (
     DEFAULT_ALIAS,
     AliasRecord,
     DeploymentRecord,
+    Lease,
     ModelRecord,
     NewVersion,
+    PlacementRecord,
     Registered,
     RouteRecord,
     RouterHeartbeat,
@@ -91,7 +98,7 @@ from mlops_cli.registry.rules import (
 )
 
 
-class Registry(ABC):
+class Registry(Coordination, ABC):
     """Where versions and routes live. Pick one with :func:`mlops_cli.registry.open_registry`."""
 
     uri: str
@@ -469,9 +476,13 @@ __all__ = [
     "AliasRecord",
     "ConflictError",
     "DeploymentRecord",
+    "Lease",
+    "LeaseHeldError",
+    "LeaseLostError",
     "ModelRecord",
     "NewVersion",
     "NotFoundError",
+    "PlacementRecord",
     "PrivateModelError",
     "Registered",
     "Registry",

@@ -175,6 +175,58 @@ class RouterHeartbeat:
         return data
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A lock held in the registry: ``holder`` has ``name`` until ``expires_at`` (unix time)
+    unless it renews it first. Past that time anyone may take it, so a holder that crashed
+    blocks nobody for longer than its ttl.
+
+    ``revision`` moves with every write of the lease (acquired, renewed, released) and never
+    goes back, also across holders: a fencing token. ``acquired_at`` is when this holder got it
+    (a renewal keeps it)."""
+
+    name: str
+    holder: str
+    expires_at: float
+    acquired_at: float
+    revision: int
+
+    def expired(self, now: float) -> bool:
+        """Whether anyone may take it at ``now``."""
+        return now >= self.expires_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlacementRecord:
+    """The stored placement of a fleet (the plan and its routing table, a JSON object whose
+    shape the placement module owns; the registry never reads it) at ``revision``, which moves
+    by one with every put and serves as the compare-and-swap token."""
+
+    fleet: str
+    revision: int
+    document: Mapping[str, Any] = field(default_factory=dict)
+    updated_at: str = ""
+
+    def __post_init__(self) -> None:
+        # Its own copy, as plain JSON (like DeploymentRecord's detail).
+        object.__setattr__(self, "document", json.loads(self.document_json()))
+
+    def document_json(self) -> str:
+        """The document as stored: canonical JSON."""
+        return json.dumps(dict(self.document), sort_keys=True, separators=(",", ":"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fleet": self.fleet,
+            "revision": self.revision,
+            "document": json.loads(self.document_json()),
+            "updated_at": self.updated_at,
+        }
+
+
 def _is_zero(count: object) -> bool:
     return isinstance(count, int) and not isinstance(count, bool) and count == 0
 
@@ -212,8 +264,10 @@ __all__ = [
     "DEFAULT_ALIAS",
     "AliasRecord",
     "DeploymentRecord",
+    "Lease",
     "ModelRecord",
     "NewVersion",
+    "PlacementRecord",
     "Registered",
     "RouteRecord",
     "RouterHeartbeat",

@@ -39,6 +39,9 @@ TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 ROUTER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 IN_FLIGHT_KEY = re.compile(rf"^{MODEL_NAME.pattern[1:-1]}@[1-9][0-9]{{0,9}}$")
+LEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")  # e.g. target:triton:gpu-fleet
+LEASE_HOLDER = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # e.g. host:pid:random
+FLEET_NAME = MODEL_NAME  # as fleet files spell it (schemas/fleet.schema.json)
 MAX_IN_FLIGHT_ENTRIES = 10_000  # versions one heartbeat may report
 MAX_IN_FLIGHT_COUNT = 2**63 - 1
 MAX_ADDRESS_CHARS = 255
@@ -50,6 +53,9 @@ NAME_RULES = {
     "tag": "tag keys: 1-63 characters of A-Z a-z 0-9 . _ / -, starting with a letter or digit",
     "router": "router ids: 1-128 characters of A-Z a-z 0-9 . _ : -",
     "in-flight": "in-flight keys: MODEL@VERSION, a model name and a version number from 1",
+    "lease": "lease names: 1-200 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit",
+    "holder": "lease holders: 1-128 characters of A-Z a-z 0-9 . _ : -",
+    "fleet": "fleet names: 1-64 characters of a-z 0-9 . _ -, starting with a letter or digit",
 }
 _PATTERNS = {
     "model": MODEL_NAME,
@@ -58,6 +64,9 @@ _PATTERNS = {
     "tag": TAG_KEY,
     "router": ROUTER_ID,
     "in-flight": IN_FLIGHT_KEY,
+    "lease": LEASE_NAME,
+    "holder": LEASE_HOLDER,
+    "fleet": FLEET_NAME,
 }
 
 Expectation = int | Literal["absent"] | None  # what an alias must point at for a change to apply
@@ -77,7 +86,7 @@ class RegistryUnavailableError(MlopsError):
 
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid ``kind`` name (model, alias, tenant, tag, router,
-    in-flight)."""
+    in-flight, lease, holder, fleet)."""
     if not isinstance(value, str) or not _PATTERNS[kind].fullmatch(value):
         raise RegistryNameError(f"invalid {kind} name {value!r}: {NAME_RULES[kind]}")
     return value

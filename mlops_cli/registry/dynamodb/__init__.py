@@ -18,6 +18,11 @@ Item layout (keys are strings; numbers in keys are padded to 10 digits so that t
                                              started_at, in_flight (zlib JSON, first part),
                                              parts, token (see ``heartbeats``)
     ROUTERS       ROUTER#<id>#PART#<token>#<n>  in_flight: part n of a long heartbeat
+    LEASES        LEASE#<name>               holder ("" once released), expires_at, acquired_at,
+                                             revision (see ``coordination``)
+    PLACEMENTS    FLEET#<fleet>              a fleet's placement: revision, updated_at, document
+                                             (zlib JSON, first part), parts, token
+    PLACEMENTS    FLEET#<fleet>#PART#<token>#<n>  document: part n of a long placement
 
 Indexes (projection ALL): ``by-package`` (GSI1) answers ``find_versions_by_digest``; ``by-tenant``
 (GSI2) answers ``list_routes(tenant=...)`` and, through the ``MODELS`` partition that the META
@@ -31,9 +36,9 @@ returned sees the write. The price: all changes, of any model, update that one i
 concurrent transactions on one item cancel each other (``TransactionConflict``); they are
 retried with jittered backoff (``TRANSACT_TRIES``). Registry changes come from operators and
 deploys, a few a second at most, far below what one item sustains; heartbeats, the frequent
-writes, never touch it. (The alternative, a separate ADD after each write, never conflicts but
-can be lost to a crash between the two requests, leaving routers on stale state until the next
-change.) Tables made by earlier versions need nothing new: these items appear on first use.
+writes, never touch it, nor do lease writes (a placement put does). (The alternative, a
+separate ADD after each write, never conflicts but can be lost to a crash between the two
+requests, leaving routers on stale state until the next change.) Tables made by earlier versions need nothing new: these items appear on first use.
 Checks that must read first (archive, delete alias) make their write conditional on the
 revisions they read, so a change that slips in between fails the write instead of being missed.
 """

@@ -1,9 +1,10 @@
 """Router heartbeats in the DynamoDB registry (see the package for the item layout).
 
 A heartbeat's in-flight map can hold 10,000 entries, more than one item (400 KB) can take in the
-worst case, so it is stored as zlib-compressed JSON cut into parts of :data:`PART_BYTES`: the
-head item ``ROUTERS`` / ``ROUTER#<id>`` carries the other fields, the first part, ``parts`` (how
-many in all) and ``token`` (which write the parts belong to); each further part is an item
+worst case, so it is stored as zlib-compressed JSON cut into parts of
+:data:`~mlops_cli.registry.dynamodb.items.PART_BYTES`: the head item ``ROUTERS`` /
+``ROUTER#<id>`` carries the other fields, the first part, ``parts`` (how many in all) and
+``token`` (which write the parts belong to); each further part is an item
 ``ROUTER#<id>#PART#<token>#<n>``. Almost every heartbeat fits the head alone and is one PutItem;
 a longer one is one transaction of the head and its parts. Either way the parts a replaced head
 named are deleted afterwards: no head names that token again, so they are unreachable already.
@@ -17,16 +18,22 @@ from __future__ import annotations
 
 import json
 import uuid
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
 from mlops_cli.errors import ConflictError
 from mlops_cli.registry.dynamodb.client import TableClient
-from mlops_cli.registry.dynamodb.items import ROUTERS, Expr, dynamo_attrs, plain
+from mlops_cli.registry.dynamodb.items import (
+    ROUTERS,
+    Expr,
+    binary,
+    compress_parts,
+    dynamo_attrs,
+    join_parts,
+    plain,
+)
 from mlops_cli.registry.records import RouterHeartbeat
 
-PART_BYTES = 300_000  # of compressed in-flight JSON per item, well under the 400 KB item limit
 READ_TRIES = 3  # Queries of the heartbeats before a torn read is reported
 
 
@@ -40,18 +47,12 @@ def part_sk(router_id: str, token: str, index: int) -> str:
 
 def encode_in_flight(in_flight: Mapping[str, int]) -> list[bytes]:
     """The in-flight map as compressed JSON, cut into parts (at least one)."""
-    data = zlib.compress(json.dumps(dict(in_flight), separators=(",", ":")).encode())
-    return [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+    return compress_parts(json.dumps(dict(in_flight), separators=(",", ":")))
 
 
 def decode_in_flight(parts: list[bytes]) -> dict[str, int]:
-    decoded: dict[str, int] = json.loads(zlib.decompress(b"".join(parts)))
+    decoded: dict[str, int] = json.loads(join_parts(parts))
     return decoded
-
-
-def _bytes(value: Any) -> bytes:
-    """A Binary attribute as read (boto3 wraps it in ``Binary``) as bytes."""
-    return bytes(getattr(value, "value", value))
 
 
 def assemble(items: list[dict[str, Any]]) -> list[RouterHeartbeat] | None:
@@ -64,11 +65,11 @@ def assemble(items: list[dict[str, Any]]) -> list[RouterHeartbeat] | None:
             heads.append(item)
             continue
         _, token, index = rest.split("#")
-        parts[(router_id, token, int(index))] = _bytes(item["in_flight"])
+        parts[(router_id, token, int(index))] = binary(item["in_flight"])
     found = []
     for head in heads:
         router_id, token = head["router_id"], head["token"]
-        chunks = [_bytes(head["in_flight"])]
+        chunks = [binary(head["in_flight"])]
         for index in range(1, int(head["parts"])):
             if (chunk := parts.get((router_id, token, index))) is None:
                 return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ PACKAGE_INDEX, TENANT_INDEX = "by-package", "by-tenant"
 MODELS = "MODELS"  # the GSI2 partition of every META item
 REVISION_KEY = {"PK": "REGISTRY", "SK": "REVISION"}  # the registry revision's counter item
 ROUTERS = "ROUTERS"  # the partition of the router heartbeats
+LEASES = "LEASES"  # the partition of the leases
+PLACEMENTS = "PLACEMENTS"  # the partition of the fleets' placement documents
+PART_BYTES = 300_000  # of compressed JSON per item, well under the 400 KB item limit
 THROTTLE_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
@@ -65,6 +69,23 @@ def plain(item: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Decimal):
             out[key] = int(value) if value == value.to_integral_value() else float(value)
     return out
+
+
+def compress_parts(text: str) -> list[bytes]:
+    """``text`` zlib-compressed and cut into parts of :data:`PART_BYTES` (at least one), for a
+    value that may not fit one item."""
+    data = zlib.compress(text.encode())
+    return [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+
+
+def join_parts(parts: list[bytes]) -> str:
+    """The text :func:`compress_parts` cut up."""
+    return zlib.decompress(b"".join(parts)).decode()
+
+
+def binary(value: Any) -> bytes:
+    """A Binary attribute as read (boto3 wraps it in ``Binary``) as bytes."""
+    return bytes(getattr(value, "value", value))
 
 
 def _float(value: Any) -> float | None:

@@ -15,6 +15,7 @@ from mlops_cli.registry.changes import (
     RouteChange,
     RouteDeletion,
 )
+from mlops_cli.registry.dynamodb.coordination import CoordinationItems
 from mlops_cli.registry.dynamodb.heartbeats import Heartbeats
 from mlops_cli.registry.dynamodb.items import (
     TENANT_INDEX,
@@ -39,7 +40,7 @@ from mlops_cli.registry.records import (
 )
 
 
-class DynamoDBRegistry(ModelsAndVersions, Heartbeats, Registry):
+class DynamoDBRegistry(ModelsAndVersions, Heartbeats, CoordinationItems, Registry):
     """The registry in DynamoDB table ``table`` (create it with :meth:`init`). Thread-safe:
     clients come from :func:`mlops_cli.aws.client`, one per thread."""
 

@@ -2,7 +2,7 @@
 
 The schema is created with ``IF NOT EXISTS`` on every first connection, which is also how a
 database made by an older version gains the tables added since (``registry_revision``: one row,
-absent until the first change, read as 0; ``router_heartbeats``).
+absent until the first change, read as 0; ``router_heartbeats``; ``leases``; ``placements``).
 
 Writes run in ``BEGIN IMMEDIATE`` so that concurrent processes serialise on the file's write lock
 (waiting up to ``busy_timeout``) and a change's checks see the rows its writes replace. A read of a
@@ -89,6 +89,19 @@ CREATE TABLE IF NOT EXISTS router_heartbeats (
     at REAL NOT NULL,
     address TEXT NOT NULL DEFAULT '',
     started_at REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    acquired_at REAL NOT NULL,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS placements (
+    fleet TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );
 """
 

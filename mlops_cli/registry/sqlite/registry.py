@@ -7,7 +7,8 @@ change's check runs on a :func:`~mlops_cli.registry.sqlite.rows.read_view` taken
 check and the write see the same rows. Every transaction that changes something also adds one
 to the registry revision (:func:`~mlops_cli.registry.sqlite.heartbeats.revise`), so the
 revision and the change commit together; the heartbeats live in
-:mod:`~mlops_cli.registry.sqlite.heartbeats`.
+:mod:`~mlops_cli.registry.sqlite.heartbeats`, leases and placements in
+:mod:`~mlops_cli.registry.sqlite.coordination`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mlops_cli.registry.records import (
     VersionRecord,
 )
 from mlops_cli.registry.rules import ModelUpdate, VersionMetrics
+from mlops_cli.registry.sqlite.coordination import SQLiteCoordination
 from mlops_cli.registry.sqlite.database import SQLiteDatabase
 from mlops_cli.registry.sqlite.heartbeats import SQLiteHeartbeats, revise
 from mlops_cli.registry.sqlite.rows import (
@@ -53,7 +55,7 @@ from mlops_cli.registry.sqlite.rows import (
 )
 
 
-class SQLiteRegistry(SQLiteHeartbeats, Registry):
+class SQLiteRegistry(SQLiteHeartbeats, SQLiteCoordination, Registry):
     """Thread-safe (one connection per thread)."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 30_000) -> None:
