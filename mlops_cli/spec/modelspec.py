@@ -177,6 +177,7 @@ class ModelSpec:
     streaming: bool = False
     resources: Resources = field(default_factory=Resources)
     instances: int = 1
+    replicas: int = 1  # servers of a fleet that serve it (placement keeps them apart)
     warmup: tuple[Warmup, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
@@ -226,6 +227,7 @@ class ModelSpec:
                 gpu=GpuSpec(count=gpu.get("count", 1), kind=gpu.get("kind")) if gpu else None,
             ),
             instances=data.get("instances", 1),
+            replicas=data.get("replicas", 1),
             warmup=tuple(
                 Warmup(
                     name=w["name"],
