@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         verify_store,
     )
     from mlops_cli.api.perf import TargetOptions, perftest
+    from mlops_cli.api.placement import placement_apply, placement_plan, placement_rebalance
     from mlops_cli.api.registry import (
         archive_version,
         delete_alias,
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
         show_model,
         update_model,
     )
-    from mlops_cli.api.placement import placement_plan, placement_rebalance
     from mlops_cli.api.router import create_key, live_routers, serve_router
     from mlops_cli.api.router_client import invoke_via_router
     from mlops_cli.api.serving import (
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         status,
         undeploy,
     )
+    from mlops_cli.api.tuning import tune
 
 # Each name's module, imported on first use: a command pays only for the calls it makes (`mlops
 # upload` never imports the deploy targets).
@@ -110,6 +111,7 @@ _HOME: dict[str, str] = {
     "mme_up": "local",
     "new_model_folder": "packages",
     "perftest": "perf",
+    "placement_apply": "placement",
     "placement_plan": "placement",
     "placement_rebalance": "placement",
     "profile": "serving",
@@ -121,6 +123,7 @@ _HOME: dict[str, str] = {
     "show_model": "registry",
     "show_package": "packages",
     "status": "serving",
+    "tune": "tuning",
     "undeploy": "serving",
     "update_model": "registry",
     "upload": "packages",
@@ -169,6 +172,7 @@ __all__ = [
     "mme_up",
     "new_model_folder",
     "perftest",
+    "placement_apply",
     "placement_plan",
     "placement_rebalance",
     "profile",
@@ -181,6 +185,7 @@ __all__ = [
     "show_model",
     "show_package",
     "status",
+    "tune",
     "undeploy",
     "update_model",
     "upload",

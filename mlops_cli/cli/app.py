@@ -94,6 +94,12 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
     "registry": ("register_cmd", "registry_app", True, "Set up the registry backend."),
     "local": ("local_cmd", "app", True, "Run the embedded local Triton server."),
     "config": ("config_cmd", "app", True, "Inspect the effective configuration."),
+    "tune": (
+        "tune_cmd",
+        "tune",
+        False,
+        "Find the serving configuration that meets an SLA with the most throughput or lowest cost.",
+    ),
     "placement": (
         "placement_cmd",
         "app",
