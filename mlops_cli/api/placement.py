@@ -401,3 +401,87 @@ __all__ = [
     "placement_plan",
     "placement_rebalance",
 ]
+
+
+@dataclass(frozen=True)
+class PlacementApplied:
+    """The plan carried out on the fleet (or, with ``dry_run``, the steps it would take)."""
+
+    report: PlacementReport
+    applied: Any  # deploy.placement_apply.Applied
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report.to_dict(), **self.applied.to_dict()}
+
+
+def placement_apply(
+    *,
+    settings: Settings,
+    fleet: Path,
+    refs: Sequence[str] = (),
+    all_deployed: bool = False,
+    replicas: Mapping[str, int] | None = None,
+    max_moves: int | None = None,
+    dry_run: bool = False,
+    lock_wait_s: float = 600.0,
+    reporter: Any = None,
+) -> PlacementApplied:
+    """Place the versions on the fleet as planned from where they are now (the planner's
+    rebalance from the current records: few moves), load new replicas before any is unloaded,
+    record each step, and store the plan in the registry; under the fleet's lease."""
+    from mlops_cli.deploy.engine import desired_state, resolve_version
+    from mlops_cli.deploy.fleet import FleetTarget
+    from mlops_cli.deploy.fleet_file import load_fleet
+    from mlops_cli.deploy.placement_apply import apply_placement, current_assignments
+    from mlops_cli.placement import NoFit, Plan, rebalance
+    from mlops_cli.progress import SILENT
+    from mlops_cli.registry import open_registry
+    from mlops_cli.stores import open_store
+
+    inputs = _inputs(
+        settings=settings,
+        fleet=fleet,
+        refs=refs,
+        all_deployed=all_deployed,
+        replicas=replicas,
+        models=None,
+        server_memory_mb=None,
+        server_gpu_memory_mb=0.0,
+        headroom_mb=0.0,
+    )
+    registry = open_registry(settings.registry)
+    target = FleetTarget(load_fleet(fleet))
+    keys = {item.key for item in inputs.items}
+    current = {
+        key: servers
+        for key, servers in current_assignments(registry.list_deployments(), target.id).items()
+        if key in keys
+    }
+    known = {server.name for server in inputs.servers}
+    start = Plan(
+        assignments={k: tuple(s for s in v if s in known) for k, v in current.items()},
+        servers=tuple(s.name for s in inputs.servers),
+        lower_bound=0,
+    )
+    result = rebalance(start, inputs.servers, inputs.items, max_moves=max_moves)
+    if isinstance(result, NoFit):
+        raise CannotPlaceError(result, hint=_hint(result, offline=False))
+    report = _report(result, inputs)
+
+    def desired_of(key: str) -> Any:
+        version = resolve_version(registry, key)
+        return desired_state(
+            version, lambda root: open_store(root or settings.store), target=target
+        )
+
+    applied = apply_placement(
+        registry,
+        target,
+        result.assignments,
+        report.to_dict(),
+        desired_of=desired_of,
+        dry_run=dry_run,
+        lock_wait_s=lock_wait_s,
+        reporter=reporter or SILENT,
+    )
+    return PlacementApplied(report, applied)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlops_cli.cli.context import CliContext
-from mlops_cli.cli.options import FleetOpt, RegistryOpt, StoreOpt
+from mlops_cli.cli.options import DryRunOpt, FleetOpt, RegistryOpt, StoreOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -186,3 +186,51 @@ def render(console: Console, report: PlacementReport, *, verb: str) -> None:
         console.print(f"move {move.key}: {move.source} -> {move.target}")
     if len(moves) > 20:
         console.print(f"... and {len(moves) - 20:,} more moves (--json: all)")
+
+
+@app.command("apply")
+def apply(
+    ctx: typer.Context,
+    fleet: Annotated[Path, typer.Option("--fleet", help="The fleet file.")],
+    refs: RefsArg = None,
+    all_deployed: AllDeployedOpt = False,
+    replicas: ReplicasOpt = None,
+    max_moves: Annotated[
+        int | None, typer.Option(help="Move at most this many models to save servers.")
+    ] = None,
+    dry_run: DryRunOpt = False,
+    lock_wait: Annotated[
+        float,
+        typer.Option(min=0, max=86400, help="Seconds to wait for another deploy's fleet lock."),
+    ] = 600.0,
+    registry: RegistryOpt = None,
+    store: StoreOpt = None,
+) -> int:
+    """Place model versions on the fleet as planned: new replicas loaded before old ones go."""
+    from mlops_cli.api.placement import placement_apply
+
+    cli: CliContext = ctx.obj
+    done = placement_apply(
+        settings=cli.settings({"registry": registry, "store": store}),
+        fleet=fleet,
+        refs=refs or (),
+        all_deployed=all_deployed,
+        replicas=replica_counts(replicas),
+        max_moves=max_moves,
+        dry_run=dry_run,
+        lock_wait_s=lock_wait,
+        reporter=cli.reporter(),
+    )
+
+    def human(console: Console) -> None:
+        render(console, done.report, verb="planned")
+        steps = done.applied.steps
+        if not steps:
+            console.print("nothing to do: the fleet is as planned")
+        for step in steps:
+            mark = "would " if dry_run else ""
+            console.print(f"{mark}{step.op} {step.key} on {step.server}")
+        if done.applied.revision is not None:
+            console.print(f"stored as placement revision {done.applied.revision}")
+
+    return cli.emit(done, human)

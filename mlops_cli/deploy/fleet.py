@@ -2,7 +2,11 @@
 embedded local server).
 
 The repository is a folder every server reads (a shared path) or an ``s3://bucket/prefix`` the
-servers were started on. Deploying a version writes ``<repository>/<model>-v<version>/`` and loads
+servers were started on. A server marked ``dynamic`` loads models on demand (the router loads
+them on their first request and evicts idle ones to make room, :mod:`mlops_cli.router.ondemand`):
+a deploy there checks that the version fits the server's whole memory, loads it once (so that
+its warmup proves it answers), unloads it again and records the server's capacity for the
+router. Deploying a version writes ``<repository>/<model>-v<version>/`` and loads
 it, in explicit model-control mode, on the server :func:`mlops_cli.deploy.placement.place` picks
 from a snapshot of the fleet taken once per plan. What a server serves is read from the server
 itself (repository index, and the memory each loaded model's config carries), never assumed.
@@ -71,7 +75,7 @@ def fleet_snapshot(fleet: Fleet) -> tuple[list[ServerSnapshot], dict[str, set[st
     for server in fleet.servers:
         common: dict[str, Any] = {
             "name": server.name,
-            "memory_mb": server.memory_mb,
+            "memory_mb": server.memory_mb - server.headroom_mb,
             "gpu_kind": server.gpu_kind,
             "gpu_count": server.gpu_count,
             "labels": server.labels,
@@ -84,7 +88,8 @@ def fleet_snapshot(fleet: Fleet) -> tuple[list[ServerSnapshot], dict[str, set[st
             snapshots.append(ServerSnapshot(reachable=False, **common))
             continue
         ready[server.name] = loaded
-        snapshots.append(ServerSnapshot(used_mb=used, **common))
+        # a dynamic server evicts idle models to make room: all of its memory is available
+        snapshots.append(ServerSnapshot(used_mb=0.0 if server.dynamic else used, **common))
     return snapshots, ready
 
 
@@ -188,6 +193,9 @@ class TritonTarget(DeployTarget[TritonPlan, TritonDetail]):
                     server.client().load(
                         name, timeout=self.fleet.load_timeout, failed=self._load_failure(name)
                     )
+            for server in chosen:  # answered its warmup; a dynamic server loads it on demand
+                if server.dynamic:
+                    server.client().unload(name)
         except BaseException as exc:
             # Leave the fleet as it was: a failed model stays listed on Triton until unloaded
             # (a hung load answers no unload). The clean-up is best effort: the load's own
@@ -229,9 +237,22 @@ class TritonTarget(DeployTarget[TritonPlan, TritonDetail]):
             detail = self.parse_detail(record)
             name = detail.triton_name
             names = [s.name for s in detail.servers] or [self.servers()[0].name]
+            dynamic = {s.name for s in detail.servers if s.capacity_mb is not None}
             for server_name in names:
                 covered.add((server_name, name))
                 index, problem = observed.get(server_name, ({}, "not in the fleet any more"))
+                if problem is None and server_name in dynamic and _cold(index.get(name)):
+                    found.append(
+                        DeploymentStatus(
+                            model=model,
+                            version=version,
+                            target=self.id,
+                            where=server_name,
+                            state="READY",
+                            note="not loaded now: loads on its first request (dynamic server)",
+                        )
+                    )
+                    continue
                 found.append(
                     self._observed_status(model, version, server_name, name, index, problem)
                 )
@@ -286,6 +307,14 @@ class TritonTarget(DeployTarget[TritonPlan, TritonDetail]):
 
     def _invoke(self, record: DeploymentRecord, request: InvokeRequest) -> Iterator[Chunk]:
         return invoke_triton(record.model, record.version, self.parse_detail(record), request)
+
+
+def _cold(entry: RepositoryEntry | None) -> bool:
+    """In the repository and not loaded (never loaded, unloaded or being unloaded), as a dynamic
+    server keeps its models; a load that failed (UNAVAILABLE with another reason) is not cold but broken."""
+    if entry is None or entry.state in ("", "UNLOADING"):
+        return True
+    return entry.state == "UNAVAILABLE" and (entry.reason or "unloaded") == "unloaded"
 
 
 class FleetTarget(TritonTarget):

@@ -44,7 +44,8 @@ class FleetServer:
         return TritonClient(self.url, name=self.name)
 
     def address(self) -> ServerAddress:
-        return ServerAddress(self.name, self.url, self.grpc_url)
+        capacity = self.memory_mb - self.headroom_mb if self.dynamic else None
+        return ServerAddress(self.name, self.url, self.grpc_url, capacity)
 
 
 @dataclass(frozen=True)

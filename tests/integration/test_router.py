@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli import run
+from tests.cli import error_line, run
 from tests.integration.test_deploy import env, register_answer  # noqa: F401 (fixture)
 from tests.servers.delay_http import DelayServer
 from tests.servers.router import RouterClient, RouterProcess, answer_body, answer_of
@@ -278,6 +278,17 @@ def test_an_upstream_that_does_not_answer_in_time_is_a_504(
     assert "sent nothing" in json.loads(data)["error"]
 
 
+def _ready_answers(url: str) -> list[str]:
+    from tests.conftest import triton_request
+
+    index = triton_request(url, "/v2/repository/index", {}) or []
+    return [
+        entry["name"]
+        for entry in index  # type: ignore[union-attr]
+        if entry.get("state") == "READY" and entry["name"].startswith("answer-v")
+    ]
+
+
 def _samples(text: str, name: str) -> Iterator[dict[str, str]]:
     pattern = re.compile(rf"^{name}\{{(.*)\}} (\S+)$")
     for line in text.splitlines():
@@ -522,31 +533,49 @@ def test_a_dynamic_server_with_room_for_3_of_10_models_answers_for_all_10(
     import threading
 
     from mlops_cli.registry import open_registry
-    from tests.conftest import triton_request
 
+    state = env.read_state()
+    url = state.http_url
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        json.dumps(
+            {
+                "name": "dyn",
+                "repository": state.model_repository,
+                "servers": [{"name": "dyn", "url": url, "memory_mb": 192, "dynamic": True}],
+            }
+        )
+    )
+    deploy = ("--target", "triton", "--fleet", str(fleet), "--no-switch")
     for answer in range(1, 11):
         register_answer(capsys, tmp_path, answer)
-        run(capsys, "deploy", f"answer@{answer}", "--no-switch")
-    url = env.read_state().http_url
+        run(capsys, "deploy", f"answer@{answer}", *deploy)
+        run(capsys, "route", "set", f"t{answer}", "answer", str(answer))
     registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
-    for version in range(1, 11):
-        name = f"answer-v{version}"
-        triton_request(url, f"/v2/repository/models/{name}/unload", {})
-        server = {"name": "dyn", "url": url, "capacity_mb": 192}
-        detail = {"where": "dyn", "triton_name": name, "servers": [server], "memory_mb": 64}
-        registry.record_deployment("answer", version, "triton:dyn", detail=detail)
-        registry.remove_deployment("answer", version, "local")
-        registry.set_route(f"t{version}", "answer", version=version)
+    assert not _ready_answers(url)  # each answered its warmup, then was unloaded
+    rows = run(capsys, "status", "--fleet", str(fleet))["deployments"]
+    assert {row["state"] for row in rows} == {"READY"} and len(rows) == 10
+    assert "loads on its first request" in rows[0]["note"]
+    too_big = tmp_path / "big.yaml"
+    too_big.write_text(fleet.read_text().replace('"memory_mb": 192', '"memory_mb": 32'))
+    line = error_line(
+        capsys,
+        "deploy",
+        "answer@1",
+        "--target",
+        "triton",
+        "--fleet",
+        str(too_big),
+        "--no-switch",
+        code=1,
+    )
+    assert "no server can take answer v1 (64 MB)" in line
     loaded_counts: list[int] = []
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            index = triton_request(url, "/v2/repository/index", {}) or []
-            ready = [
-                e for e in index if e.get("state") == "READY" and e["name"].startswith("answer-v")
-            ]  # type: ignore[union-attr]
-            loaded_counts.append(len(ready))
+            loaded_counts.append(len(_ready_answers(url)))
             time.sleep(0.02)
 
     results: list[tuple[int, int, float, str]] = []
