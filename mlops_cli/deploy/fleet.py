@@ -31,6 +31,7 @@ from mlops_cli.deploy.base import (
     InvokeRequest,
     Plan,
 )
+from mlops_cli.deploy.engine import DEFAULT_MEMORY_MB
 from mlops_cli.deploy.fleet_file import Fleet, FleetServer, load_fleet
 from mlops_cli.deploy.placement import ModelNeeds, PlacementRefusal, ServerSnapshot, place
 from mlops_cli.deploy.repository import Repository
@@ -68,7 +69,8 @@ class TritonPlan(Plan):
 
 
 def fleet_snapshot(fleet: Fleet) -> tuple[list[ServerSnapshot], dict[str, set[str]]]:
-    """Observe every server once: its capacity, the memory its READY models declare, its GPUs
+    """Observe every server once: its capacity, the memory its READY models declare (mlops
+    records it in each config it renders; a model loaded by others counts at the default), its GPUs
     (an unreachable server is marked so), and the names it has READY."""
     snapshots: list[ServerSnapshot] = []
     ready: dict[str, set[str]] = {}
@@ -83,7 +85,11 @@ def fleet_snapshot(fleet: Fleet) -> tuple[list[ServerSnapshot], dict[str, set[st
         client = server.client()
         try:
             loaded = client.ready_models()
-            used = sum(recorded_memory_mb(client.model_config(name)) for name in loaded)
+            # a model loaded by someone else carries no memory of mlops': counted at the default
+            used = sum(
+                recorded_memory_mb(client.model_config(name)) or DEFAULT_MEMORY_MB
+                for name in loaded
+            )
         except ServerUnreachableError:
             snapshots.append(ServerSnapshot(reachable=False, **common))
             continue

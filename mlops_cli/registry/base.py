@@ -187,11 +187,17 @@ class Registry(Coordination, ABC):
         return self._archive(Archive(model, version))
 
     def set_version_metrics(
-        self, model: str, version: int, *, memory_mb: float | None, latency_ms: float | None
+        self,
+        model: str,
+        version: int,
+        *,
+        memory_mb: float | None,
+        latency_ms: float | None,
+        gpu_memory_mb: float | None = None,
     ) -> VersionRecord:
         """Store measured memory and latency (the one mutable part of a version)."""
         check_name("model", model)
-        metrics = VersionMetrics(memory_mb, latency_ms)
+        metrics = VersionMetrics(memory_mb, latency_ms, gpu_memory_mb)
         if (found := self._set_metrics(model, version, metrics)) is None:
             self.get_model(model)
             raise version_missing(model, version)

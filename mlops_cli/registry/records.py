@@ -48,8 +48,9 @@ class VersionRecord:
     description: str = ""
     status: Literal["active", "archived"] = "active"
     created_at: str = ""
-    memory_mb: float | None = None  # measured by `mlops profile`
+    memory_mb: float | None = None  # measured by `mlops profile`: peak host memory
     latency_ms: float | None = None
+    gpu_memory_mb: float | None = None  # measured by `mlops profile` on a GPU server
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

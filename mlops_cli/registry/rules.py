@@ -274,6 +274,7 @@ class VersionMetrics:
 
     memory_mb: float | None = None
     latency_ms: float | None = None
+    gpu_memory_mb: float | None = None
 
     def __post_init__(self) -> None:
         for key, value in self.measured().items():
@@ -281,7 +282,11 @@ class VersionMetrics:
                 raise UsageError(f"{key} must be a finite number >= 0, not {value}")
 
     def measured(self) -> dict[str, float]:
-        values = {"memory_mb": self.memory_mb, "latency_ms": self.latency_ms}
+        values = {
+            "memory_mb": self.memory_mb,
+            "latency_ms": self.latency_ms,
+            "gpu_memory_mb": self.gpu_memory_mb,
+        }
         return {key: value for key, value in values.items() if value is not None}
 
 

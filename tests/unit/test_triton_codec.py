@@ -177,10 +177,10 @@ def test_a_stream_event_that_is_not_json_is_one_server_error() -> None:
     import io
 
     from mlops_cli.errors import ServerError
-    from mlops_cli.triton.client import _events
+    from mlops_cli.triton.client import read_events
 
     good = io.BytesIO(b'data: {"text_output": "a"}\n\n')
-    assert list(_events(good)) == [{"text_output": "a"}]
+    assert list(read_events(good)) == [{"text_output": "a"}]
     for broken in (b"data: {not json\n\n", b"data: \xff\xfe\n\n"):
         with pytest.raises(ServerError, match="not JSON"):
-            list(_events(io.BytesIO(broken)))
+            list(read_events(io.BytesIO(broken)))

@@ -114,6 +114,7 @@ def version_record(d: Mapping[str, Any]) -> VersionRecord:
         lineage=json.loads(d.get("lineage", "{}")),
         memory_mb=_float(d.get("memory_mb")),
         latency_ms=_float(d.get("latency_ms")),
+        gpu_memory_mb=_float(d.get("gpu_memory_mb")),
     )
 
 

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS versions (
     created_at TEXT NOT NULL,
     memory_mb REAL,
     latency_ms REAL,
+    gpu_memory_mb REAL,
     PRIMARY KEY (model, version)
 );
 CREATE INDEX IF NOT EXISTS versions_by_digest ON versions(package_digest);
@@ -106,6 +107,23 @@ CREATE TABLE IF NOT EXISTS placements (
 """
 
 
+# Columns added after a table was first released: (table, column, type). A database made by an
+# earlier version gets them on open (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
+ADDED_COLUMNS = (("versions", "gpu_memory_mb", "REAL"),)
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column in present:
+            continue
+        try:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
+
+
 class SQLiteDatabase:
     """One database file; thread-safe (one connection per thread)."""
 
@@ -140,6 +158,7 @@ class SQLiteDatabase:
             self._local.connection = connection
         if not self._initialised:
             connection.executescript(SCHEMA)
+            _add_missing_columns(connection)
             self._initialised = True
         return connection
 

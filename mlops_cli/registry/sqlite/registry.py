@@ -271,9 +271,9 @@ class SQLiteRegistry(SQLiteHeartbeats, SQLiteCoordination, Registry):
     ) -> VersionRecord | None:
         with self._database.write() as db:
             db.execute(
-                "UPDATE versions SET memory_mb = COALESCE(?, memory_mb), latency_ms = COALESCE(?, latency_ms)"
-                " WHERE model = ? AND version = ?",
-                (metrics.memory_mb, metrics.latency_ms, model, version),
+                "UPDATE versions SET memory_mb = COALESCE(?, memory_mb), latency_ms = COALESCE(?, latency_ms),"
+                " gpu_memory_mb = COALESCE(?, gpu_memory_mb) WHERE model = ? AND version = ?",
+                (metrics.memory_mb, metrics.latency_ms, metrics.gpu_memory_mb, model, version),
             )
             row = db.execute(
                 "SELECT * FROM versions WHERE model = ? AND version = ?", (model, version)

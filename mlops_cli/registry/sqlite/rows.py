@@ -51,6 +51,7 @@ def version_record(row: sqlite3.Row) -> VersionRecord:
         created_at=row["created_at"],
         memory_mb=row["memory_mb"],
         latency_ms=row["latency_ms"],
+        gpu_memory_mb=row["gpu_memory_mb"],
     )
 
 
