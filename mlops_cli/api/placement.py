@@ -485,3 +485,56 @@ def placement_apply(
         reporter=reporter or SILENT,
     )
     return PlacementApplied(report, applied)
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """``mlops placement simulate``: the simulation and how long it took to run."""
+
+    simulation: Any  # placement.simulate.Simulation
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.simulation.to_dict(), "seconds": round(self.seconds, 3)}
+
+
+def placement_simulate(
+    *,
+    workload: Any = None,  # placement.simulate.Workload
+    trace: Path | None = None,
+    server_memory_mb: float,
+    servers: int | None = None,
+    load_time_s: float = 2.0,
+    load_s_per_gb: float = 0.0,
+    fail_servers: int = 0,
+    seed: int = 0,
+    default_size_mb: float = 500.0,
+) -> SimulationReport:
+    """Simulate on-demand loading on a fleet (:mod:`mlops_cli.placement.simulate`): on the trace
+    ``workload`` generates, or on a recorded one (CSV ``t,model[,memory_mb]``)."""
+    import csv
+    import time
+
+    from mlops_cli.placement.simulate import FleetModel, generate_trace, simulate, trace_from_rows
+
+    started = time.perf_counter()
+    if trace is not None:
+        try:
+            with trace.open(newline="") as handle:
+                replay = trace_from_rows(csv.reader(handle), default_size_mb=default_size_mb)
+        except OSError as exc:
+            raise UsageError(f"cannot read the trace {trace}: {exc.strerror}") from exc
+    elif workload is not None:
+        replay = generate_trace(workload, max_size_mb=server_memory_mb)
+    else:
+        raise UsageError("simulate needs a workload or a trace file")
+    fleet = FleetModel(
+        server_memory_mb=server_memory_mb,
+        servers=servers,
+        load_time_s=load_time_s,
+        load_s_per_gb=load_s_per_gb,
+        fail_servers=fail_servers,
+        seed=seed,
+    )
+    simulation = simulate(replay, fleet)
+    return SimulationReport(simulation, time.perf_counter() - started)

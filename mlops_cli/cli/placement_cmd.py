@@ -234,3 +234,73 @@ def apply(
             console.print(f"stored as placement revision {done.applied.revision}")
 
     return cli.emit(done, human)
+
+
+@app.command("simulate")
+def simulate(
+    ctx: typer.Context,
+    models: Annotated[int, typer.Option("--models", min=1, help="Models in the fleet.")] = 10000,
+    size_median: Annotated[str, typer.Option(help="Median model size, e.g. 500MiB.")] = "500MiB",
+    size_sigma: Annotated[
+        float, typer.Option(min=0, help="Sigma of the log of model sizes (log-normal).")
+    ] = 1.0,
+    servers: Annotated[
+        int | None, typer.Option(min=1, help="Servers (default: as many as hold every model).")
+    ] = None,
+    server_memory: Annotated[str, typer.Option(help="Memory of each server.")] = "24GiB",
+    rate: Annotated[float, typer.Option(min=0.001, help="Requests per second.")] = 1000.0,
+    requests: Annotated[int, typer.Option(min=0, help="Requests in the trace.")] = 100000,
+    zipf: Annotated[float, typer.Option(min=0, help="Zipf exponent of traffic.")] = 1.1,
+    tenants: Annotated[int, typer.Option(min=1, help="Tenants (Zipf over them too).")] = 1,
+    load_time: Annotated[float, typer.Option(min=0, help="Seconds a load takes.")] = 2.0,
+    load_per_gb: Annotated[float, typer.Option(min=0, help="Extra load seconds per GiB.")] = 0.0,
+    fail_servers: Annotated[int, typer.Option(min=0, help="Servers failing during the run.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the trace and of failures.")] = 0,
+    trace: Annotated[
+        Path | None, typer.Option(help="Replay a recorded trace (CSV t,model[,memory_mb]).")
+    ] = None,
+) -> int:
+    """Simulate on-demand loading on a fleet: hit rate, cold requests, p99 added by loads."""
+    from mlops_cli.api.placement import placement_simulate
+    from mlops_cli.placement.simulate import Workload
+
+    cli: CliContext = ctx.obj
+    median = megabytes(size_median, "--size-median") or 0.0
+    report = placement_simulate(
+        workload=Workload(
+            models=models,
+            requests=requests,
+            size_median_mb=median,
+            size_sigma=size_sigma,
+            zipf=zipf,
+            tenants=tenants,
+            rate=rate,
+            seed=seed,
+        ),
+        trace=trace,
+        server_memory_mb=megabytes(server_memory, "--server-memory") or 0.0,
+        servers=servers,
+        load_time_s=load_time,
+        load_s_per_gb=load_per_gb,
+        fail_servers=fail_servers,
+        seed=seed,
+        default_size_mb=median,
+    )
+
+    def human(console: Console) -> None:
+        sim = report.simulation
+        console.print(
+            f"{sim.models:,} models ({sim.model_memory_mb / 1024:,.0f} GiB), "
+            f"{sim.requests:,} requests on {sim.servers:,} servers of "
+            f"{sim.server_memory_mb / 1024:,.1f} GiB; every model resident needs "
+            f"{sim.servers_needed:,} (lower bound {sim.lower_bound:,})"
+        )
+        for o in sim.outcomes:
+            console.print(
+                f"{o.policy:>12}: hit rate {o.hit_rate:.1%} ({o.hit_rate_after_warmup:.1%} after "
+                f"warm-up), cold {o.cold / max(1, o.requests):.2%}, p99 added "
+                f"{o.cold_added_p99_ms:,.0f} ms, busiest server {o.max_load_ratio:.2f}x mean"
+            )
+        console.print(f"simulated in {report.seconds:.1f} s")
+
+    return cli.emit(report, human)

@@ -6,7 +6,8 @@ GPUs, labels, headroom) on as few servers as possible; :func:`add` places one mo
 moving any other; :func:`rebalance` brings a fragmented placement back near the best packing with
 few moves (:class:`Packer` is the state they share, for callers that place many items one at a
 time); :func:`spread_hot` adds replicas of hot items so that no server carries much more than
-the mean request load; :class:`RoutingTable` answers ``model@version -> servers`` in O(1). The
+the mean request load; :class:`RoutingTable` answers ``model@version -> servers`` in O(1); :func:`simulate` replays a
+trace of requests on a fleet that loads models on demand (:mod:`mlops_cli.placement.simulate`). The
 strategy is stated in :mod:`mlops_cli.placement.planner`. The Triton fleet target keeps its own
 first-fit rule (:mod:`mlops_cli.deploy.placement`) until apply uses these plans.
 """
@@ -26,8 +27,17 @@ from mlops_cli.placement.records import (
     Unplaced,
 )
 from mlops_cli.placement.routing import RoutingTable
+from mlops_cli.placement.simulate import (
+    FleetModel,
+    Simulation,
+    Trace,
+    Workload,
+    lru_hit_rate,
+    simulate,
+)
 
 __all__ = [
+    "FleetModel",
     "Item",
     "Move",
     "NoFit",
@@ -36,11 +46,16 @@ __all__ = [
     "Plan",
     "RoutingTable",
     "Server",
+    "Simulation",
+    "Trace",
     "Unplaced",
+    "Workload",
     "add",
     "lower_bound",
+    "lru_hit_rate",
     "plan",
     "rebalance",
     "server_loads",
+    "simulate",
     "spread_hot",
 ]
