@@ -419,7 +419,7 @@ class _Call:
         self.upstream = upstream
         self._release()
         if isinstance(upstream, TritonUpstream):
-            if upstream.capacity_mb is not None and self.operation not in ("", "ready"):
+            if upstream.capacity_mb is not None:  # a dynamic server: loaded on demand
                 self.service.ondemand.acquire(
                     upstream, lambda cold: self._loaded(upstream, cold), self._not_loaded
                 )
