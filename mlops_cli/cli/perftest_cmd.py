@@ -209,7 +209,12 @@ def _progress(cli: CliContext) -> Any:
 
 
 def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
-    from mlops_cli.perf.report_text import latency_text, served_tenants, served_versions
+    from mlops_cli.perf.report_text import (
+        cold_loads,
+        latency_text,
+        served_tenants,
+        served_versions,
+    )
 
     def human(console: Console) -> None:
         from rich.table import Table
@@ -248,6 +253,8 @@ def _render(document: dict[str, Any], written: dict[str, str]) -> Any:
         for line in served_versions(document):
             console.print(line)
         for line in served_tenants(document):
+            console.print(line, markup=False)
+        for line in cold_loads(document):
             console.print(line, markup=False)
         if document.get("sla"):
             verdict = "[green]met[/]" if document["sla"]["passed"] else "[red]not met[/]"

@@ -12,7 +12,9 @@ is recorded separately: that is the generator falling behind, and it is reported
 Requests are assigned to the measurement window of their intended start; requests intended
 during warmup are sent and not counted. With a target that sends as tenants, each request goes as
 a tenant drawn from the target's tenants (a seeded draw per worker), and its answer is counted per
-tenant and per version served. A worker of a multi-process run is the same engine with
+tenant and per version served; with a target that reports on-demand loads (the router), each
+successful answer's latency is also recorded per model as cold (it waited for its model to be
+loaded) or warm. A worker of a multi-process run is the same engine with
 its share of the users or of the rate, started at a common instant.
 """
 
@@ -89,9 +91,13 @@ class _Done:
         self.tenant = -1  # the tenant sent as (its index), for a target that sends as tenants
 
     def __call__(
-        self, kind: str | None, tokens: list[int] | None, served: int | None = None
+        self,
+        kind: str | None,
+        tokens: list[int] | None,
+        served: int | None = None,
+        cold: bool | None = None,
     ) -> None:
-        self.engine.finished(self, kind, tokens, served)
+        self.engine.finished(self, kind, tokens, served, cold)
 
 
 class StepEngine:
@@ -122,6 +128,7 @@ class StepEngine:
         self.request_cap = plan.requests if plan.requests is not None else -1
         self.submit: Callable[[Any, Any], None] = target.submit
         self.follows_routing = target.follows_routing
+        self.reports_loads = target.reports_loads
         self.draw_tenant: WeightedDraw | None = None
         tenants = target.spec.tenants
         if target.sends_as_tenants and tenants is not None:
@@ -197,9 +204,15 @@ class StepEngine:
         return self.windows[index]
 
     def finished(
-        self, done: _Done, kind: str | None, tokens: list[int] | None, served: int | None = None
+        self,
+        done: _Done,
+        kind: str | None,
+        tokens: list[int] | None,
+        served: int | None = None,
+        cold: bool | None = None,
     ) -> None:
-        """Record one answer (or failure); ``served`` is the version the answer says served it."""
+        """Record one answer (or failure); ``served`` is the version the answer says served it,
+        ``cold`` whether it waited for its model to be loaded."""
         now = time.monotonic_ns()
         start = done.start
         if kind == "connect":
@@ -227,6 +240,12 @@ class StepEngine:
                 window.latency.record(latency_us)
                 counts[0] += 1
                 counts[2] += latency_us
+                if self.reports_loads:
+                    load_key = (done.model, 1 if cold else 0)
+                    split = window.per_load.get(load_key)
+                    if split is None:
+                        split = window.per_load[load_key] = Histogram()
+                    split.record(latency_us)
                 if tokens:
                     self._tokens(window, start, tokens)
             else:

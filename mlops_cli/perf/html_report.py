@@ -11,6 +11,7 @@ from typing import Any
 
 from mlops_cli.perf.histogram import Histogram
 from mlops_cli.perf.report_text import (
+    cold_loads,
     describe_errors,
     latency_text,
     measured_text,
@@ -232,7 +233,9 @@ def to_html(document: dict[str, Any]) -> str:
             )
             + "</tr>"
         )
-    verdicts = [f"<p>{html.escape(line)}</p>" for line in served_versions(document)]
+    verdicts = [
+        f"<p>{html.escape(line)}</p>" for line in served_versions(document) + cold_loads(document)
+    ]
     gate = document.get("error_gate")
     if gate and not gate["passed"]:
         verdicts += [

@@ -7,10 +7,11 @@ new ones up to a cap and queues requests beyond it: the time a request waits for
 part of its latency, as it would be for a real client. A sweeper aborts requests that exceed the
 timeout.
 
-A pool opened with ``capture_header=(NAME, parse)`` also reads that one response header: its
-completions get ``parse(value)`` as a third argument (None when the answer had no such header, or
-there was no answer). Only those connections define the parser's header callback, so the other
-pools pay nothing for it.
+A pool opened with ``capture_header=((NAME, parse), ...)`` also reads those response headers (a
+small tuple: one dictionary lookup per header received): its completions get one more argument per
+header, ``parse(value)`` in the order given (None when the answer had no such header, or there was
+no answer). Only those connections define the parser's header callback, so the other pools pay
+nothing for it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import httptools
 # A request that waits longer than this for a connection did not leave when it was meant to.
 WAIT_LIMIT_NS = 10_000_000
 # done(error_kind, None): error_kind is None for a 2xx answer, else http_<status> or why there
-# was no answer (connect, timeout, disconnect, bad_response, cancelled). With a captured header:
-# done(error_kind, None, parsed value or None).
+# was no answer (connect, timeout, disconnect, bad_response, cancelled). With captured headers:
+# done(error_kind, None, *parsed values or None, one per captured header).
 Done = Callable[..., None]
-HeaderCapture = tuple[str, Callable[[bytes], Any]]  # (header name, parse of its value)
+# ((header name, parse of its value), ...): the response headers the completions get
+HeaderCapture = tuple[tuple[str, Callable[[bytes], Any]], ...]
 
 
 def build_request(
@@ -120,22 +122,24 @@ class StreamingHttpConnection(HttpConnection):
 
 
 class CapturingHttpConnection(HttpConnection):
-    """A connection that reads one response header (the pool's ``capture_header``) and hands
-    its parsed value to the completion."""
+    """A connection that reads the pool's ``capture_header`` response headers and hands their
+    parsed values to the completion, one argument per header."""
 
     def __init__(self, pool: ConnectionPool) -> None:
         super().__init__(pool)
         assert pool.capture is not None
-        self.capture_name = pool.capture[0].lower().encode("latin-1")
-        self.parse = pool.capture[1]
-        self.captured: bytes | None = None
+        self.slots = {name.lower().encode("latin-1"): i for i, (name, _) in enumerate(pool.capture)}
+        self.parsers = tuple(parse for _, parse in pool.capture)
+        self.empty: list[bytes | None] = [None] * len(self.parsers)
+        self.captured = self.empty.copy()
 
     def on_message_begin(self) -> None:
-        self.captured = None
+        self.captured = self.empty.copy()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == self.capture_name:
-            self.captured = value
+        slot = self.slots.get(name.lower())
+        if slot is not None:
+            self.captured[slot] = value
 
     def on_message_complete(self) -> None:
         done = self.done
@@ -146,17 +150,20 @@ class CapturingHttpConnection(HttpConnection):
         elif self.transport is not None:
             self.transport.close()
         if done is not None:
-            done(None if 200 <= status < 300 else f"http_{status}", None, self._value())
+            done(None if 200 <= status < 300 else f"http_{status}", None, *self._values())
 
     def _finish(self, kind: str) -> None:
         done = self.done
         self.done = None
         if done is not None:
-            done(kind, None, self._value())
+            done(kind, None, *self._values())
 
-    def _value(self) -> Any:
-        captured, self.captured = self.captured, None
-        return None if captured is None else self.parse(captured)
+    def _values(self) -> list[Any]:
+        captured, self.captured = self.captured, self.empty.copy()
+        return [
+            None if value is None else parse(value)
+            for parse, value in zip(self.parsers, captured, strict=True)
+        ]
 
 
 class StreamingCapturingHttpConnection(CapturingHttpConnection):

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlops_cli.errors import UsageError, ValidationError, WorkspaceError
 from mlops_cli.perf.report_text import (
+    cold_loads,
     describe_errors,
     latency_text,
     measured_text,
@@ -250,7 +251,7 @@ def to_markdown(document: dict[str, Any]) -> str:
                 f"{latency_text(ttft.get('p99'))} | {latency_text(itl.get('p50'))} | "
                 f"{latency_text(itl.get('p99'))} | {s['tokens_per_s']:,.1f} |"
             )
-    served = served_versions(document)
+    served = served_versions(document) + cold_loads(document)
     if served:
         lines += [""] + [f"- {line}" for line in served]
     tenants = [

@@ -35,6 +35,44 @@ def served_versions(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cold_loads(document: dict[str, Any]) -> list[str]:
+    """Per step: ``concurrency=4: answer 12 cold of 60 (hit rate 80.0%), cold p50 1834.201 /
+    p99 2100.000 ms, warm p50 3.100 / p99 8.000 ms`` for each model with cold requests, then
+    ``concurrency=4: loaded answer-v1 3, answer-v2 2; evicted answer-v1 2`` where the router
+    loaded or evicted models during the step."""
+    lines = []
+    for step in document["steps"]:
+        for model, entry in step["per_model"].items():
+            load = entry.get("load")
+            if not load or not load["cold"]["requests"]:
+                continue
+            cold, warm = load["cold"], load["warm"]
+            answered = cold["requests"] + warm["requests"]
+            lines.append(
+                f"{step['label']}: {model} {cold['requests']} cold of {answered} "
+                f"(hit rate {load['hit_rate']:.1%}), cold {_p50_p99(cold['latency_ms'])}, "
+                f"warm {_p50_p99(warm['latency_ms'])}"
+            )
+        moved = step.get("model_loads")
+        if moved and (moved["loads"] or moved["evictions"]):
+            lines.append(
+                f"{step['label']}: loaded {_counts_text(moved['loads'])}; "
+                f"evicted {_counts_text(moved['evictions'])}"
+            )
+    return lines
+
+
+def _p50_p99(latency: dict[str, float] | None) -> str:
+    if latency is None:
+        return "n/a"
+    return f"p50 {latency['p50']:.3f} / p99 {latency['p99']:.3f} ms"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    """``answer-v1 3, answer-v2 2`` in name order; ``none`` when empty."""
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
+
+
 def tenant_rows(step: dict[str, Any], top: int = TOP_TENANTS) -> list[TenantRow]:
     """A step's tenants with the most requests first (ties by name), at most ``top`` of them,
     then one row adding up the others."""

@@ -8,7 +8,11 @@ The router takes KServe v2 requests for a stable, versionless model name
 ``Authorization: Bearer KEY`` or, on a router that trusts it, ``X-Tenant-Id``; ``X-Request-Key``
 keeps a caller on one side of a canary split. Every answer (errors too, once the version was
 resolved) says which version served it (``X-Model-Version``) and why (``X-Model-Source``:
-route, alias or canary); an error is a status and ``{"error": "one line"}``.
+route, alias or canary); an answer that waited for its model to be loaded on a dynamic server says
+``X-Model-Load: cold`` (a warm one has no such header); an error is a status and
+``{"error": "one line"}``. The router's ``/metrics`` counts on-demand loads and evictions per
+Triton model name (``mlops_router_model_loads_total{name}``,
+``mlops_router_model_evictions_total{name}``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ AUTH_HEADER = "Authorization"
 REQUEST_KEY_HEADER = "X-Request-Key"
 VERSION_HEADER = "X-Model-Version"
 SOURCE_HEADER = "X-Model-Source"
+LOAD_HEADER = "X-Model-Load"
+METRICS_PATH = "/metrics"
+LOADS_METRIC = "mlops_router_model_loads_total"
+EVICTIONS_METRIC = "mlops_router_model_evictions_total"
 MAX_VERSION_DIGITS = 10
 # An API key or a request key travels as one header token: visible ASCII, no space.
 HEADER_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
@@ -43,6 +51,14 @@ def parse_version(value: bytes | str | None) -> int | None:
     if not text.isascii() or not text.isdigit() or len(text) > MAX_VERSION_DIGITS:
         return None
     return int(text) or None
+
+
+def parse_cold(value: bytes | str | None) -> bool:
+    """Whether an ``X-Model-Load`` value says the answer waited for a load (``cold``)."""
+    if value is None:
+        return False
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    return text.strip().lower() == "cold"
 
 
 def identity_headers(*, tenant: str | None, api_key: str | None) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """A whole performance test: payloads checked against the model, one step per load level, each
 step run in this process or split over worker processes, windows merged, the stability rule
-applied, and every step summarized into the report document (see ``schemas/perftest-report``)."""
+applied, and every step summarized into the report document (see ``schemas/perftest-report``).
+Through the router, each step also records the on-demand loads and evictions the router counted
+while it ran (:mod:`mlops_cli.perf.router_loads`)."""
 
 from __future__ import annotations
 
@@ -364,15 +366,24 @@ def run_perftest(
     steps: list[dict[str, Any]] = []
     warnings: list[str] = []
     aborted: dict[str, Any] | None = None
+    reports_loads = make_target(spec).reports_loads
     for level in options.levels:
         label = step_label(options, level)
         try:
+            before = _load_counters(spec, warnings, label, on_note) if reports_loads else None
             records, controller = run_step(
                 spec, by_model, options, level, label=label, on_window=on_window
             )
         except MlopsError as exc:
             aborted = {"step": label, "reason": exc.message}
             break
+        model_loads = None
+        if before is not None:
+            after = _load_counters(spec, warnings, label, on_note)
+            if after is not None:
+                from mlops_cli.perf.router_loads import load_difference
+
+                model_loads = load_difference(before, after)
         step = summarize_step(
             label=label,
             level=level,
@@ -383,6 +394,8 @@ def run_perftest(
             stream=spec.stream,
             tenants=spec.tenants.names if spec.tenants else (),
         )
+        if model_loads is not None:
+            step["model_loads"] = model_loads
         steps.append(step)
         for warning in step["warnings"]:
             warnings.append(f"{label}: {warning}")
@@ -398,6 +411,23 @@ def run_perftest(
             }
             break
     return build_document(spec, options, steps, warnings, aborted, started)
+
+
+def _load_counters(
+    spec: TargetSpec, warnings: list[str], label: str, on_note: Callable[[str], None] | None
+) -> Any:
+    """The router's load counters now; None, with a warning, when its ``/metrics`` cannot be
+    read (the step runs without them)."""
+    from mlops_cli.perf.router_loads import read_load_counters
+
+    try:
+        return read_load_counters(spec.url, timeout_s=spec.timeout_s)
+    except MlopsError as exc:
+        warning = f"{label}: no loads or evictions recorded: {exc.message}"
+        warnings.append(warning)
+        if on_note is not None:
+            on_note(warning)
+        return None
 
 
 def build_document(

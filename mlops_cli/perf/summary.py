@@ -1,7 +1,9 @@
 """One step's figures, from the windows its workers recorded: throughput, latency percentiles,
 errors by kind, streaming metrics, per-window series, requests per model (and per served version
 when names are followed through their routing or the router says which version answered),
-requests per tenant (sent through the router) and the generator's own cost.
+requests per tenant (sent through the router), each model's latency split between cold requests
+(they waited for an on-demand load) and warm ones where the target reports loads, and the
+generator's own cost.
 
 A latency is only ever measured on a successful answer: where there is none (a step, a window or
 a model whose every request failed) the latency is None (``null`` in JSON, n/a on screen), never 0.
@@ -156,7 +158,23 @@ def _per_model(total: WindowStats, models: list[str]) -> dict[str, Any]:
         entry = out.setdefault(models[i] or "-", {"requests": 0, "errors": 0, "mean_ms": None})
         entry.setdefault("versions", {})[str(version)] = ok + errors
         entry.setdefault("version_errors", {})[str(version)] = errors
+    for i in sorted({model for model, _ in total.per_load}):
+        entry = out.setdefault(models[i] or "-", {"requests": 0, "errors": 0, "mean_ms": None})
+        entry["load"] = load_split(total.per_load.get((i, 1)), total.per_load.get((i, 0)))
     return out
+
+
+def load_split(cold: Histogram | None, warm: Histogram | None) -> dict[str, Any]:
+    """Successful answers that waited for their model to be loaded (``cold``) and the others
+    (``warm``): how many, their latency percentiles (None when there were none), and the hit rate
+    (the warm share)."""
+    cold_n = cold.count if cold is not None else 0
+    warm_n = warm.count if warm is not None else 0
+    return {
+        "cold": {"requests": cold_n, "latency_ms": _ms(cold) if cold and cold_n else None},
+        "warm": {"requests": warm_n, "latency_ms": _ms(warm) if warm and warm_n else None},
+        "hit_rate": round(warm_n / (cold_n + warm_n), 6) if cold_n + warm_n else None,
+    }
 
 
 def _per_tenant(total: WindowStats, models: list[str], tenants: Sequence[str]) -> dict[str, Any]:

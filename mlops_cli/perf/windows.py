@@ -28,6 +28,8 @@ class WindowStats:
     per_version: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     # (tenant, model, version served or -1) -> [ok, errors], for targets that send as tenants
     per_tenant: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
+    # (model, 1 cold / 0 warm) -> latency of successful answers, for targets that report loads
+    per_load: dict[tuple[int, int], Histogram] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -61,6 +63,11 @@ class WindowStats:
             mine_tenant = self.per_tenant.setdefault(tenant_key, [0, 0])
             mine_tenant[0] += ok
             mine_tenant[1] += errors
+        for load_key, hist in other.per_load.items():
+            mine_load = self.per_load.get(load_key)
+            if mine_load is None:
+                mine_load = self.per_load[load_key] = Histogram()
+            mine_load.merge(hist)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +83,7 @@ class WindowStats:
             "per_model": {str(k): v for k, v in self.per_model.items()},
             "per_version": [[m, v, *counts] for (m, v), counts in self.per_version.items()],
             "per_tenant": [[t, m, v, *counts] for (t, m, v), counts in self.per_tenant.items()],
+            "per_load": [[m, c, hist.to_dict()] for (m, c), hist in self.per_load.items()],
         }
 
     @classmethod
@@ -97,6 +105,10 @@ class WindowStats:
             per_tenant={
                 (int(t), int(m), int(v)): [int(ok), int(e)]
                 for t, m, v, ok, e in data.get("per_tenant", ())
+            },
+            per_load={
+                (int(m), int(c)): Histogram.from_dict(hist)
+                for m, c, hist in data.get("per_load", ())
             },
         )
 

@@ -13,7 +13,9 @@ request to the version the model resolves to at that moment, and says which one
 A target that sends as tenants (``sends_as_tenants``: the router) is handed, per request, the
 tenant the engine drew from ``spec.tenants`` (``submit_as``), and learns the version that served
 it from the answer: its completion takes that version as a third argument (:data:`ServedCompletion`,
-None where the answer did not say).
+None where the answer did not say). A target that ``reports_loads`` (the router, whose dynamic
+servers load models on demand) also passes, as a fourth argument, whether the answer waited for
+its model to be loaded (True: a cold request; False or None: warm).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from mlops_cli.spec.modelspec import TensorSpec
 
 WAIT_LIMIT_NS = 10_000_000  # a request waiting longer for a free slot left late
 Completion = Callable[[str | None, list[int] | None], None]
-ServedCompletion = Callable[[str | None, list[int] | None, int | None], None]
+ServedCompletion = Callable[[str | None, list[int] | None, int | None, bool | None], None]
 PROTOCOLS = ("http", "grpc", "sagemaker", "http-json", "router")
 
 
@@ -84,11 +86,13 @@ class TenantTraffic:
 
 
 class Target(ABC):
-    """One kind of endpoint. Capabilities are declared, not discovered: ``supports_stream``."""
+    """One kind of endpoint. Capabilities are declared, not discovered: ``supports_stream``,
+    ``follows_routing``, ``sends_as_tenants``, ``reports_loads``."""
 
     supports_stream: ClassVar[bool] = False
     follows_routing: ClassVar[bool] = False
     sends_as_tenants: ClassVar[bool] = False
+    reports_loads: ClassVar[bool] = False
 
     def __init__(self, spec: TargetSpec) -> None:
         self.spec = spec

@@ -2,8 +2,9 @@
 :mod:`mlops_cli.perf.router_wire`).
 
 The target sends every request as a tenant the engine draws (``submit_as``) with a fresh request
-key, and reads ``X-Model-Version`` from each answer through the connection pool's header capture,
-so the report counts requests per tenant and per version served. A request is prebuilt once per
+key, and reads ``X-Model-Version`` and ``X-Model-Load`` from each answer through the connection
+pool's header capture, so the report counts requests per tenant and per version served, and splits
+each model's latency between cold requests (they waited for an on-demand load) and warm ones. A request is prebuilt once per
 (model, payload) and once per tenant (its identity header line); a send joins those bytes with the
 request key, one allocation.
 """
@@ -18,10 +19,12 @@ from typing import Any, ClassVar
 from mlops_cli.perf.payloads import Payload
 from mlops_cli.perf.router_wire import (
     AUTH_HEADER,
+    LOAD_HEADER,
     REQUEST_KEY_HEADER,
     TENANT_HEADER,
     VERSION_HEADER,
     model_path,
+    parse_cold,
     parse_version,
     router_base,
 )
@@ -59,13 +62,14 @@ class RouterTarget(HttpTarget):
 
     supports_stream: ClassVar[bool] = True
     sends_as_tenants: ClassVar[bool] = True
+    reports_loads: ClassVar[bool] = True
 
     def __init__(self, spec: TargetSpec) -> None:
         super().__init__(spec)
         if spec.tenants is None:
             raise ValueError("the router target sends as tenants: spec.tenants is needed")
         self.base = router_base(spec.url)
-        self.capture = (VERSION_HEADER, parse_version)
+        self.capture = ((VERSION_HEADER, parse_version), (LOAD_HEADER, parse_cold))
         self.identities = _identity_lines(spec.tenants)
         self.key_prefix = secrets.token_hex(6).encode() + b"-"  # unique per worker process
         self.sent = 0
@@ -82,7 +86,7 @@ class RouterTarget(HttpTarget):
     def submit(self, prepared: Any, done: Completion) -> None:
         """Without a tenant drawn: as the first tenant (the version served is not passed on)."""
 
-        def unserved(kind: str | None, tokens: list[int] | None, _: int | None = None) -> None:
+        def unserved(kind: str | None, tokens: list[int] | None, *_: object) -> None:
             done(kind, tokens)
 
         self.submit_as(prepared, 0, unserved)
