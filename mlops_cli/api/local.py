@@ -143,10 +143,9 @@ class MmeUp:
 
 
 def mme_up(*, settings: Settings, reporter: Reporter = SILENT) -> MmeUp:
-    """Start mme-local unless it runs (its Triton containers use the local Triton when one
-    runs)."""
-    triton = _triton(settings, reporter).read_state()
-    started = _mme(settings, reporter).up(triton_url=triton.http_url if triton else None)
+    """Start mme-local unless it runs (it runs its own containers: multi-model-server, and a
+    Triton of its own for endpoints whose backend is triton)."""
+    started = _mme(settings, reporter).up()
     return MmeUp(started.state.http_url, started.state.pid, started.already_running)
 
 

@@ -313,7 +313,7 @@ def render(
         return RenderResult(format, opened.digest, path=model_dir, version=version)
     from mlops_cli.render.sagemaker import publish_tarball
 
-    tarball = publish_tarball(opened.store, manifest, out, reporter=reporter)
+    tarball = publish_tarball(opened.store, manifest, out, device=device, reporter=reporter)
     return RenderResult(format, opened.digest, uri=tarball.uri, bytes=tarball.bytes)
 
 

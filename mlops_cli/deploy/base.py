@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mlops_cli.config import Settings
 
 Device = Literal["cpu", "gpu"]
-State = Literal["READY", "LOADING", "UNAVAILABLE", "DRIFT", "UNKNOWN"]
+State = Literal["READY", "LOADING", "UNAVAILABLE", "DRIFT", "UNKNOWN", "FAILED"]
 
 
 @dataclass(frozen=True)

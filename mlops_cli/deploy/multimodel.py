@@ -1,8 +1,15 @@
 """What both multi-model endpoint targets share (``sagemaker-mme``, ``mme-local``): a version is
-served by publishing its ``model.tar.gz`` under the endpoint's S3 prefix, recorded as a
-:class:`SageMakerDetail`, invoked with ``TargetModel``, and observed by listing the prefix (a
-tarball published but not recorded is drift). Neither streams: SageMaker's response streaming
-takes no ``TargetModel`` (:data:`STREAM_REASON`), which the targets declare.
+served by publishing its ``model.tar.gz`` under the endpoint's S3 prefix (laid out as the
+container of its runtime loads it, for the device it is served on), answering its warmup through
+the endpoint with its ``TargetModel`` (:mod:`mlops_cli.deploy.sagemaker_warmup`: deployed means
+answering), recorded as a :class:`SageMakerDetail`, invoked with ``TargetModel``, and observed by
+listing the prefix (a tarball published but not recorded is drift). Neither streams: SageMaker's
+response streaming takes no ``TargetModel`` (:data:`STREAM_REASON`), which the targets declare.
+
+Retiring a version deletes its tarball at once, and the registry stops routing to it (the router
+and ``mlops invoke`` refuse a version that is not deployed). SageMaker itself keeps a loaded model
+cached until memory runs short, so a caller that names the TargetModel directly may still get an
+answer for a while: ``model_cache: false`` in the endpoint file turns that cache off.
 
 Each concrete target plans its own :class:`MMEPlan` subclass (the endpoint's own changes beside
 the tarball) in :mod:`mlops_cli.deploy.sagemaker`.
@@ -31,6 +38,7 @@ from mlops_cli.deploy.base import (
 )
 from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec, LocalSettings, load_endpoint
 from mlops_cli.deploy.sagemaker_runtime import STREAM_REASON, SageMakerDetail, invoke_endpoint
+from mlops_cli.deploy.sagemaker_warmup import describe_warmup, warm_up
 from mlops_cli.errors import MlopsError, NotFoundError, UsageError
 from mlops_cli.progress import SILENT, Reporter
 from mlops_cli.render.sagemaker import publish_tarball
@@ -45,6 +53,11 @@ class MMEPlan(Plan):
     desired: Desired
     publish: bool = False
     adopt: bool = False
+
+    @property
+    def warms(self) -> bool:
+        """Whether apply sends the warmup: the version is new to the endpoint's records."""
+        return self.publish or self.adopt
 
 
 MP = TypeVar("MP", bound=MMEPlan)
@@ -148,6 +161,16 @@ class MultiModelTarget(DeployTarget[MP, SageMakerDetail], Generic[MP]):
         action = Action(op, desired.model, desired.version, self.spec.name, uri)
         return action, not published, op == "adopt"
 
+    def _warm_action(self, desired: Desired) -> Action:
+        return Action(
+            "warm",
+            desired.model,
+            desired.version,
+            self.spec.name,
+            f"{describe_warmup(desired.spec)}, TargetModel "
+            f"{self.spec.tarball_name(desired.model, desired.version)}",
+        )
+
     def _publish(self, plan: MMEPlan, reporter: Reporter) -> bool:
         if not plan.publish:
             return False
@@ -156,9 +179,25 @@ class MultiModelTarget(DeployTarget[MP, SageMakerDetail], Generic[MP]):
             desired.store,
             desired.manifest,
             self.spec.tarball_uri(desired.model, desired.version),
+            device=desired.device,
             reporter=reporter,
         )
         return True
+
+    def _warm(self, plan: MMEPlan, detail: SageMakerDetail, reporter: Reporter) -> None:
+        """Send the planned version its warmup through the endpoint (WarmupError when it does
+        not answer: the caller is inside :meth:`_publishing`, which removes the tarball)."""
+        if not plan.warms:
+            return
+        desired = plan.desired
+        warm_up(
+            spec=desired.spec,
+            model=desired.model,
+            version=desired.version,
+            detail=detail,
+            timeout_s=self.spec.warmup_timeout,
+            reporter=reporter,
+        )
 
     @contextlib.contextmanager
     def _publishing(self, plan: MMEPlan, reporter: Reporter) -> Iterator[None]:

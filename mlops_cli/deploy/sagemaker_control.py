@@ -131,6 +131,21 @@ class ControlPlane(EndpointDocuments):
             instance_type=variants[0].get("CurrentInstanceType") or None,
         )
 
+    def serving_image(self, observed: Observed) -> str | None:
+        """The image the existing endpoint's model runs (None when its config or model is gone)."""
+        try:
+            config = self._client("sagemaker").describe_endpoint_config(
+                EndpointConfigName=observed.config_name
+            )
+            variants = config.get("ProductionVariants") or [{}]
+            model = self._client("sagemaker").describe_model(ModelName=variants[0]["ModelName"])
+        except Exception as exc:
+            if _missing(exc) or isinstance(exc, KeyError):
+                return None
+            raise aws.translate(exc, what=f"{self.what}: DescribeModel") from None
+        image = (model.get("PrimaryContainer") or {}).get("Image")
+        return str(image) if image else None
+
     def _exists(self, operation: str, **params: Any) -> bool:
         try:
             getattr(self._client("sagemaker"), operation)(**params)

@@ -51,14 +51,14 @@ class EndpointDocuments:
         return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
     def model_document(self) -> dict[str, Any]:
-        return {
-            "ExecutionRoleArn": self.spec.require_role(),
-            "PrimaryContainer": {
-                "Image": self.image,
-                "Mode": "MultiModel",
-                "ModelDataUrl": self.spec.s3_prefix,
-            },
+        container: dict[str, Any] = {
+            "Image": self.image,
+            "Mode": "MultiModel",
+            "ModelDataUrl": self.spec.s3_prefix,
         }
+        if not self.spec.model_cache:  # absent by default: existing names keep their digest
+            container["MultiModelConfig"] = {"ModelCacheSetting": "Disabled"}
+        return {"ExecutionRoleArn": self.spec.require_role(), "PrimaryContainer": container}
 
     def model_name(self) -> str:
         return f"{self.spec.name[:54]}-{_digest(self.model_document())}"

@@ -56,24 +56,6 @@ HOSTING_FAMILIES = frozenset(
         "trn1",
     ]
 )
-GPU_FAMILIES = frozenset(["g4dn", "g5", "g6", "g6e", "p2", "p3", "p4d", "p4de", "p5"])
-
-# The serving image per region when the endpoint file names none: NVIDIA Triton for GPU
-# multi-model endpoints (the only container SageMaker supports for GPU MMEs) and the MXNet
-# inference image, whose multi-model-server runs ``handle(data, context)`` handlers, for CPU.
-# Other regions: name ``image_uri``, or install the ``sagemaker`` extra to look it up.
-TRITON_ACCOUNTS = {
-    "us-east-1": "785573368785",
-    "us-east-2": "007439368137",
-    "us-west-2": "301217895009",
-    "eu-west-1": "802834080501",
-    "eu-central-1": "746233611703",
-    "ap-northeast-1": "756281099935",
-    "ap-southeast-2": "453000072557",
-}
-TRITON_IMAGE = "{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-tritonserver:24.09-py3"
-DLC_ACCOUNT = "763104351884"
-MMS_IMAGE = "{account}.dkr.ecr.{region}.amazonaws.com/mxnet-inference:1.9.0-{device}-py38"
 
 
 class EndpointFileError(ValidationError):
@@ -101,6 +83,7 @@ class Alarms:
 class LocalSettings:
     backend: Literal["mms", "triton"] = "mms"
     memory_budget_mb: float = 2048.0
+    disk_budget_mb: float | None = None  # None: mme-local's default (4x the memory budget)
     url: str | None = None
 
 
@@ -120,6 +103,8 @@ class EndpointSpec:
     alarms: Alarms = field(default_factory=Alarms)
     tags: Mapping[str, str] = field(default_factory=dict)
     wait_timeout: float = 1800.0
+    model_cache: bool = True  # False: the Model's MultiModelConfig.ModelCacheSetting Disabled
+    warmup_timeout: float = 300.0
     local: LocalSettings = field(default_factory=LocalSettings)
     source: str = "endpoint file"
 
@@ -186,9 +171,14 @@ class EndpointSpec:
             ),
             tags=dict(data.get("tags", {})),
             wait_timeout=float(data.get("wait_timeout", 1800)),
+            model_cache=data.get("model_cache", True),
+            warmup_timeout=float(data.get("warmup_timeout", 300)),
             local=LocalSettings(
                 backend=local.get("backend", "mms"),
                 memory_budget_mb=float(local.get("memory_budget_mb", 2048)),
+                disk_budget_mb=(
+                    float(local["disk_budget_mb"]) if "disk_budget_mb" in local else None
+                ),
                 url=local.get("url"),
             ),
             source=source,
@@ -231,29 +221,6 @@ def load_endpoint(path: Path) -> EndpointSpec:
     return EndpointSpec.from_dict(data if data is not None else {}, source=str(path))
 
 
-def default_image(region: str, *, gpu: bool) -> str:
-    """The serving image of ``region``: the table above, else the ``sagemaker`` SDK, lazily."""
-    if gpu and region in TRITON_ACCOUNTS:
-        return TRITON_IMAGE.format(account=TRITON_ACCOUNTS[region], region=region)
-    if not gpu and region in TRITON_ACCOUNTS:
-        return MMS_IMAGE.format(account=DLC_ACCOUNT, region=region, device="cpu")
-    try:
-        from sagemaker import image_uris  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        raise UsageError(
-            f"no default serving image known for region {region}",
-            hint="set image_uri in the endpoint file, or pip install 'mlops-cli[sagemaker]'",
-        ) from None
-    uri: str = image_uris.retrieve(
-        "sagemaker-tritonserver" if gpu else "mxnet",
-        region=region,
-        version="24.09" if gpu else "1.9.0",
-        instance_type=DEFAULT_GPU_INSTANCE if gpu else DEFAULT_CPU_INSTANCE,
-        image_scope="inference",
-    )
-    return uri
-
-
 def region_of(spec: EndpointSpec) -> str:
     """The endpoint's region: the file's, else the standard AWS configuration."""
     if spec.region:
@@ -268,18 +235,12 @@ def region_of(spec: EndpointSpec) -> str:
     return str(region)
 
 
-def is_gpu_instance(instance_type: str) -> bool:
-    return instance_type.split(".")[1] in GPU_FAMILIES
-
-
 __all__ = [
     "Alarms",
     "Autoscaling",
     "EndpointFileError",
     "EndpointSpec",
     "LocalSettings",
-    "default_image",
-    "is_gpu_instance",
     "load_endpoint",
     "region_of",
 ]

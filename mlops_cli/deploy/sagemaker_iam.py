@@ -3,7 +3,8 @@
 Resources are scoped to the endpoint's names (its model and config names start with the endpoint
 name), its S3 prefix and its execution role; the account comes from the role's ARN. Application
 Auto Scaling and ``cloudwatch:DescribeAlarms`` do not support resource-level permissions beyond
-what is written here.
+what is written here; ``cloudwatch:GetMetricData`` (read by ``mlops status``) supports none, so its
+resource is ``*``. ``sagemaker:InvokeEndpoint`` is there for the deploy's warmup.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ def iam_policy(spec: EndpointSpec, *, region: str | None = None) -> dict[str, An
                 "Resource": f"{cloudwatch}:alarm:{name}-*",
             }
         )
+    statements.append(
+        {
+            "Sid": "EndpointMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:GetMetricData",
+            "Resource": "*",
+        }
+    )
     return {"Version": "2012-10-17", "Statement": statements}
 
 

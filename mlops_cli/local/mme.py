@@ -3,8 +3,9 @@ the mme-local server program (:mod:`mlops_cli.mme`, ``mlops local up --mme``), a
 of its control routes (:func:`http_json`).
 
 The server binds 127.0.0.1 on a port it picks itself and names it in a ready file once it serves,
-so no other process can take the port between the choice and the bind; the multi-model-server
-containers it starts share its process group and stop with it. Its state lives in
+so no other process can take the port between the choice and the bind; the containers it starts
+(multi-model-server, tritonserver) share its process group and stop with it. It refuses to start
+without the ``mme`` extra, in one line that names it. Its state lives in
 ``<workspace>/local/mme.json``.
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from mlops_cli.errors import NotFoundError, ServerError
+from mlops_cli.errors import ExtraNotInstalledError, NotFoundError, ServerError
 from mlops_cli.local.manager import Launch, LocalModel, LocalServerStatus, ManagedServer, UpResult
 from mlops_cli.local.processes import ProcessInfo
 from mlops_cli.local.state import ServerState
@@ -100,9 +101,18 @@ class LocalMME(ManagedServer[MMEState]):
     def up(
         self, *, triton_url: str | None = None, environ: Mapping[str, str] | None = None
     ) -> UpResult:
-        """Start the server unless it runs (its Triton containers use ``triton_url``); return
-        once it serves. ``environ``: the server's environment (default: this process's)."""
-        return self._start(lambda: self._launch(triton_url, environ))
+        """Start the server unless it runs; return once it serves. ``environ``: the server's
+        environment (default: this process's). ExtraNotInstalledError, before anything starts,
+        without the ``mme`` extra (multi-model-server and the SageMaker inference toolkit).
+
+        ``triton_url`` is not used: mme-local runs a Triton of its own, as SageMaker runs the
+        Triton image (kept so that callers that pass the workspace's Triton still work)."""
+        from mlops_cli.mme.containers import mme_extra_missing
+
+        missing = mme_extra_missing()
+        if missing is not None:
+            raise ExtraNotInstalledError(feature=f"mme-local ({missing} is missing)", extra="mme")
+        return self._start(lambda: self._launch(environ))
 
     def url(self) -> str:
         """The address of the running server; NotFoundError when none runs."""
@@ -115,7 +125,7 @@ class LocalMME(ManagedServer[MMEState]):
 
     # -- the specialisation ------------------------------------------------------------------
 
-    def _launch(self, triton_url: str | None, environ: Mapping[str, str] | None) -> Launch:
+    def _launch(self, environ: Mapping[str, str] | None) -> Launch:
         self.ready_path.unlink(missing_ok=True)
         argv = [
             sys.executable,
@@ -126,8 +136,6 @@ class LocalMME(ManagedServer[MMEState]):
             "--ready-file",
             str(self.ready_path),
         ]
-        if triton_url:
-            argv += ["--triton-url", triton_url]
         env = dict(os.environ if environ is None else environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return Launch(argv=argv, env=env, extra={"workdir": str(self.workdir)})

@@ -17,12 +17,14 @@ from mlops_cli.mme.containers import Container, MMSContainer
 from mlops_cli.mme.server import MMEServer
 
 
-def container_factory(workdir: Path, triton_url: str | None) -> Callable[[str], Container]:
+def container_factory(workdir: Path) -> Callable[[str], Container]:
+    """The containers mme-local starts on first use, one per backend, each in its own folder."""
+
     def make(backend: str) -> Container:
         if backend == "triton":
             from mlops_cli.mme.triton_container import TritonContainer
 
-            return TritonContainer.connect(triton_url, workdir=workdir / "triton")
+            return TritonContainer(workdir / "triton").start()
         return MMSContainer(workdir / "mms").start()
 
     return make
@@ -50,10 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", type=Path)
-    parser.add_argument("--triton-url", help="the Triton backend (default: the workspace's)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    agent = Agent(args.workdir, container_factory(args.workdir, args.triton_url))
+    agent = Agent(args.workdir, container_factory(args.workdir))
     try:
         _run_loop(serve(agent, port=args.port, ready_file=args.ready_file))
     finally:

@@ -1,8 +1,11 @@
 """The SageMaker multi-model endpoint agent, played locally.
 
-For each endpoint (an S3 prefix of ``model.tar.gz`` files and a memory budget: one simulated
-instance), a TargetModel is loaded on its first invocation: fetched from S3, extracted safely,
-loaded into the container. Loaded models form a least-recently-used set; a load that would exceed
+For each endpoint (an S3 prefix of ``model.tar.gz`` files, a memory and a disk budget: one
+simulated instance), a TargetModel is loaded on its first invocation: fetched from S3, extracted
+within the disk the endpoint has left (:mod:`mlops_cli.mme.extract` refuses a bomb before it
+writes), and handed as it is to the container, which loads it or says why not. A model's load lasts
+until it first answers; the reason its last load failed is kept for ``mlops status``. With the
+endpoint's model cache off, a model is unloaded as soon as its requests are answered. Loaded models form a least-recently-used set; a load that would exceed
 the budget first unloads the least recently used idle models. When every loaded model is serving
 requests, the load waits for one of them to finish (as SageMaker holds an invocation while its
 model loads, up to the 60 s invocation timeout) and answers 429 ``ModelNotReadyException`` only
@@ -36,12 +39,26 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.mme.containers import Container, ContainerError, ContainerReply
-from mlops_cli.mme.endpoint_state import EndpointState, LoadedModel, ModelMetrics, model_memory_mb
-from mlops_cli.mme.extract import UnsafeArchiveError, extract_tarball
+from mlops_cli.mme.endpoint_state import (
+    EndpointState,
+    LoadedModel,
+    ModelMetrics,
+    first_line,
+    model_memory_mb,
+)
+from mlops_cli.mme.extract import (
+    ArchiveLimits,
+    ArchiveTooLargeError,
+    UnsafeArchiveError,
+    check_archive,
+    extract_checked,
+)
 from mlops_cli.mme.runtime_errors import (
     ACCOUNT,
     AgentError,
     download_failed,
+    extract_failed,
+    insufficient_storage,
     model_error,
     not_ready,
 )
@@ -87,15 +104,27 @@ class Agent:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    def register(self, name: str, *, s3_prefix: str, backend: str, memory_budget_mb: float) -> bool:
-        """Make ``name`` known (or update its prefix and budget); True when it is new."""
+    def register(
+        self,
+        name: str,
+        *,
+        s3_prefix: str,
+        backend: str,
+        memory_budget_mb: float,
+        disk_budget_mb: float | None = None,
+        model_cache: bool = True,
+    ) -> bool:
+        """Make ``name`` known (or update its prefix, backend and budgets); True when it is new."""
         with self._lock:
             state = self.endpoints.get(name)
             if state is None:
-                self.endpoints[name] = EndpointState(name, s3_prefix, backend, memory_budget_mb)
+                self.endpoints[name] = EndpointState(
+                    name, s3_prefix, backend, memory_budget_mb, disk_budget_mb, model_cache
+                )
                 return True
             state.s3_prefix, state.memory_budget_mb = s3_prefix, memory_budget_mb
-            state.backend = backend
+            state.backend, state.disk_budget_mb = backend, disk_budget_mb
+            state.model_cache = model_cache
             self._room.notify_all()
             return False
 
@@ -171,7 +200,7 @@ class Agent:
         """Account for one invocation acquired with :meth:`acquire` or :meth:`acquire_loaded`:
         the container's reply, or an AgentError (424 ModelError, 500 unreachable)."""
         target = model.target
-        forgotten = False
+        forgotten = uncached = False
         with self._lock:
             model.inflight -= 1
             if ep.waiting and model.inflight == 0:
@@ -181,14 +210,26 @@ class Agent:
             metrics.invoke_seconds += elapsed
             if reply is not None and reply.status >= 400:
                 metrics.errors += 1
+            if reply is not None:
+                metrics.account_answer(model, reply.status, reply.body)
+            else:
+                metrics.account_answer(model, 500, str(error).encode())
             if reply is not None and reply.status == 404 and ep.loaded.get(target) is model:
                 # The container no longer has it (restarted, or unloaded behind our back): forget
                 # it, so that the next call loads it again, as SageMaker's agent would.
                 del ep.loaded[target]
                 forgotten = True
                 self._room.notify_all()
+            elif not ep.model_cache and model.inflight == 0 and ep.loaded.get(target) is model:
+                del ep.loaded[target]  # no caching: unloaded once its requests are answered
+                uncached = True
+                self._room.notify_all()
         if forgotten:
             shutil.rmtree(model.path, ignore_errors=True)
+        if uncached:  # the container's unload blocks: never in the caller (the event loop)
+            threading.Thread(
+                target=self._unload_files, args=(ep, model), name="mme-uncache", daemon=True
+            ).start()
         if reply is None:
             raise AgentError(
                 500, "InternalFailure", f"The {ep.backend} container is unreachable: {error}"
@@ -254,6 +295,17 @@ class Agent:
             raise download_failed(ep.bucket, prefix.key(target), target, exc) from None
 
     def _load(self, ep: EndpointState, target: str, deadline: float) -> LoadedModel:
+        try:
+            return self._fetch_and_load(ep, target, deadline)
+        except AgentError as exc:
+            if exc.code != "ModelNotReadyException":  # waiting for memory is no load failure
+                with self._lock:
+                    metrics = ep.metrics[target]
+                    metrics.load_failures += 1
+                    metrics.last_load_error = first_line(exc.message)
+            raise
+
+    def _fetch_and_load(self, ep: EndpointState, target: str, deadline: float) -> LoadedModel:
         started = time.perf_counter()
         downloads = self.workdir / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
@@ -261,27 +313,22 @@ class Agent:
         folder = self.workdir / "models" / ep.name / f"{stem}-{uuid.uuid4().hex[:8]}"
         with tempfile.NamedTemporaryFile(dir=downloads, suffix=".tar.gz") as archive:
             self._download(ep, target, Path(archive.name))
-            try:
-                size = extract_tarball(Path(archive.name), folder, what=f"TargetModel {target}")
-            except UnsafeArchiveError as exc:
-                raise AgentError(
-                    400, "ValidationError", f"Failed to extract model data: {exc.message}"
-                ) from None
-        need = model_memory_mb(folder, size)
+            size = self._extract(ep, target, Path(archive.name), folder, deadline)
         try:
-            self._make_room(ep, target, need, deadline)
+            need = model_memory_mb(folder, size)
+            self._make_room(ep, target, deadline, need_mb=need)
         except BaseException:
+            self._release(ep, disk=size)
             shutil.rmtree(folder, ignore_errors=True)
             raise
         name = container_name(ep.name, target)
-        container = self.container(ep.backend)
         try:
-            _load_replacing_leftover(container, name, folder)
-        except (ContainerError, OSError) as exc:
-            with self._lock:
-                ep.reserved_mb -= need
-                self._room.notify_all()
+            _load_replacing_leftover(self.container(ep.backend), name, folder)
+        except BaseException as exc:
+            self._release(ep, memory=need, disk=size)
             shutil.rmtree(folder, ignore_errors=True)
+            if not isinstance(exc, ContainerError | OSError):
+                raise  # the container did not start: the server answers InternalFailure
             message = getattr(exc, "message", str(exc))
             raise AgentError(
                 424,
@@ -291,9 +338,10 @@ class Agent:
                 OriginalMessage=message,
             ) from None
         elapsed = time.perf_counter() - started
-        model = LoadedModel(target, name, folder, need, inflight=1)
+        model = LoadedModel(target, name, folder, need, inflight=1, disk_bytes=size)
         with self._lock:
             ep.reserved_mb -= need
+            ep.extracting_bytes -= size  # now counted as the loaded model's
             ep.loaded[target] = model
             metrics = ep.metrics[target]
             metrics.loads += 1
@@ -301,20 +349,61 @@ class Agent:
             metrics.last_load_seconds = elapsed
         return model
 
-    def _make_room(self, ep: EndpointState, target: str, need: float, deadline: float) -> None:
-        """Reserve ``need`` MB, unloading least recently used idle models to make room; while
-        every loaded model is busy, wait (until ``deadline``) for one to become idle."""
-        if need > ep.memory_budget_mb:
+    def _release(self, ep: EndpointState, *, memory: float = 0.0, disk: int = 0) -> None:
+        with self._lock:
+            ep.reserved_mb -= memory
+            ep.extracting_bytes -= disk
+            self._room.notify_all()
+
+    def _extract(
+        self, ep: EndpointState, target: str, archive: Path, folder: Path, deadline: float
+    ) -> int:
+        """Check the archive (writing nothing), make room on the endpoint's disk for what it
+        declares, then extract it: 507 when it can never fit, 400 for an archive SageMaker could
+        not extract either; nothing is left behind on a refusal. The disk stays reserved (as
+        ``extracting_bytes``) until the caller counts it as a loaded model's or releases it."""
+        what = f"TargetModel {target}"
+        try:
+            declared = check_archive(archive, ArchiveLimits(ep.disk_budget_bytes), what=what)
+        except ArchiveTooLargeError as exc:
+            raise insufficient_storage(ep, target, exc.message) from None
+        except UnsafeArchiveError as exc:
+            raise extract_failed(exc.message) from None
+        self._make_room(ep, target, deadline, need_bytes=declared)
+        try:
+            extract_checked(archive, folder, what=what)
+        except BaseException as exc:
+            self._release(ep, disk=declared)
+            if isinstance(exc, UnsafeArchiveError):
+                raise extract_failed(exc.message) from None
+            raise
+        return declared
+
+    def _make_room(
+        self,
+        ep: EndpointState,
+        target: str,
+        deadline: float,
+        *,
+        need_mb: float = 0.0,
+        need_bytes: int = 0,
+    ) -> None:
+        """Reserve ``need_mb`` of memory and ``need_bytes`` of disk, unloading least recently
+        used idle models to make room; while every loaded model is busy, wait (until
+        ``deadline``) for one to become idle."""
+        if need_mb > ep.memory_budget_mb:
             raise AgentError(
                 507,
                 "InsufficientStorage",
-                f"TargetModel {target} needs {need:g} MB and the instance has "
+                f"TargetModel {target} needs {need_mb:g} MB and the instance has "
                 f"{ep.memory_budget_mb:g} MB: it can never be loaded on endpoint {ep.name}.",
             )
         while True:
             with self._lock:
-                if ep.used_mb + ep.reserved_mb + need <= ep.memory_budget_mb:
-                    ep.reserved_mb += need
+                fits_memory = ep.used_mb + ep.reserved_mb + need_mb <= ep.memory_budget_mb
+                if fits_memory and ep.disk_used_bytes + need_bytes <= ep.disk_budget_bytes:
+                    ep.reserved_mb += need_mb
+                    ep.extracting_bytes += need_bytes
                     return
                 victim: LoadedModel | None = None
                 victim_lock: threading.Lock | None = None
@@ -326,8 +415,9 @@ class Agent:
                 if victim is None or victim_lock is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
+                        held = "memory" if not fits_memory else "disk"
                         raise not_ready(
-                            target, "the instance's memory is held by models serving requests"
+                            target, f"the instance's {held} is held by models serving requests"
                         )
                     ep.waiting += 1
                     try:

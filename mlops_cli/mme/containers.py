@@ -1,8 +1,12 @@
 """The container API the SageMaker MME agent drives: load a model folder, invoke it, unload it.
 
-:class:`MMSContainer` runs a real multi-model-server (the container SageMaker CPU multi-model
-endpoints use) under the mme-local server: its own properties file, its own ``TMPDIR``/``TEMP``
-(pid file and worker sockets), loopback only. Calls go over keep-alive HTTP connections, one per
+:class:`MMSContainer` runs a real multi-model-server (what the SageMaker framework containers run
+for multi-model endpoints) under the mme-local server: its own properties file, its own
+``TMPDIR``/``TEMP`` (pid file and worker sockets), loopback only, in multi-model mode
+(``SAGEMAKER_MULTI_MODEL=true``) with the SageMaker inference toolkit's handler service as its
+default service (:mod:`mlops_cli.mme.framework_handler_service`): a model folder with its own
+``MAR-INF/MANIFEST.json`` runs the handler that manifest names, any other the toolkit's
+``code/inference.py`` conventions, exactly as in the framework containers. Calls go over keep-alive HTTP connections, one per
 thread, with Nagle disabled (``http.client`` sets ``TCP_NODELAY``).
 
 A container also builds the head of its invoke request as bytes (:meth:`Container.invoke_head`)
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import random
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlops_cli.errors import ServerError
+from mlops_cli.errors import ExtraNotInstalledError, ServerError
 
 _MMS_PORTS = (20000, 32766)  # MMS refuses ports >= 32767; stay below the ephemeral range
 _MAX_TMPDIR = 80  # MMS appends "/.mms.sock.<port>" and sun_path holds 108 bytes
@@ -222,8 +227,21 @@ def _free_mms_port() -> int:
     raise ServerError("no free port for multi-model-server below 32767")
 
 
+HANDLER_SERVICE = "sagemaker_mme_handler_service"
+
+
 def mms_executable() -> Path:
     return Path(sys.executable).parent / "multi-model-server"
+
+
+def mme_extra_missing() -> str | None:
+    """What of the ``mme`` extra is missing (multi-model-server, the SageMaker inference
+    toolkit), or None when both are installed."""
+    if not os.access(mms_executable(), os.X_OK):
+        return "multi-model-server"
+    if importlib.util.find_spec("sagemaker_inference") is None:
+        return "sagemaker-inference"
+    return None
 
 
 class MMSContainer:
@@ -257,24 +275,25 @@ class MMSContainer:
             LOG_LOCATION=str(self.workdir / "logs"),
             METRICS_LOCATION=str(self.workdir / "logs"),
             PYTHONPATH=str(self.workdir / "pythonpath"),
+            SAGEMAKER_MULTI_MODEL="true",  # the toolkit's multi-model mode, as the container sets
         )
+        env.pop("SAGEMAKER_PROGRAM", None)  # the toolkit's default: code/inference.py
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         return env
 
     def start(self, timeout: float = 90.0) -> MMSContainer:
         """Start the server and wait until ``GET /ping`` answers 200."""
-        if not os.access(mms_executable(), os.X_OK):
-            raise ServerError(
-                "multi-model-server is not installed", hint="pip install 'mlops-cli[mme]'"
-            )
+        missing = mme_extra_missing()
+        if missing is not None:
+            raise ExtraNotInstalledError(feature=f"mme-local's container ({missing})", extra="mme")
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise ServerError("multi-model-server needs a Java runtime (java on PATH)")
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         handler_dir = self.workdir / "pythonpath"
         handler_dir.mkdir(exist_ok=True)
         shutil.copyfile(
-            Path(__file__).with_name("mms_default_handler.py"),
-            handler_dir / "mlops_mme_handler.py",
+            Path(__file__).with_name("framework_handler_service.py"),
+            handler_dir / f"{HANDLER_SERVICE}.py",
         )
         if len(str(self.tmpdir)) > _MAX_TMPDIR:
             self.tmpdir = Path(tempfile.mkdtemp(prefix="mlops-mms-"))
@@ -286,7 +305,7 @@ class MMSContainer:
             "inference_address": self.url,
             "management_address": self.url,
             "model_store": "/",
-            "default_service_handler": "mlops_mme_handler:handle",
+            "default_service_handler": HANDLER_SERVICE,  # a module with one handler class
             "default_workers_per_model": str(self.workers_per_model),
             "decode_input_request": "false",
             "number_of_gpu": "0",

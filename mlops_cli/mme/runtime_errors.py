@@ -51,6 +51,23 @@ def model_error(endpoint: str, target: str, status: int, text: str) -> AgentErro
     )
 
 
+def extract_failed(why: str) -> AgentError:
+    """400: the model's archive is one SageMaker could not extract either (unsafe, corrupt)."""
+    return AgentError(400, "ValidationError", f"Failed to extract model data: {why}")
+
+
+def insufficient_storage(endpoint: Any, target: str, why: str) -> AgentError:
+    """507: the model's archive would take more disk than ``endpoint`` (an EndpointState) has
+    left; refused before anything was written."""
+    budget_mb = endpoint.disk_budget_bytes / 2**20
+    return AgentError(
+        507,
+        "InsufficientStorage",
+        f"Failed to extract model data for TargetModel {target}: {why}; endpoint "
+        f"{endpoint.name} has {budget_mb:g} MB of disk for models. Nothing was written.",
+    )
+
+
 def download_failed(bucket: str, key: str, target: str, exc: Exception) -> AgentError:
     """400 when the model's object is missing or forbidden (S3's error code says which), else
     500: the fetch itself failed."""

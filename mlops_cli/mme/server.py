@@ -9,7 +9,7 @@ Runtime routes (what boto3's ``sagemaker-runtime`` client sends):
   has none), so only raw clients that set the header reach a multi-model endpoint here.
 
 Control routes (mlops only): ``GET /ping``, ``GET /mme/status``, ``PUT /mme/endpoints/<name>``
-(``{"s3_prefix", "backend", "memory_budget_mb"}``), ``GET /mme/endpoints/<name>``,
+(``{"s3_prefix", "backend", "memory_budget_mb", "disk_budget_mb", "model_cache"}``), ``GET /mme/endpoints/<name>``,
 ``DELETE /mme/endpoints/<name>/models/<target>``.
 
 One asyncio event loop (uvloop where installed) serves every connection
@@ -203,15 +203,20 @@ class MMEServer:
             prefix = str(data["s3_prefix"])
             backend = str(data.get("backend", "mms"))
             budget = float(data.get("memory_budget_mb", 2048))
+            disk = data.get("disk_budget_mb")
+            disk = None if disk is None else float(disk)
+            cache = data.get("model_cache", True)
             S3Location.parse(prefix)  # a UsageError, which is a ValueError
             if backend not in BACKENDS or not (0 < budget < math.inf):  # NaN fails it too
+                raise ValueError(prefix)
+            if (disk is not None and not 0 < disk < math.inf) or not isinstance(cache, bool):
                 raise ValueError(prefix)
         except (ValueError, KeyError, TypeError):
             raise AgentError(
                 400,
                 "ValidationError",
                 'expected {"s3_prefix": "s3://...", "backend": "mms|triton", '
-                '"memory_budget_mb": N}',
+                '"memory_budget_mb": N, "disk_budget_mb": N or null, "model_cache": true|false}',
             ) from None
         if not _ENDPOINT_NAME.fullmatch(parts[2]):  # SageMaker's rule: no path can hide in it
             raise AgentError(
@@ -220,7 +225,12 @@ class MMEServer:
                 f"endpoint name {parts[2][:80]!r} must match {_ENDPOINT_NAME.pattern}",
             )
         created = self.agent.register(
-            parts[2], s3_prefix=prefix, backend=backend, memory_budget_mb=budget
+            parts[2],
+            s3_prefix=prefix,
+            backend=backend,
+            memory_budget_mb=budget,
+            disk_budget_mb=disk,
+            model_cache=cache,
         )
         self._routes.clear()
         _respond_json(conn, request, {"endpoint": parts[2], "created": created})

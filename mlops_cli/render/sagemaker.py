@@ -1,5 +1,10 @@
 """The SageMaker ``model.tar.gz`` of a package, streamed.
 
+What it holds is the layout the container of the package's runtime loads as it is
+(:mod:`mlops_cli.render.sagemaker_layout`): a Triton model repository entry, or a
+multi-model-server model folder. ``mlops package render --format sagemaker`` and a deploy to a
+multi-model endpoint write the same bytes for the same package and device.
+
 Blobs are read from the store (verified), written as a tar stream, compressed with gzip at a fast
 level (ISA-L's igzip when ``isal`` is installed, zlib otherwise) and handed straight to a sink: a
 local file or a parallel S3 multipart upload. No temporary copy of the archive is ever made, so
@@ -25,7 +30,8 @@ from typing import Any, Protocol
 from mlops_cli.errors import UsageError
 from mlops_cli.packages.manifest import PackageManifest
 from mlops_cli.progress import SILENT, Reporter, running
-from mlops_cli.render.common import EXEC_MODE, FILE_MODE, FIXED_MTIME, stored_spec
+from mlops_cli.render.common import EXEC_MODE, FILE_MODE, FIXED_MTIME, package_spec
+from mlops_cli.render.sagemaker_layout import TarEntry, tarball_layout
 from mlops_cli.stores.base import ArtifactStore
 
 DEFAULT_LEVEL = 1
@@ -95,15 +101,19 @@ def write_tarball(
     manifest: PackageManifest,
     sink: Sink,
     *,
+    device: str | None = None,
     level: int = DEFAULT_LEVEL,
     reporter: Reporter = SILENT,
 ) -> tuple[int, int]:
-    """Stream the package as tar+gzip into ``sink``; return (compressed, uncompressed) bytes.
+    """Stream the package's SageMaker layout as tar+gzip into ``sink``; return (compressed,
+    uncompressed) bytes. ``device`` (``gpu``/``cpu``): see
+    :func:`~mlops_cli.render.sagemaker_layout.tarball_layout`.
 
     The tar stream is written here (headers from :class:`tarfile.TarInfo`, data in large
     chunks, 512-byte padding, two zero blocks, padding to a 10 KiB record, as tar does) so that
     file data goes from the store to the compressor without intermediate copies.
     """
+    entries = tarball_layout(store, manifest, package_spec(store, manifest), device=device)
     gz = _GzipWriter(sink, level)
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=PREFETCH_CHUNKS)
     stop = threading.Event()
@@ -111,11 +121,9 @@ def write_tarball(
     def produce() -> None:
         # Reading and verifying the blobs overlaps compression (both release the GIL).
         try:
-            for entry in sorted(manifest.files, key=lambda item: item.path):
+            for entry in entries:
                 chunks.put(_header(entry.path, entry.size, entry.executable))
-                with store.open_blob(entry.sha256) as reader:
-                    while not stop.is_set() and (chunk := reader.read(COPY_CHUNK)):
-                        chunks.put(chunk)
+                _produce_data(store, entry, chunks, stop)
                 if stop.is_set():
                     return
                 if entry.size % tarfile.BLOCKSIZE:
@@ -125,9 +133,8 @@ def write_tarball(
             chunks.put(exc)
 
     reader_thread = threading.Thread(target=produce, name="tarball-reader", daemon=True)
-    with running(
-        reporter, f"archiving {manifest.name}", total=manifest.total_bytes, unit="bytes"
-    ) as task:
+    total = sum(entry.size for entry in entries)
+    with running(reporter, f"archiving {manifest.name}", total=total, unit="bytes") as task:
         reader_thread.start()
         try:
             while (item := chunks.get()) is not None:
@@ -148,11 +155,27 @@ def write_tarball(
     return gz.bytes_out, gz.bytes_in
 
 
+def _produce_data(
+    store: ArtifactStore,
+    entry: TarEntry,
+    chunks: queue.Queue[bytes | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    if entry.data is not None:
+        chunks.put(entry.data)
+        return
+    assert entry.sha256 is not None
+    with store.open_blob(entry.sha256) as reader:
+        while not stop.is_set() and (chunk := reader.read(COPY_CHUNK)):
+            chunks.put(chunk)
+
+
 def publish_tarball(
     store: ArtifactStore,
     manifest: PackageManifest,
     destination: str,
     *,
+    device: str | None = None,
     level: int = DEFAULT_LEVEL,
     reporter: Reporter = SILENT,
     part_size: int | None = None,
@@ -161,15 +184,18 @@ def publish_tarball(
 
     S3: one multipart upload fed as the archive is produced, completed only at the end.
     Local: a temporary file beside the target, renamed into place.
-    A package whose mlops.yaml is invalid (an entrypoint outside the package) is refused first.
+    A package whose mlops.yaml is invalid (an entrypoint outside the package), or that its
+    runtime's container cannot load as laid out, is refused before anything is written.
     """
-    stored_spec(store, manifest)
+    tarball_layout(store, manifest, package_spec(store, manifest), device=device)
     if destination.startswith("s3://"):
         from mlops_cli.aws.s3_stream import S3ObjectWriter
 
         writer = S3ObjectWriter.from_uri(destination, part_size=part_size)  # parses, validates
         try:
-            size, raw = write_tarball(store, manifest, writer, level=level, reporter=reporter)
+            size, raw = write_tarball(
+                store, manifest, writer, device=device, level=level, reporter=reporter
+            )
             writer.complete()
         except BaseException:
             writer.abort()
@@ -184,7 +210,9 @@ def publish_tarball(
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            size, raw = write_tarball(store, manifest, handle, level=level, reporter=reporter)
+            size, raw = write_tarball(
+                store, manifest, handle, device=device, level=level, reporter=reporter
+            )
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

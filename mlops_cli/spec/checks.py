@@ -139,12 +139,26 @@ def _check_entrypoint(model_dir: Path, spec: ModelSpec) -> list[Finding]:
                     f"which {spec.entrypoint} never calls",
                 )
             )
+    elif spec.runtime == "sagemaker-mms" and spec.entrypoint == "code/inference.py":
+        # the SageMaker inference toolkit's conventions (see mlops_cli.render.sagemaker_layout)
+        missing = [name for name in ("model_fn", "transform_fn") if name not in functions]
+        if missing:
+            findings.append(
+                Finding(
+                    "error",
+                    "entrypoint",
+                    f"{spec.entrypoint} defines no {' and no '.join(missing)}: the framework "
+                    "container's handler service serves it through model_fn and transform_fn",
+                )
+            )
     elif spec.runtime == "sagemaker-mms" and "handle" not in functions:
         findings.append(
             Finding(
                 "error",
                 "entrypoint",
                 f"{spec.entrypoint} defines no function handle(data, context)",
+                "or follow the SageMaker inference toolkit: code/inference.py with model_fn "
+                "and transform_fn",
             )
         )
     return findings

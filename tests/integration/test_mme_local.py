@@ -1,6 +1,8 @@
 """mme-local end to end: moto for S3, the mme-local server (started as `mlops local up --mme`
-does), a REAL multi-model-server behind it, and boto3's sagemaker-runtime client pointed at it
-through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME with no other change."""
+does), a REAL multi-model-server with the SageMaker inference toolkit behind it, and boto3's
+sagemaker-runtime client pointed at it through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME with no other
+change. Every deploy sends the version's warmup through the endpoint (one invocation, which loads
+the model) before it switches anything: the counts below include it."""
 
 from __future__ import annotations
 
@@ -125,8 +127,8 @@ def test_two_models_two_versions_each_answer_from_the_right_version(
     assert out["outputs"] == {"model": "beta", "version": 2, "outputs": [60.0]}
 
     metrics = endpoint_metrics(env, "full")["models"]
-    assert metrics["beta-v2.tar.gz"]["invocations"] == 2
-    assert metrics["beta-v2.tar.gz"]["loads"] == 1 and metrics["beta-v2.tar.gz"]["cache_hits"] == 1
+    assert metrics["beta-v2.tar.gz"]["invocations"] == 3  # the deploy's warmup, then two
+    assert metrics["beta-v2.tar.gz"]["loads"] == 1 and metrics["beta-v2.tar.gz"]["cache_hits"] == 2
     assert metrics["alpha-v1.tar.gz"]["last_load_seconds"] > 0
 
     again = deploy(capsys, "alpha@1", endpoint)
@@ -147,48 +149,56 @@ def test_least_recently_used_model_is_unloaded_beyond_the_budget_and_reloaded(
     endpoint = endpoint_file(tmp_path, "lru", budget=150)  # models declare 64 MB: two fit
     for name in ("a", "b", "c"):
         register(capsys, tmp_path, name, 1)
-        deploy(capsys, f"{name}@1", endpoint)
-    invoke("lru", "a-v1.tar.gz", [1])
-    invoke("lru", "b-v1.tar.gz", [1])
-    invoke("lru", "a-v1.tar.gz", [1])  # a is now the most recently used
-    invoke("lru", "c-v1.tar.gz", [1])  # evicts b
+        deploy(capsys, f"{name}@1", endpoint)  # each warmup loads it: c's evicts a
+    state = endpoint_metrics(env, "lru")
+    assert [m["target"] for m in state["loaded"]] == ["b-v1.tar.gz", "c-v1.tar.gz"]
+    invoke("lru", "b-v1.tar.gz", [1])  # a hit: c is now the least recently used
+    invoke("lru", "a-v1.tar.gz", [1])  # reloads a, evicts c
+    invoke("lru", "c-v1.tar.gz", [1])  # reloads c, evicts b
     state = endpoint_metrics(env, "lru")
     assert {m["target"] for m in state["loaded"]} == {"a-v1.tar.gz", "c-v1.tar.gz"}
     assert state["used_mb"] <= 150
-    assert state["models"]["b-v1.tar.gz"]["evictions"] == 1
+    models = state["models"]
+    assert [models[f"{n}-v1.tar.gz"]["evictions"] for n in "abc"] == [1, 1, 1]
     assert invoke("lru", "b-v1.tar.gz", [2])["outputs"] == [20.0]  # reloaded, evicts a
     models = endpoint_metrics(env, "lru")["models"]
-    assert models["b-v1.tar.gz"]["loads"] == 2
-    assert models["a-v1.tar.gz"]["evictions"] == 1
-    assert models["a-v1.tar.gz"]["cache_hits"] == 1
+    assert (models["b-v1.tar.gz"]["loads"], models["b-v1.tar.gz"]["cache_hits"]) == (2, 1)
+    assert (models["a-v1.tar.gz"]["loads"], models["a-v1.tar.gz"]["evictions"]) == (2, 2)
 
 
 def test_handler_error_is_a_model_error_with_the_container_message(
     env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     endpoint = endpoint_file(tmp_path, "errors")
-    register(capsys, tmp_path, "broken", 1, fail_on_invoke=True)
-    deploy(capsys, "broken@1", endpoint)
+    register(capsys, tmp_path, "picky", 1, fail_on_input=13)  # answers its warmup
+    deploy(capsys, "picky@1", endpoint)
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError) as caught:
-        invoke("errors", "broken-v1.tar.gz", [1])
+        invoke("errors", "picky-v1.tar.gz", [13])
     error = caught.value.response
     assert error["Error"]["Code"] == "ModelError"
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert error["OriginalStatusCode"] == 500
-    assert "configured to fail" in error["OriginalMessage"]
-    line = error_line(capsys, "invoke", "broken@1", "--input", '{"inputs": [1]}', code=1)
-    assert "the model failed (HTTP 500)" in line and "configured to fail" in line
+    assert "cannot take 13" in error["OriginalMessage"]
+    line = error_line(capsys, "invoke", "picky@1", "--input", '{"inputs": [13]}', code=1)
+    assert "the model failed (HTTP 500)" in line and "cannot take 13" in line
+    [row] = run(capsys, "status")["deployments"]  # it answered since its load: still READY
+    assert row["state"] == "READY" and row["failures"] == 2
 
 
 def test_missing_tarball_is_one_clear_line_and_changes_nothing(
     env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from mlops_cli.local.mme import http_json
+
     endpoint = endpoint_file(tmp_path, "missing")
     register(capsys, tmp_path, "gone", 1)
     deploy(capsys, "gone@1", endpoint)
     client("s3").delete_object(Bucket=BUCKET, Key="missing/gone-v1.tar.gz")
+    # Loaded by the deploy's warmup, it still answers (as SageMaker's cache does) until unloaded.
+    assert invoke("missing", "gone-v1.tar.gz", [1])["model"] == "gone"
+    http_json(f"{env.url()}/mme/endpoints/missing/models/gone-v1.tar.gz", method="DELETE")
     line = error_line(capsys, "invoke", "gone@1", "--input", '{"inputs": [1]}', code=1)
     assert "Failed to download model data" in line and "missing/gone-v1.tar.gz" in line
     assert endpoint_metrics(env, "missing")["loaded"] == []
@@ -320,5 +330,5 @@ def test_the_router_calls_a_multi_model_endpoint_with_the_tenants_target_model(
         }
     assert stream[0] == 400 and "cannot stream" in json.loads(stream[2])["error"]
     calls = endpoint_metrics(env, "routed")["models"]
-    assert calls["alpha-v2.tar.gz"]["invocations"] == 1
-    assert calls["alpha-v1.tar.gz"]["invocations"] == 1
+    assert calls["alpha-v2.tar.gz"]["invocations"] == 2  # the deploy's warmup, then the router's
+    assert calls["alpha-v1.tar.gz"]["invocations"] == 2

@@ -1,6 +1,7 @@
-"""mme-local with its second container: a REAL tritonserver (the session's local Triton) behind
-the sagemaker-runtime protocol. Python-backend packages are fetched from S3 (moto), loaded into
-Triton by the agent, and answered as KServe v2 JSON through boto3 with TargetModel."""
+"""mme-local with its second container: a REAL tritonserver of mme-local's own behind the
+sagemaker-runtime protocol. Python-backend packages are published as Triton repository entries
+(``<name>/config.pbtxt``, ``<name>/1/...``), fetched from S3 (moto), loaded by Triton as they are,
+and answered as KServe v2 JSON through boto3 with TargetModel."""
 
 from __future__ import annotations
 
@@ -26,17 +27,12 @@ BUCKET = "mme-triton-models"
 
 
 @pytest.fixture
-def mme_triton(
-    aws: Any, local_triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
+def mme_triton(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from mlops_cli.local.mme import LocalMME
     from mlops_cli.workspace import Workspace
 
     manager = LocalMME(Workspace(tmp_path / "mme-ws"))
-    manager.up(
-        triton_url=local_triton.read_state().http_url,
-        environ={**os.environ, **aws.env()},
-    )
+    manager.up(environ={**os.environ, **aws.env()})
     monkeypatch.setenv("MLOPS_WORKSPACE", str(manager.workspace.root))
     monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
     monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
@@ -49,7 +45,7 @@ def mme_triton(
 
 
 def test_triton_backend_serves_each_version_through_the_runtime_protocol(
-    mme_triton: Any, local_triton: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mme_triton: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import boto3
 
@@ -87,21 +83,17 @@ def test_triton_backend_serves_each_version_through_the_runtime_protocol(
 
     metrics = http_json(f"{mme_triton.url()}/mme/endpoints/gpu-mme")
     assert metrics["backend"] == "triton"
-    for answer, calls in ((1, 1), (2, 2)):
+    for answer, calls in ((1, 2), (2, 3)):  # the deploy's warmup (the load), then the calls
         model = metrics["models"][f"answer-v{answer}.tar.gz"]
-        assert (model["loads"], model["invocations"]) == (1, calls)  # loaded on first use
+        assert (model["loads"], model["invocations"]) == (1, calls)
     invoked = run(capsys, "invoke", "answer@2", "--input", '{"x": [3]}')
     assert invoked["outputs"]["y"] == [2.0] and invoked["target"].startswith("mme-local:")
-    url = local_triton.read_state().http_url
-    try:
-        for answer in (1, 2):  # the agent's own names for them in the container
-            name = container_name("gpu-mme", f"answer-v{answer}.tar.gz")
-            stats = triton_request(url, f"/v2/models/{name}/stats")
-            assert stats["model_stats"][0]["inference_stats"]["success"]["count"] >= 1  # type: ignore[index]
-    finally:
-        for answer in (1, 2):  # the session's Triton is shared: leave it as it was
-            name = container_name("gpu-mme", f"answer-v{answer}.tar.gz")
-            triton_request(url, f"/v2/repository/models/{name}/unload", {})
+    url = http_json(f"{mme_triton.url()}/mme/status")["containers"]["triton"]
+    for answer in (1, 2):  # the agent's own names for them in the container
+        name = container_name("gpu-mme", f"answer-v{answer}.tar.gz")
+        stats = triton_request(url, f"/v2/models/{name}/stats")
+        assert stats["model_stats"][0]["inference_stats"]["success"]["count"] >= 1  # type: ignore[index]
+        triton_request(url, f"/v2/repository/models/{name}/unload", {})
     # The container lost them (unloaded behind mme-local's back): the first call fails with the
     # container's message, and mme-local forgets the model, so the next call loads it again.
     from botocore.exceptions import ClientError
@@ -118,5 +110,3 @@ def test_triton_backend_serves_each_version_through_the_runtime_protocol(
     assert json.loads(again["Body"].read())["outputs"][0]["data"] == [1.0, 1.0]
     metrics = http_json(f"{mme_triton.url()}/mme/endpoints/gpu-mme")
     assert metrics["models"]["answer-v1.tar.gz"]["loads"] == 2
-    name = container_name("gpu-mme", "answer-v1.tar.gz")
-    triton_request(url, f"/v2/repository/models/{name}/unload", {})

@@ -4,6 +4,7 @@ failure injection by tag). Every mutating AWS request is counted by the server's
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ def env(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def endpoint_file(tmp_path: Path, name: str = "mme-a", **overrides: Any) -> Path:
+    """An endpoint file; an override of None drops the key."""
     document: dict[str, Any] = {
         "name": name,
         "s3_prefix": f"s3://{BUCKET}/endpoints/{name}/",
@@ -38,6 +40,7 @@ def endpoint_file(tmp_path: Path, name: str = "mme-a", **overrides: Any) -> Path
         "alarms": {"latency_ms": 250},
         **overrides,
     }
+    document = {key: value for key, value in document.items() if value is not None}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -276,3 +279,135 @@ def test_sagemaker_rejecting_the_config_rolls_back_what_was_created(
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_endpoints()["Endpoints"] == []
     assert tarballs() == set()
+
+
+# -- issue 15: the image by runtime and device, deployed means answering, metrics -------------
+
+
+def answer_model(tmp_path: Path, *, gpu: bool = False) -> Path:
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / ("answer-gpu" if gpu else "answer")
+    shutil.copytree(FIXTURES / "models" / "answer", folder)
+    if gpu:
+        spec = folder / "mlops.yaml"
+        spec.write_text(spec.read_text() + "  gpu: {count: 1, kind: nvidia-a10g}\n")
+    return folder
+
+
+def serving_image(name: str = "mme-a") -> dict[str, Any]:
+    sm = client("sagemaker")
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+    )
+    [variant] = config["ProductionVariants"]
+    container: dict[str, Any] = sm.describe_model(ModelName=variant["ModelName"])[
+        "PrimaryContainer"
+    ]
+    return {**container, "InstanceType": variant["InstanceType"]}
+
+
+def test_the_image_follows_the_runtime_and_the_deploy_sends_the_warmup_first(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "register", str(answer_model(tmp_path)))  # triton-python, CPU
+    endpoint = endpoint_file(tmp_path, "tri-cpu", instance_type=None, model_cache=False)
+    plan = deploy(capsys, "answer@1", endpoint, "--dry-run")
+    assert ("warm", "answer") in [(a["op"], a["model"]) for a in plan["actions"]]
+    deploy(capsys, "answer@1", endpoint)
+    container = serving_image("tri-cpu")
+    assert container["Image"].endswith("/sagemaker-tritonserver:24.09-py3-cpu")
+    assert container["InstanceType"] == "ml.m5.xlarge"
+    assert container["MultiModelConfig"] == {"ModelCacheSetting": "Disabled"}
+    paths = [c["path"] for c in env.calls() if c["method"] == "POST"]
+    invoked = paths.index("/endpoints/tri-cpu/invocations")  # the warmup, with its TargetModel
+    assert invoked > paths.index("/"), "the warmup came after the endpoint was created"
+
+    register(capsys, tmp_path, "alpha", 1)  # sagemaker-mms on the g5 endpoint: MXNet's GPU build
+    deploy(capsys, "alpha@1", endpoint_file(tmp_path))
+    assert serving_image()["Image"].endswith("/mxnet-inference:1.9.0-gpu-py38")
+
+
+TRITON_GPU = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
+
+
+@pytest.mark.parametrize(
+    ("gpu", "overrides", "words"),
+    [
+        (False, {"image_uri": TRITON_GPU, "instance_type": "ml.m5.xlarge"}, "built for GPU"),
+        (True, {"image_uri": TRITON_GPU + "-cpu", "instance_type": "ml.g5.xlarge"}, "for CPU"),
+        (True, {"instance_type": "ml.m5.xlarge"}, "asks for a GPU and ml.m5.xlarge has none"),
+    ],
+    ids=["cpu-model-gpu-image", "gpu-model-cpu-image", "gpu-model-cpu-instance"],
+)
+def test_a_pair_that_cannot_serve_is_refused_at_plan_time_before_any_call(
+    env: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    gpu: bool,
+    overrides: dict[str, Any],
+    words: str,
+) -> None:
+    run(capsys, "register", str(answer_model(tmp_path, gpu=gpu)))
+    before = len(env.calls())
+    args = ["deploy", "answer@1", "--target", "sagemaker-mme"]
+    line = error_line(
+        capsys, *args, "--endpoint", str(endpoint_file(tmp_path, **overrides)), code=2
+    )
+    assert words in line
+    assert env.calls()[before:] == []  # refused before any AWS call
+    assert tarballs() == set()
+
+
+def test_a_model_of_another_container_is_refused_on_a_serving_endpoint(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(capsys, tmp_path, "alpha", 1)
+    deploy(capsys, "alpha@1", endpoint_file(tmp_path))  # the endpoint runs multi-model-server
+    run(capsys, "register", str(answer_model(tmp_path, gpu=True)))
+    before = env.mutating_calls()
+    args = ["deploy", "answer@1", "--target", "sagemaker-mme"]
+    line = error_line(capsys, *args, "--endpoint", str(endpoint_file(tmp_path)), code=2)
+    assert "endpoint mme-a runs multi-model-server" in line and "runs in NVIDIA Triton" in line
+    assert env.mutating_calls() == before
+    assert serving_image()["Image"].endswith("/mxnet-inference:1.9.0-gpu-py38")
+
+
+def test_status_shows_what_cloudwatch_reports_for_the_endpoint_and_each_model(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime
+
+    register(capsys, tmp_path, "alpha", 1)
+    deploy(capsys, "alpha@1", endpoint_file(tmp_path, alarms={"enabled": False}))
+    cloudwatch = client("cloudwatch")
+    dims = [
+        {"Name": "EndpointName", "Value": "mme-a"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    now = datetime.datetime.now(datetime.UTC)
+    cloudwatch.put_metric_data(
+        Namespace="/aws/sagemaker/Endpoints",
+        MetricData=[
+            {"MetricName": "ModelCacheHit", "Dimensions": dims, "Value": 0.75, "Timestamp": now},
+            {"MetricName": "ModelLoadingTime", "Dimensions": dims, "Value": 2e6, "Timestamp": now},
+        ],
+    )
+    target = [*dims, {"Name": "TargetModel", "Value": "alpha-v1.tar.gz"}]
+    cloudwatch.put_metric_data(
+        Namespace="AWS/SageMaker",
+        MetricData=[
+            {"MetricName": "Invocations", "Dimensions": target, "Value": 12, "Timestamp": now},
+            {
+                "MetricName": "Invocation5XXErrors",
+                "Dimensions": target,
+                "Value": 2,
+                "Timestamp": now,
+            },
+        ],
+    )
+    [row] = run(capsys, "status")["deployments"]
+    assert row["state"] == "READY" and (row["requests"], row["failures"]) == (12, 2)
+    assert row["detail"]["endpoint"]["model_cache_hit"] == 0.75
+    assert row["detail"]["endpoint"]["model_loading_ms"] == 2000.0
+    assert row["detail"]["endpoint"]["model_loading_wait_ms"] is None  # not reported: absent

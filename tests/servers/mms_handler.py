@@ -8,7 +8,9 @@ At load time (``data is None``) the handler reads that file; on invoke it parses
 the JSON request body (a list of numbers or ``{"inputs": [...]}``) and answers
 ``{"model": name, "version": version, "outputs": [x * scale, ...]}``.
 
-With ``"fail_on_invoke": true`` in ``model.json`` every invocation fails. Like
+With ``"fail_on_invoke": true`` in ``model.json`` every invocation fails, and with
+``"fail_on_input": x`` every invocation whose inputs hold ``x`` (a model that answers its
+warmup, then fails on a request its author did not foresee). Like
 the SageMaker inference toolkit, the failure is reported as HTTP 500 whose body
 is the error message followed by the traceback (a plain exception escaping
 ``handle`` would make MMS answer 503 "Prediction failed" and lose the message).
@@ -42,6 +44,7 @@ def _load(model_dir: str) -> dict[str, Any]:
         "version": spec.get("version", 1),
         "scale": float(spec.get("scale", 1.0)),
         "fail_on_invoke": bool(spec.get("fail_on_invoke", False)),
+        "fail_on_input": spec.get("fail_on_input"),
     }
 
 
@@ -78,7 +81,10 @@ def _inputs(raw: bytes) -> list[float]:
 def _predict(model: dict[str, Any], raw: bytes) -> bytes:
     if model["fail_on_invoke"]:
         raise ModelInvokeError(f"model {model['name']!r} is configured to fail (fail_on_invoke)")
-    outputs = [x * model["scale"] for x in _inputs(raw)]
+    inputs = _inputs(raw)
+    if model["fail_on_input"] is not None and float(model["fail_on_input"]) in inputs:
+        raise ModelInvokeError(f"model {model['name']!r} cannot take {model['fail_on_input']}")
+    outputs = [x * model["scale"] for x in inputs]
     result = {"model": model["name"], "version": model["version"], "outputs": outputs}
     return json.dumps(result).encode("utf-8")
 

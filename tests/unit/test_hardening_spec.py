@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -140,43 +139,6 @@ def test_stored_package_with_escaping_entrypoint_is_refused_by_register_and_rend
         capsys, "package", "render", uri, "--format", "sagemaker", "--out", str(tarball), code=2
     )
     assert "entrypoint" in line and not tarball.exists()
-
-
-@pytest.mark.parametrize("entrypoint", ["../../x.py", "/abs/x.py", "code/../../x.py"])
-def test_mme_local_mms_handler_never_imports_code_outside_the_model(
-    tmp_path: Path, entrypoint: str
-) -> None:
-    """The handler MMS runs for a tarball: its mlops.yaml's entrypoint is refused, not imported."""
-    from mlops_cli.mme import mms_default_handler as handler
-
-    marker = tmp_path / "ran"
-    host = (
-        f"open({str(marker)!r}, 'w').write('owned')\ndef handle(data, context): return ['owned']\n"
-    )
-    model_dir = tmp_path / "endpoint" / "models" / "evil"
-    model_dir.mkdir(parents=True)
-    if entrypoint.startswith("/"):
-        entrypoint = str(tmp_path / "x.py")
-    (tmp_path / "endpoint" / "x.py").write_text(host)
-    (tmp_path / "x.py").write_text(host)
-    (model_dir / "mlops.yaml").write_text(f"name: evil\nentrypoint: {entrypoint}\n")
-
-    context = SimpleNamespace(system_properties={"model_dir": str(model_dir)})
-    with pytest.raises(RuntimeError, match="leaves the model folder"):
-        handler.handle(None, context)
-    assert not marker.exists()
-
-
-def test_mme_local_mms_handler_still_loads_an_entrypoint_in_a_subfolder(tmp_path: Path) -> None:
-    from mlops_cli.mme import mms_default_handler as handler
-
-    model_dir = tmp_path / "good"
-    (model_dir / "code").mkdir(parents=True)
-    (model_dir / "code" / "serve.py").write_text("def handle(data, context): return ['fine']\n")
-    (model_dir / "mlops.yaml").write_text("name: good\nentrypoint: code/serve.py\n")
-
-    context = SimpleNamespace(system_properties={"model_dir": str(model_dir)})
-    assert handler.handle(["x"], context) == ["fine"]
 
 
 # -- item 9: bounded YAML ------------------------------------------------------------------

@@ -7,14 +7,18 @@ import io
 import shutil
 import tarfile
 import threading
+import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from mlops_cli.mme.agent import Agent, AgentError, EndpointState, container_name
-from mlops_cli.mme.containers import ContainerReply
+from mlops_cli.mme.agent import Agent, container_name
+from mlops_cli.mme.containers import Container, ContainerReply
+from mlops_cli.mme.endpoint_state import EndpointState
 from mlops_cli.mme.eventstream import decode_messages, model_stream_error, payload_part
 from mlops_cli.mme.extract import UnsafeArchiveError, extract_tarball
+from mlops_cli.mme.runtime_errors import AgentError
 from tests.servers.mme_models import evil_tarball, make_model, tarball_bytes
 
 pytestmark = pytest.mark.unit
@@ -54,8 +58,7 @@ def test_unsafe_members_refuse_the_whole_archive(
     destination = tmp_path / "out" / "model"
     with pytest.raises(UnsafeArchiveError, match=reason):
         extract_tarball(archive, destination, what="bad")
-    assert not destination.exists()
-    assert list((tmp_path / "out").iterdir()) == []  # no staging folder left
+    assert not (tmp_path / "out").exists()  # refused before anything was written
     assert not (tmp_path / "escape").exists()
 
 
@@ -119,7 +122,7 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Agent, FakeC
         folder = make_model(tmp_path / "src", name, memory_mb=64)
         (tarballs / f"{name}-v1.tar.gz").write_bytes(tarball_bytes(folder))
     container = FakeContainer()
-    built = Agent(tmp_path / "work", lambda backend: container)
+    built = Agent(tmp_path / "work", lambda backend: cast(Container, container))
 
     def download(ep: EndpointState, target: str, into: Path) -> None:
         source = tarballs / target
@@ -195,3 +198,89 @@ def test_concurrent_first_calls_load_once(agent: tuple[Agent, FakeContainer]) ->
     assert container.events == [f"load {container_name('ep', 'd-v1.tar.gz')}"]
     metrics = mme.endpoint("ep").describe()["models"]["d-v1.tar.gz"]
     assert (metrics["loads"], metrics["cache_hits"], metrics["invocations"]) == (1, 7, 8)
+
+
+# -- issue 15: a load lasts until the first answer; no cache; the disk budget ------------------
+
+
+def test_a_load_that_fails_until_the_first_answer_is_remembered_with_its_reason(
+    agent: tuple[Agent, FakeContainer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mme, container = agent
+    answers = iter(
+        [ContainerReply(500, b"\nmodel_fn failed: weights missing\ntrace", "text/plain")]
+    )
+
+    def invoke(name: str, body: bytes, content_type: str, accept: str) -> ContainerReply:
+        return next(answers, ContainerReply(200, name.encode(), "text/plain"))
+
+    monkeypatch.setattr(container, "invoke", invoke)
+    with pytest.raises(AgentError) as caught:
+        mme.invoke("ep", "a-v1.tar.gz", b"{}", "", "")
+    assert caught.value.code == "ModelError"
+    models = mme.endpoint("ep").describe()["models"]
+    assert models["a-v1.tar.gz"]["last_load_error"] == "model_fn failed: weights missing"
+    assert mme.invoke("ep", "a-v1.tar.gz", b"{}", "", "").status == 200  # it answered: loaded
+    assert mme.endpoint("ep").describe()["models"]["a-v1.tar.gz"]["last_load_error"] is None
+    with pytest.raises(AgentError) as missing:  # a failed fetch is a failed load too
+        mme.invoke("ep", "zzz-v1.tar.gz", b"{}", "", "")
+    reason = mme.endpoint("ep").describe()["models"]["zzz-v1.tar.gz"]["last_load_error"]
+    assert reason == missing.value.message
+
+
+def test_with_the_model_cache_off_a_model_is_unloaded_once_answered(
+    agent: tuple[Agent, FakeContainer],
+) -> None:
+    mme, container = agent
+    mme.register(
+        "nocache", s3_prefix="s3://b/p/", backend="mms", memory_budget_mb=500, model_cache=False
+    )
+    folder = mme.workdir / "models" / "nocache"
+    for _ in range(2):
+        assert mme.invoke("nocache", "a-v1.tar.gz", b"{}", "", "").status == 200
+        assert not mme.endpoint("nocache").loaded  # at once, for the next request
+        deadline = time.monotonic() + 5
+        while list(folder.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not list(folder.iterdir())  # and the files once the container has unloaded it
+    name = container_name("nocache", "a-v1.tar.gz")
+    assert container.events == [f"load {name}", f"unload {name}"] * 2
+
+
+def test_the_disk_budget_evicts_idle_models_and_refuses_what_can_never_fit(
+    agent: tuple[Agent, FakeContainer],
+) -> None:
+    mme, _ = agent
+    size = mme_disk(mme, "a")  # what one extracted model takes
+    mme.register(
+        "disk",
+        s3_prefix="s3://b/p/",
+        backend="mms",
+        memory_budget_mb=1000,
+        disk_budget_mb=1.5 * size / 2**20,
+    )  # one fits on disk, not two
+    mme.invoke("disk", "a-v1.tar.gz", b"{}", "", "")
+    mme.invoke("disk", "b-v1.tar.gz", b"{}", "", "")
+    state = mme.endpoint("disk").describe()
+    assert [m["target"] for m in state["loaded"]] == ["b-v1.tar.gz"]
+    assert state["models"]["a-v1.tar.gz"]["evictions"] == 1
+    mme.register(
+        "none",
+        s3_prefix="s3://b/p/",
+        backend="mms",
+        memory_budget_mb=1000,
+        disk_budget_mb=0.5 * size / 2**20,
+    )
+    with pytest.raises(AgentError) as caught:
+        mme.invoke("none", "a-v1.tar.gz", b"{}", "", "")
+    assert (caught.value.status, caught.value.code) == (507, "InsufficientStorage")
+    assert "Nothing was written" in caught.value.message
+    assert not (mme.workdir / "models" / "none").exists()
+
+
+def mme_disk(mme: Agent, name: str) -> int:
+    mme.register("probe", s3_prefix="s3://b/p/", backend="mms", memory_budget_mb=1000)
+    mme.invoke("probe", f"{name}-v1.tar.gz", b"{}", "", "")
+    size = mme.endpoint("probe").loaded[f"{name}-v1.tar.gz"].disk_bytes
+    mme.unload("probe", f"{name}-v1.tar.gz")
+    return size

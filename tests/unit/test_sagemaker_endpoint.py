@@ -63,6 +63,12 @@ def test_iam_policy_without_autoscaling_or_alarms_is_smaller(tmp_path: Path) -> 
     )
     policy = iam_policy(spec)
     sids = [s["Sid"] for s in policy["Statement"]]
-    assert sids == ["MultiModelEndpoint", "PassExecutionRole", "ModelTarballs", "ListModelTarballs"]
+    assert sids == [
+        "MultiModelEndpoint",
+        "PassExecutionRole",
+        "ModelTarballs",
+        "ListModelTarballs",
+        "EndpointMetrics",
+    ]
     resources = policy["Statement"][0]["Resource"]
     assert "arn:aws:sagemaker:eu-west-1:111122223333:endpoint/ep" in resources
