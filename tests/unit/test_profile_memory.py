@@ -26,7 +26,7 @@ nv_cpu_memory_used_bytes 123
 def test_gpu_memory_is_the_sum_over_the_gpus_and_none_without_any() -> None:
     assert parse_gpu_memory_used(PAGE) == 3 * 2**20
     assert parse_gpu_memory_used("nv_cpu_memory_used_bytes 123\n") is None
-    assert parse_gpu_memory_used("nv_gpu_memory_used_bytes{gpu_uuid=\"x\"} nope\n") is None
+    assert parse_gpu_memory_used('nv_gpu_memory_used_bytes{gpu_uuid="x"} nope\n') is None
 
 
 def test_a_registry_from_before_gpu_memory_gets_the_column(tmp_path: Path) -> None:
