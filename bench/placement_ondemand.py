@@ -1,4 +1,4 @@
-"""On-demand loading against the real thing (issue 14's calibration): N real python-backend
+"""On-demand loading against the real thing (the calibration of `mlops placement simulate`): N real python-backend
 versions of ``answer`` (default 50) deployed to ONE dynamic server (a local tritonserver declared
 with memory for 10 of them), a Zipf(1.1) trace over the versions sent in order through a real
 `mlops router serve`, and three hit rates on that same trace:

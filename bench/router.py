@@ -32,7 +32,7 @@ Parts (all by default):
    SQLite registry with those routes, two routers (``--refresh 0.25``), 100 route changes, the
    time until both answer with the new version (target p99 < 1 s). (:mod:`router_scale`.)
 
-Run it under ``flock /tmp/mlops-heavy.lock`` where other jobs start servers on the same machine.
+Run it on a machine where nothing else starts servers meanwhile: the figures are CPU shares.
 """
 
 from __future__ import annotations

@@ -60,8 +60,7 @@ trap cleanup EXIT
 for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/health/ready" > /dev/null && break; sleep 0.1; done
 
 body='{"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 16], "data": [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}'
-# (This request also loads t0001's version: the router does not load a model on demand for a
-# metadata GET, which perftest sends first; see the report of examples issue 18.)
+# One request as t0001 (the router loads its version on this first request).
 curl -fs "http://127.0.0.1:$port/v2/models/tenant-head/infer" -H "X-Tenant-Id: t0001" \
   -H "X-Request-Key: order-17" -d "$body"
 echo

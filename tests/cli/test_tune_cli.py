@@ -9,26 +9,6 @@ import pytest
 
 from tests.cli import error_line, run
 
-# How `mlops tune` is registered (mlops_cli/cli/app.py COMMANDS, mlops_cli/api/__init__.py).
-TUNE_COMMAND = (
-    "tune_cmd",
-    "tune",
-    False,
-    "Find the serving configuration that meets an SLA with the most throughput or lowest cost.",
-)
-
-
-def register_tune(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make `mlops tune` and `api.tune` available the way the lead registers them (a no-op once
-    mlops_cli/cli/app.py and mlops_cli/api/__init__.py have them)."""
-    from mlops_cli import api
-    from mlops_cli.cli import app
-
-    if "tune" not in app.COMMANDS:
-        monkeypatch.setitem(app.COMMANDS, "tune", TUNE_COMMAND)
-    if "tune" not in api._HOME:
-        monkeypatch.setitem(api._HOME, "tune", "tuning")
-
 
 @pytest.fixture
 def project(
@@ -38,7 +18,6 @@ def project(
     capsys: pytest.CaptureFixture[str],
 ) -> Path:
     """A registry and store with one registered model, ``answer``."""
-    register_tune(monkeypatch)
     monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
     monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
     monkeypatch.setenv("MLOPS_WORKSPACE", str(tmp_path / "workspace"))

@@ -14,7 +14,6 @@ import pytest
 
 from mlops_cli.cli.main import main
 from tests.cli import error_line, run
-from tests.cli.test_tune_cli import register_tune
 from tests.conftest import FIXTURES, triton_request
 
 pytestmark = pytest.mark.integration
@@ -69,7 +68,6 @@ def env(local_triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("MLOPS_WORKSPACE", str(local_triton.workspace.root))
     monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
     monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    register_tune(monkeypatch)
     yield local_triton
     # nothing of a tune is left on the server: no candidate loaded, no repository entry
     state = local_triton.read_state()
