@@ -166,12 +166,16 @@ def test_sigint_to_a_running_command_exits_130(tmp_path: Path) -> None:
 
 
 def _blocked_on(pid: int, path: Path) -> bool:
-    """Whether process ``pid`` has ``path`` open (it is waiting for a writer)."""
+    """Whether process ``pid`` is inside a system call on a descriptor of ``path`` (blocked in
+    read() on the FIFO). Having it open is not enough: a SIGINT that lands between open() and
+    read() is handled before the read begins, and the read then blocks for good."""
     try:
-        return any(
-            os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd")
-        )
-    except OSError:
+        with open(f"/proc/{pid}/syscall") as handle:
+            fields = handle.read().split()
+        if len(fields) < 2 or not fields[0].isdigit():  # "running": not in a system call
+            return False
+        return os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}") == str(path)
+    except (OSError, ValueError):
         return False
 
 
