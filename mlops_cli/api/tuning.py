@@ -163,8 +163,8 @@ def _desired(
 ) -> Desired:
     """What the version's candidates are rendered from, refusing a GPU model on a CPU server
     unless ``allow_cpu``."""
-    from mlops_cli.deploy.base import Desired, Device
-    from mlops_cli.deploy.engine import DEFAULT_MEMORY_MB, GpuRequiredError, version_package
+    from mlops_cli.deploy.base import Device
+    from mlops_cli.deploy.engine import GpuRequiredError, desired_from, version_package
     from mlops_cli.stores import open_store
 
     store, manifest, spec = version_package(
@@ -176,17 +176,7 @@ def _desired(
             f"{version.model} v{version.version} asks for a GPU and the server tuned on has none",
             hint="tune on a GPU server of a fleet (--fleet, --server), or pass --allow-cpu",
         )
-    memory = version.memory_mb or spec.resources.memory_mb or DEFAULT_MEMORY_MB
-    return Desired(
-        model=version.model,
-        version=version.version,
-        spec=spec,
-        manifest=manifest,
-        store=store,
-        package_uri=version.package_uri,
-        device=device,
-        memory_mb=float(memory),
-    )
+    return desired_from(version, store, manifest, spec, device=device)
 
 
 def _apply(

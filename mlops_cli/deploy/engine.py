@@ -149,6 +149,19 @@ def desired_state(
                 hint="deploy to a GPU fleet, or pass --allow-cpu to serve it on CPU instances",
             )
         chosen = "cpu"
+    return desired_from(version, store, manifest, spec, device=chosen)
+
+
+def desired_from(
+    version: VersionRecord,
+    store: ArtifactStore,
+    manifest: PackageManifest,
+    spec: ModelSpec,
+    *,
+    device: Device,
+) -> Desired:
+    """The version to serve on ``device``, with its memory: measured, else declared, else the
+    default."""
     memory = version.memory_mb or spec.resources.memory_mb or DEFAULT_MEMORY_MB
     return Desired(
         model=version.model,
@@ -157,7 +170,7 @@ def desired_state(
         manifest=manifest,
         store=store,
         package_uri=version.package_uri,
-        device=chosen,
+        device=device,
         memory_mb=float(memory),
     )
 
