@@ -240,3 +240,446 @@ def test_reset_empties_state(moto: MotoServer, sagemaker_with_endpoint: Any) -> 
     assert sm.list_endpoints()["Endpoints"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_models()["Models"] == []
+
+
+# -- inference components (moto_launcher.py patches 6-8) -----------------------------------
+
+IC_VARIANT = {
+    "VariantName": "AllTraffic",
+    "InstanceType": "ml.g5.12xlarge",
+    "InitialInstanceCount": 1,
+    "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 2},
+    "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
+}
+COMPUTE = {"NumberOfCpuCoresRequired": 2, "NumberOfAcceleratorDevicesRequired": 1}
+COPY_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+
+
+def spec(model: str = "llm-v1", memory: int = 1024) -> dict[str, Any]:
+    return {
+        "ModelName": model,
+        "ComputeResourceRequirements": {**COMPUTE, "MinMemoryRequiredInMb": memory},
+    }
+
+
+def ic_endpoint(sm: Any, name: str) -> None:
+    """An endpoint for inference components (config without ModelName), brought InService."""
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{name}-cfg", ProductionVariants=[IC_VARIANT], ExecutionRoleArn=ROLE_ARN
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-cfg")
+    assert statuses(sm, name, CREATING_DESCRIBES + 1)[-1] == "InService"
+
+
+def create_ic(sm: Any, name: str, endpoint: str = "ic-ep", **extra: Any) -> str:
+    arn: str = sm.create_inference_component(
+        InferenceComponentName=name,
+        EndpointName=endpoint,
+        VariantName="AllTraffic",
+        Specification=extra.pop("Specification", spec()),
+        RuntimeConfig=extra.pop("RuntimeConfig", {"CopyCount": 2}),
+        **extra,
+    )["InferenceComponentArn"]
+    return arn
+
+
+def ic_statuses(sm: Any, name: str, count: int) -> list[str]:
+    return [
+        sm.describe_inference_component(InferenceComponentName=name)["InferenceComponentStatus"]
+        for _ in range(count)
+    ]
+
+
+def client_error(call: Any, **params: Any) -> tuple[str, str]:
+    """(code, message) of the ClientError the call raises."""
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as exc:
+        call(**params)
+    return error_code(exc), str(exc.value.response["Error"]["Message"])
+
+
+@pytest.fixture
+def sagemaker_ic(moto: MotoServer) -> Any:
+    """A SageMaker client, Model llm-v1 and the InService IC endpoint ic-ep."""
+    sm = client(moto, "sagemaker")
+    for model in ("llm-v1", "llm-v2"):
+        sm.create_model(
+            ModelName=model,
+            ExecutionRoleArn=ROLE_ARN,
+            PrimaryContainer={"Image": "img", "ModelDataUrl": f"s3://models/{model}.tar.gz"},
+        )
+    ic_endpoint(sm, "ic-ep")
+    return sm
+
+
+def test_ic_endpoint_config_has_no_model_needs_a_role_and_keeps_scaling(
+    sagemaker_ic: Any,
+) -> None:
+    sm = sagemaker_ic
+    config = sm.describe_endpoint_config(EndpointConfigName="ic-ep-cfg")
+    assert config["ExecutionRoleArn"] == ROLE_ARN
+    assert config["ProductionVariants"] == [IC_VARIANT]
+    variant = sm.describe_endpoint(EndpointName="ic-ep")["ProductionVariants"][0]
+    assert variant["ManagedInstanceScaling"] == IC_VARIANT["ManagedInstanceScaling"]
+    assert variant["RoutingConfig"] == IC_VARIANT["RoutingConfig"]
+
+    code, message = client_error(
+        sm.create_endpoint_config, EndpointConfigName="no-role", ProductionVariants=[IC_VARIANT]
+    )
+    assert code == "ValidationException" and message.startswith("ExecutionRoleArn is required")
+    with_model = {**IC_VARIANT, "ModelName": "llm-v1"}
+    code, message = client_error(
+        sm.create_endpoint_config,
+        EndpointConfigName="model-and-managed",
+        ProductionVariants=[with_model],
+        ExecutionRoleArn=ROLE_ARN,
+    )
+    assert code == "ValidationException"
+    assert "ManagedInstanceScaling is supported only for inference component" in message
+    code, message = client_error(
+        sm.create_endpoint_config,
+        EndpointConfigName="unknown-model",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": "nope", "InstanceType": "ml.m5.large"}
+        ],
+    )
+    assert code == "ValidationException" and message.startswith('Could not find model "arn:')
+
+
+def test_inference_component_creating_then_in_service(moto: MotoServer, sagemaker_ic: Any) -> None:
+    sm = sagemaker_ic
+    arn = create_ic(sm, "llm-v1", Tags=[{"Key": "team", "Value": "a"}])
+    assert arn.endswith(":inference-component/llm-v1")
+    listed = sm.list_inference_components()["InferenceComponents"]  # does not advance
+    assert [(c["InferenceComponentName"], c["InferenceComponentStatus"]) for c in listed] == [
+        ("llm-v1", "Creating")
+    ]
+    first = sm.describe_inference_component(InferenceComponentName="llm-v1")
+    assert first["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 0}
+    assert ic_statuses(sm, "llm-v1", CREATING_DESCRIBES) == ["Creating"] * (
+        CREATING_DESCRIBES - 1
+    ) + ["InService"]
+    described = sm.describe_inference_component(InferenceComponentName="llm-v1")
+    assert described["InferenceComponentStatus"] == "InService"
+    assert described["InferenceComponentArn"] == arn
+    assert described["EndpointName"] == "ic-ep"
+    assert described["EndpointArn"].endswith(":endpoint/ic-ep")
+    assert described["VariantName"] == "AllTraffic"
+    assert described["Specification"] == spec()
+    assert described["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
+    assert described["LastModifiedTime"] >= described["CreationTime"]
+    assert "FailureReason" not in described
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "a"}]
+
+    sm.update_inference_component(InferenceComponentName="llm-v1", RuntimeConfig={"CopyCount": 3})
+    assert ic_statuses(sm, "llm-v1", CREATING_DESCRIBES + 1) == ["Updating"] * (
+        CREATING_DESCRIBES
+    ) + ["InService"]
+    runtime = sm.describe_inference_component(InferenceComponentName="llm-v1")["RuntimeConfig"]
+    assert runtime == {"DesiredCopyCount": 3, "CurrentCopyCount": 3}
+    assert [
+        (c["operation"], c["mutating"])
+        for c in moto.calls()
+        if "InferenceComponent" in str(c["operation"])
+    ] == [
+        ("CreateInferenceComponent", True),
+        ("ListInferenceComponents", False),
+    ] + [("DescribeInferenceComponent", False)] * (CREATING_DESCRIBES + 2) + [
+        ("UpdateInferenceComponent", True)
+    ] + [("DescribeInferenceComponent", False)] * (CREATING_DESCRIBES + 2)
+
+
+def test_failure_tag_fails_a_create_and_rolls_an_update_back(sagemaker_ic: Any) -> None:
+    sm = sagemaker_ic
+    reason = {"Key": "mlops-test:failure-reason", "Value": "CUDA out of memory"}
+    create_ic(sm, "bad", Tags=[FAIL_TAG, reason])
+    assert ic_statuses(sm, "bad", CREATING_DESCRIBES + 1)[-1] == "Failed"
+    described = sm.describe_inference_component(InferenceComponentName="bad")
+    assert described["FailureReason"] == "CUDA out of memory"
+    assert described["RuntimeConfig"]["CurrentCopyCount"] == 0
+    code, message = client_error(
+        sm.update_inference_component, InferenceComponentName="bad", RuntimeConfig={"CopyCount": 1}
+    )
+    assert code == "ValidationException" and "Cannot update failed" in message
+
+    arn = create_ic(sm, "good")
+    ic_statuses(sm, "good", CREATING_DESCRIBES + 1)
+    sm.add_tags(ResourceArn=arn, Tags=[FAIL_TAG])  # the default reason this time
+    sm.update_inference_component(
+        InferenceComponentName="good", Specification=spec("llm-v2", memory=2048)
+    )
+    assert ic_statuses(sm, "good", CREATING_DESCRIBES + 1) == ["Updating"] * (
+        CREATING_DESCRIBES
+    ) + ["InService"]
+    rolled_back = sm.describe_inference_component(InferenceComponentName="good")
+    assert rolled_back["Specification"] == spec()  # SageMaker rolls a failed update back
+    assert "mlops-test" in rolled_back["FailureReason"]
+
+
+def test_create_inference_component_is_validated_like_sagemaker(
+    moto: MotoServer, sagemaker_ic: Any
+) -> None:
+    from botocore.config import Config
+
+    sm = sagemaker_ic
+    create_ic(sm, "taken")
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"InferenceComponentName": "bad_name"}, "Member must satisfy regular expression"),
+        ({"InferenceComponentName": "-dash"}, "Member must satisfy regular expression"),
+        ({"InferenceComponentName": "a" * 64}, "Member must have length less than or equal to 63"),
+        ({"InferenceComponentName": "taken"}, "Cannot create already existing inference comp"),
+        ({"EndpointName": "nowhere"}, 'Could not find endpoint "arn:aws:sagemaker:'),
+        ({"Specification": spec("no-such-model")}, 'Could not find model "arn:aws:sagemaker:'),
+        ({"VariantName": "Other"}, 'Could not find variant "Other" on endpoint'),
+        ({"RuntimeConfig": {"CopyCount": 0}}, "CopyCount must be an integer larger than 0"),
+    ]
+    for override, expected in cases:
+        params = {
+            "InferenceComponentName": "fresh",
+            "EndpointName": "ic-ep",
+            "VariantName": "AllTraffic",
+            "Specification": spec(),
+            "RuntimeConfig": {"CopyCount": 1},
+            **override,
+        }
+        code, message = client_error(sm.create_inference_component, **params)
+        assert code == "ValidationException", (override, message)
+        assert expected in message, (override, message)
+
+    # MinMemoryRequiredInMb >= 128 is required (boto3 checks that itself; so does the server).
+    unchecked = boto3_client_without_validation(moto, Config)
+    no_memory = {"ModelName": "llm-v1", "ComputeResourceRequirements": COMPUTE}
+    code, message = client_error(
+        unchecked.create_inference_component,
+        InferenceComponentName="fresh",
+        EndpointName="ic-ep",
+        Specification=no_memory,
+        RuntimeConfig={"CopyCount": 1},
+    )
+    assert code == "ValidationException"
+    assert "computeResourceRequirements.minMemoryRequiredInMb" in message
+    assert "must not be null" in message
+    code, message = client_error(
+        unchecked.create_inference_component,
+        InferenceComponentName="fresh",
+        EndpointName="ic-ep",
+        Specification=spec(memory=64),
+        RuntimeConfig={"CopyCount": 1},
+    )
+    assert code == "ValidationException"
+    assert "Value '64' at 'specification.computeResourceRequirements.minMemory" in message
+
+    # An endpoint still Creating, and an endpoint whose variant hosts a Model.
+    sm.create_endpoint(EndpointName="young", EndpointConfigName="ic-ep-cfg")
+    code, message = client_error(
+        sm.create_inference_component,
+        InferenceComponentName="fresh",
+        EndpointName="young",
+        Specification=spec(),
+        RuntimeConfig={"CopyCount": 1},
+    )
+    assert code == "ValidationException" and "is Creating, not InService" in message
+    sm.create_model(ModelName="mme", ExecutionRoleArn=ROLE_ARN, PrimaryContainer={"Image": "i"})
+    make_config(sm, "model-cfg", "ml.g5.xlarge")  # its variant hosts Model "mme"
+    sm.create_endpoint(EndpointName="model-ep", EndpointConfigName="model-cfg")
+    statuses(sm, "model-ep", CREATING_DESCRIBES + 1)
+    code, message = client_error(
+        sm.create_inference_component,
+        InferenceComponentName="fresh",
+        EndpointName="model-ep",
+        Specification=spec(),
+        RuntimeConfig={"CopyCount": 1},
+    )
+    assert code == "ValidationException" and "Inference components are not supported" in message
+    assert [
+        c["InferenceComponentName"] for c in sm.list_inference_components()["InferenceComponents"]
+    ] == ["taken"]
+
+
+def boto3_client_without_validation(server: MotoServer, config_class: Any) -> Any:
+    import boto3
+
+    env = server.env()
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=server.endpoint,
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=config_class(retries={"max_attempts": 1}, parameter_validation=False),
+    )
+
+
+def test_update_and_delete_need_a_settled_component_and_endpoint_deletion_waits(
+    sagemaker_ic: Any,
+) -> None:
+    sm = sagemaker_ic
+    create_ic(sm, "llm-v1")
+    for call, params in (
+        (sm.update_inference_component, {"RuntimeConfig": {"CopyCount": 1}}),
+        (sm.delete_inference_component, {}),
+    ):
+        code, message = client_error(call, InferenceComponentName="llm-v1", **params)
+        assert code == "ValidationException" and "in-progress inference component" in message
+    ic_statuses(sm, "llm-v1", CREATING_DESCRIBES + 1)
+    code, message = client_error(sm.update_inference_component, InferenceComponentName="llm-v1")
+    assert code == "ValidationException" and "needs a Specification or a RuntimeConfig" in message
+
+    code, message = client_error(sm.delete_endpoint, EndpointName="ic-ep")
+    assert code == "ValidationException"
+    assert "inference components attached: llm-v1" in message
+    sm.delete_inference_component(InferenceComponentName="llm-v1")
+    for call in (sm.describe_inference_component, sm.delete_inference_component):
+        code, message = client_error(call, InferenceComponentName="llm-v1")
+        assert code == "ValidationException"
+        assert message.startswith('Could not find inference component "arn:aws:sagemaker:')
+    assert sm.list_inference_components()["InferenceComponents"] == []
+    sm.delete_endpoint(EndpointName="ic-ep")
+    assert sm.list_endpoints()["Endpoints"] == []
+
+
+def test_list_inference_components_filters_sorts_and_pages(sagemaker_ic: Any) -> None:
+    sm = sagemaker_ic
+    ic_endpoint(sm, "ic-ep-2")
+    for name, endpoint in (("alpha-v1", "ic-ep"), ("beta-v1", "ic-ep"), ("alpha-v2", "ic-ep-2")):
+        create_ic(sm, name, endpoint=endpoint)
+    ic_statuses(sm, "alpha-v1", CREATING_DESCRIBES + 1)  # only alpha-v1 reaches InService
+
+    def names(**filters: Any) -> list[str]:
+        found = sm.list_inference_components(**filters)["InferenceComponents"]
+        return [c["InferenceComponentName"] for c in found]
+
+    assert names() == ["alpha-v2", "beta-v1", "alpha-v1"]  # newest first by default
+    assert names(EndpointNameEquals="ic-ep", SortBy="Name", SortOrder="Ascending") == [
+        "alpha-v1",
+        "beta-v1",
+    ]
+    assert names(StatusEquals="InService") == ["alpha-v1"]
+    assert names(NameContains="alpha", SortBy="Name", SortOrder="Ascending") == [
+        "alpha-v1",
+        "alpha-v2",
+    ]
+    assert names(VariantNameEquals="Other") == []
+    first = sm.list_inference_components(MaxResults=2, SortBy="Name", SortOrder="Ascending")
+    second = sm.list_inference_components(
+        MaxResults=2, SortBy="Name", SortOrder="Ascending", NextToken=first["NextToken"]
+    )
+    assert [c["InferenceComponentName"] for c in first["InferenceComponents"]] == [
+        "alpha-v1",
+        "alpha-v2",
+    ]
+    assert [c["InferenceComponentName"] for c in second["InferenceComponents"]] == ["beta-v1"]
+    assert "NextToken" not in second
+    paginator = sm.get_paginator("list_inference_components")
+    pages = paginator.paginate(PaginationConfig={"PageSize": 1})
+    assert sorted(c["InferenceComponentName"] for p in pages for c in p["InferenceComponents"]) == [
+        "alpha-v1",
+        "alpha-v2",
+        "beta-v1",
+    ]
+
+
+def test_autoscaling_of_an_inference_component(moto: MotoServer, sagemaker_ic: Any) -> None:
+    sm = sagemaker_ic
+    scaling = client(moto, "application-autoscaling")
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": "inference-component/llm-v1",
+        "ScalableDimension": COPY_DIMENSION,
+    }
+    policy = {
+        **target,
+        "PolicyName": "llm-v1-invocations",
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 4.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerInferenceComponentInvocationsPerCopy"
+            },
+        },
+    }
+    code, message = client_error(
+        scaling.register_scalable_target, MinCapacity=1, MaxCapacity=4, **target
+    )
+    assert (code, message) == (
+        "ValidationException",
+        'Inference component "llm-v1" does not exist.',
+    )
+    create_ic(sm, "llm-v1")
+    code, message = client_error(scaling.put_scaling_policy, **policy)
+    assert code == "ObjectNotFoundException"
+    assert message.startswith("No scalable target registered for service namespace: sagemaker")
+    code, _ = client_error(scaling.register_scalable_target, **target)  # no Min/Max
+    assert code == "ValidationException"
+
+    scaling.register_scalable_target(MinCapacity=1, MaxCapacity=4, **target)
+    scaling.put_scaling_policy(**policy)
+    wrong_metric = {
+        **policy,
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 4.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+        },
+    }
+    code, message = client_error(scaling.put_scaling_policy, **wrong_metric)
+    assert code == "ValidationException" and "SageMakerVariantInvocationsPerInstance" in message
+    targets = scaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[target["ResourceId"]]
+    )["ScalableTargets"]
+    assert [(t["ScalableDimension"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [
+        (COPY_DIMENSION, 1, 4)
+    ]
+    policies = scaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=target["ResourceId"]
+    )["ScalingPolicies"]
+    assert [p["TargetTrackingScalingPolicyConfiguration"] for p in policies] == [
+        policy["TargetTrackingScalingPolicyConfiguration"]
+    ]
+
+    # Deleting the component removes its target and policy with it.
+    ic_statuses(sm, "llm-v1", CREATING_DESCRIBES + 1)
+    sm.delete_inference_component(InferenceComponentName="llm-v1")
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    code, _ = client_error(scaling.deregister_scalable_target, **target)
+    assert code == "ObjectNotFoundException"
+    code, _ = client_error(scaling.delete_scaling_policy, PolicyName="llm-v1-invocations", **target)
+    assert code == "ObjectNotFoundException"
+    mutating = [op for op in moto.mutating_calls() if op.endswith(("Target", "Policy"))]
+    assert mutating == [
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+        "RegisterScalableTarget",
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+        "PutScalingPolicy",
+        "DeregisterScalableTarget",
+        "DeleteScalingPolicy",
+    ]
+
+
+def test_deregistering_a_target_deletes_its_policies(moto: MotoServer, sagemaker_ic: Any) -> None:
+    scaling = client(moto, "application-autoscaling")
+    create_ic(sagemaker_ic, "llm-v1")
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": "inference-component/llm-v1",
+        "ScalableDimension": COPY_DIMENSION,
+    }
+    scaling.register_scalable_target(MinCapacity=1, MaxCapacity=2, **target)
+    scaling.put_scaling_policy(
+        PolicyName="p",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 1.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerInferenceComponentInvocationsPerCopy"
+            },
+        },
+        **target,
+    )
+    scaling.deregister_scalable_target(**target)
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
