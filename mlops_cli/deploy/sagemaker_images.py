@@ -23,14 +23,8 @@ model larger than the instance's memory. Nothing here calls AWS.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Literal
-
 from mlops_cli.errors import UsageError
-
-Container = Literal["triton", "mms"]
-Device = Literal["cpu", "gpu"]
+from mlops_cli.render.image_kind import Container, Device, ImageKind, classify_image
 
 DLC_ACCOUNT = "763104351884"  # AWS Deep Learning Containers, most regions
 # Regions whose Deep Learning Containers live in an account of their own.
@@ -65,14 +59,6 @@ KNOWN_REGIONS = frozenset(
         *REGION_ACCOUNTS,
     ]
 )
-
-
-@dataclass(frozen=True)
-class ImageKind:
-    """What an image runs: its model server and the device it is built for (None: either)."""
-
-    container: Container | None  # None: a custom image, not one of the table's
-    device: Device | None
 
 
 # (container, device) -> repository:tag of the table above
@@ -154,23 +140,6 @@ def _sdk_image(region: str, *, container: Container, device: Device) -> str:
         image_scope="inference",
     )
     return uri
-
-
-_TAG_DEVICE = re.compile(r"(?:^|[-_.])(cpu|gpu)(?:$|[-_.])")
-
-
-def classify_image(uri: str) -> ImageKind:
-    """What an image URI runs, read from its repository name and tag."""
-    repository, _, tag = uri.rpartition("/")[2].partition(":")
-    if "tritonserver" in repository:
-        return ImageKind("triton", "cpu" if tag.endswith("-cpu") else "gpu")
-    if repository.endswith("-inference") or "multi-model" in repository:
-        found = _TAG_DEVICE.search(tag)
-        device: Device | None = None
-        if found is not None:
-            device = "gpu" if found.group(1) == "gpu" else "cpu"
-        return ImageKind("mms", device)
-    return ImageKind(None, None)
 
 
 def check_pairing(

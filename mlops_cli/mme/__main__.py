@@ -1,5 +1,7 @@
-"""``python -m mlops_cli.mme --workdir DIR [--port P] [--ready-file F]``: run mme-local in the
-foreground until SIGTERM/SIGINT (``mlops local up --mme`` runs it in the background)."""
+"""``python -m mlops_cli.mme --workdir DIR [--port P] [--ready-file F] [--upstream-timeout-s S]``:
+run mme-local in the foreground until SIGTERM/SIGINT (``mlops local up --mme`` runs it in the
+background). Inference components are read from the SageMaker control plane that the standard
+AWS configuration names."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_cli.mme.agent import Agent
+from mlops_cli.mme.components import ComponentTable
 from mlops_cli.mme.containers import Container, MMSContainer
-from mlops_cli.mme.server import MMEServer
+from mlops_cli.mme.control_plane import SageMakerControlPlane
+from mlops_cli.mme.server import UPSTREAM_TIMEOUT_S, MMEServer
 
 
 def container_factory(workdir: Path) -> Callable[[str], Container]:
@@ -30,13 +34,20 @@ def container_factory(workdir: Path) -> Callable[[str], Container]:
     return make
 
 
-async def serve(agent: Agent, *, port: int, ready_file: Path | None) -> None:
+async def serve(
+    agent: Agent,
+    *,
+    port: int,
+    ready_file: Path | None,
+    upstream_timeout_s: float = UPSTREAM_TIMEOUT_S,
+) -> None:
     """Serve on 127.0.0.1:``port`` until SIGTERM/SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = MMEServer(agent)
+    components = ComponentTable(agent, SageMakerControlPlane())
+    server = MMEServer(agent, components, upstream_timeout_s=upstream_timeout_s)
     bound = await server.start("127.0.0.1", port)
     print(f"mme-local: serving on http://127.0.0.1:{bound}", flush=True)
     if ready_file is not None:
@@ -52,11 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--upstream-timeout-s", type=float, default=UPSTREAM_TIMEOUT_S)
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     agent = Agent(args.workdir, container_factory(args.workdir))
     try:
-        _run_loop(serve(agent, port=args.port, ready_file=args.ready_file))
+        _run_loop(
+            serve(
+                agent,
+                port=args.port,
+                ready_file=args.ready_file,
+                upstream_timeout_s=args.upstream_timeout_s,
+            )
+        )
     finally:
         agent.close()
     print("mme-local: stopped", flush=True)

@@ -208,7 +208,7 @@ class Agent:
             metrics = ep.metrics[target]
             metrics.invocations += 1
             metrics.invoke_seconds += elapsed
-            if reply is not None and reply.status >= 400:
+            if reply is None or reply.status >= 400:
                 metrics.errors += 1
             if reply is not None:
                 metrics.account_answer(model, reply.status, reply.body)
@@ -315,6 +315,7 @@ class Agent:
             self._download(ep, target, Path(archive.name))
             size = self._extract(ep, target, Path(archive.name), folder, deadline)
         try:
+            entry = folder if ep.prepare is None else ep.prepare(folder)
             need = model_memory_mb(folder, size)
             self._make_room(ep, target, deadline, need_mb=need)
         except BaseException:
@@ -323,7 +324,7 @@ class Agent:
             raise
         name = container_name(ep.name, target)
         try:
-            _load_replacing_leftover(self.container(ep.backend), name, folder)
+            _load_replacing_leftover(self.container(ep.backend), name, entry)
         except BaseException as exc:
             self._release(ep, memory=need, disk=size)
             shutil.rmtree(folder, ignore_errors=True)
@@ -441,7 +442,11 @@ class Agent:
 
     def unload(self, endpoint: str, target: str, *, timeout: float = 30.0) -> bool:
         """Unload ``target`` once its requests finish; True when it was loaded."""
-        ep = self.endpoint(endpoint)
+        return self.unload_from(self.endpoint(endpoint), target, timeout=timeout)
+
+    def unload_from(self, ep: EndpointState, target: str, *, timeout: float = 30.0) -> bool:
+        """:meth:`unload` for an endpoint state the caller holds (one not registered by name:
+        an inference component's)."""
         with self._lock:
             lock = ep.load_locks.setdefault(target, threading.Lock())
         with lock:

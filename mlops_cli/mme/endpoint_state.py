@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,9 @@ class EndpointState:
     waiting: int = 0  # loads waiting for memory held by busy models
     metrics: dict[str, ModelMetrics] = field(default_factory=dict)
     load_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # The folder handed to the container, from the extracted one (None: that folder itself); it
+    # may refuse the artifact with an AgentError (an inference component's container checks).
+    prepare: Callable[[Path], Path] | None = None
 
     @property
     def bucket(self) -> str:

@@ -7,8 +7,13 @@ Runtime routes (what boto3's ``sagemaker-runtime`` client sends):
 - ``POST /endpoints/<name>/invocations-response-stream``: the same answer framed as AWS
   event-stream ``PayloadPart`` events. boto3 cannot send a TargetModel on this route (SageMaker
   has none), so only raw clients that set the header reach a multi-model endpoint here.
+- Either route with ``X-Amzn-SageMaker-Inference-Component``: an inference component, read from
+  the SageMaker control plane (:mod:`mlops_cli.mme.component_front`); an endpoint that is not
+  registered here is looked up there too, so that a request without the header is refused as
+  SageMaker refuses it.
 
-Control routes (mlops only): ``GET /ping``, ``GET /mme/status``, ``PUT /mme/endpoints/<name>``
+Control routes (mlops only): ``GET /ping``, ``GET /mme/status``, ``GET /mme/components``,
+``PUT /mme/endpoints/<name>``
 (``{"s3_prefix", "backend", "memory_budget_mb", "disk_budget_mb", "model_cache"}``), ``GET /mme/endpoints/<name>``,
 ``DELETE /mme/endpoints/<name>/models/<target>``.
 
@@ -45,21 +50,22 @@ from typing import Any
 
 from mlops_cli.aws.s3_location import S3Location
 from mlops_cli.mme.agent import Agent
+from mlops_cli.mme.component_front import COMPONENT_HEADER, ComponentFront
+from mlops_cli.mme.components import ComponentTable
 from mlops_cli.mme.containers import Container, ContainerReply, with_body
 from mlops_cli.mme.endpoint_state import EndpointState, LoadedModel
-from mlops_cli.mme.eventstream import payload_part
 from mlops_cli.mme.http_front import ClientConnection, Request
+from mlops_cli.mme.responses import respond_answer, respond_error, respond_json
 from mlops_cli.mme.runtime_errors import AgentError
 from mlops_cli.mme.upstream import UpstreamPool
 
 TARGET_HEADER = "X-Amzn-SageMaker-Target-Model"
-STREAM_CHUNK = 64 * 1024
 BACKENDS = ("mms", "triton")
+UPSTREAM_TIMEOUT_S = 120.0
 _TARGET = TARGET_HEADER.lower().encode()
 _ROUTES = ("invocations", "invocations-response-stream")
 _MAX_CACHED_ROUTES = 4096
 _ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # SageMaker's EndpointName
-_VARIANT = "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
 
 RouteKey = tuple[bytes, bytes | None, bytes | None, bytes | None]  # url, target, type, accept
 _Waiter = tuple[ClientConnection, Request, RouteKey, bool]  # an invocation waiting for a load
@@ -82,24 +88,34 @@ def _unknown_route() -> AgentError:
     return AgentError(404, "UnknownOperationException", "unknown route")
 
 
-def _respond_error(conn: ClientConnection, request: Request, error: AgentError) -> None:
-    body = json.dumps(error.body()).encode()
-    extra = f"x-amzn-ErrorType: {error.code}\r\n"
-    conn.respond(request, error.status, body, "application/json", extra)
-
-
-def _respond_json(conn: ClientConnection, request: Request, data: Any) -> None:
-    conn.respond(request, 200, json.dumps(data).encode(), "application/json")
-
-
 class MMEServer:
     """mme-local's HTTP front: :meth:`start` listens, :meth:`close` stops. Made, started and
-    closed in the event loop that serves it."""
+    closed in the event loop that serves it. Without ``components`` (a table over the control
+    plane) it serves multi-model endpoints only. ``upstream_timeout_s`` bounds a container's
+    answer (a stream: the time without a byte)."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        components: ComponentTable | None = None,
+        *,
+        upstream_timeout_s: float = UPSTREAM_TIMEOUT_S,
+    ) -> None:
         self.agent = agent
         self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="mme-blocking")
         self.loop = asyncio.get_running_loop()
+        self.upstream_timeout_s = upstream_timeout_s
+        self.components = components
+        self.front = (
+            None
+            if components is None
+            else ComponentFront(
+                components,
+                run_blocking=self._run_blocking,
+                pool=self._pool,
+                timeout=upstream_timeout_s,
+            )
+        )
         self._upstreams: dict[int, tuple[Container, UpstreamPool]] = {}
         self._routes: dict[RouteKey, _Route] = {}
         self._loads: dict[tuple[str, str], list[_Waiter]] = {}  # (endpoint, target) loading
@@ -130,6 +146,10 @@ class MMEServer:
         try:
             if request.method == "POST":
                 fields = request.fields
+                component = fields.get(COMPONENT_HEADER)
+                if component is not None and self.front is not None:
+                    self.front.handle(conn, request, component.decode("latin-1").strip())
+                    return
                 key: RouteKey = (
                     request.url,
                     fields.get(_TARGET),
@@ -156,13 +176,13 @@ class MMEServer:
             else:
                 raise AgentError(405, "UnknownOperationException", "method not allowed")
         except AgentError as error:
-            _respond_error(conn, request, error)
+            respond_error(conn, request, error)
         except Exception as exc:  # a bug: answer it rather than leave the client waiting
             self._internal(conn, request, exc)
 
     def _internal(self, conn: ClientConnection, request: Request, exc: BaseException) -> None:
         print(f"mme-local: {request.method} {request.url!r} failed: {exc!r}", file=sys.stderr)
-        _respond_error(conn, request, AgentError(500, "InternalFailure", f"mme-local: {exc}"))
+        respond_error(conn, request, AgentError(500, "InternalFailure", f"mme-local: {exc}"))
 
     def _run_blocking(
         self, conn: ClientConnection, request: Request, work: Any, answer: Any
@@ -174,7 +194,7 @@ class MMEServer:
             try:
                 answer(future.result())
             except AgentError as error:
-                _respond_error(conn, request, error)
+                respond_error(conn, request, error)
             except Exception as exc:
                 self._internal(conn, request, exc)
 
@@ -188,9 +208,14 @@ class MMEServer:
         if parts == ["ping"]:
             conn.respond(request, 200, b"", "text/plain")
         elif parts == ["mme", "status"]:
-            _respond_json(conn, request, {"pid": os.getpid(), **agent.describe()})
+            components = {} if self.components is None else self.components.describe()
+            status = {"pid": os.getpid(), **agent.describe(), "components": components}
+            respond_json(conn, request, status)
+        elif parts == ["mme", "components"]:
+            components = {} if self.components is None else self.components.describe()
+            respond_json(conn, request, {"components": components})
         elif len(parts) == 3 and parts[:2] == ["mme", "endpoints"]:
-            _respond_json(conn, request, agent.endpoint(parts[2]).describe())
+            respond_json(conn, request, agent.endpoint(parts[2]).describe())
         else:
             raise _unknown_route()
 
@@ -233,7 +258,7 @@ class MMEServer:
             model_cache=cache,
         )
         self._routes.clear()
-        _respond_json(conn, request, {"endpoint": parts[2], "created": created})
+        respond_json(conn, request, {"endpoint": parts[2], "created": created})
 
     def _delete(self, conn: ClientConnection, request: Request) -> None:
         parts = request.parts()
@@ -243,7 +268,7 @@ class MMEServer:
             conn,
             request,
             functools.partial(self.agent.unload, parts[2], parts[4]),
-            lambda unloaded: _respond_json(conn, request, {"unloaded": unloaded}),
+            lambda unloaded: respond_json(conn, request, {"unloaded": unloaded}),
         )
 
     # -- invocations ---------------------------------------------------------------------------
@@ -255,6 +280,12 @@ class MMEServer:
             raise _unknown_route()
         endpoint, stream = parts[1], parts[2] != "invocations"
         target = request.header(_TARGET)
+        if not target and self.components is not None and endpoint not in self.agent.endpoints:
+            error = functools.partial(self.components.missing_header, endpoint)
+            self._run_blocking(
+                conn, request, error, functools.partial(respond_error, conn, request)
+            )
+            return
         if not target:
             self.agent.endpoint(endpoint)
             why = (
@@ -299,7 +330,7 @@ class MMEServer:
         except Exception as exc:
             for conn, request, _, _ in waiters:
                 if isinstance(exc, AgentError):
-                    _respond_error(conn, request, exc)
+                    respond_error(conn, request, exc)
                 else:
                     self._internal(conn, request, exc)
             return
@@ -314,7 +345,7 @@ class MMEServer:
                 else:
                     self._forward(conn, request, key, ep, model, stream)
             except AgentError as error:
-                _respond_error(conn, request, error)
+                respond_error(conn, request, error)
             except Exception as exc:
                 self._internal(conn, request, exc)
 
@@ -357,25 +388,17 @@ class MMEServer:
             try:
                 reply = agent.finish(route.ep, model, loop.time() - started, reply, error)
             except AgentError as exc:
-                _respond_error(conn, request, exc)
+                respond_error(conn, request, exc)
                 return
             content_type = reply.content_type or route.container.reply_type
-            if not route.stream:
-                conn.respond(request, 200, reply.body, content_type, _VARIANT)
-                return
-            body = reply.body
-            frames = b"".join(
-                payload_part(body[offset : offset + STREAM_CHUNK])
-                for offset in range(0, max(len(body), 1), STREAM_CHUNK)
-            )
-            extra = f"X-Amzn-SageMaker-Content-Type: {content_type}\r\n{_VARIANT}"
-            conn.respond(request, 200, frames, "application/vnd.amazon.eventstream", extra)
+            respond_answer(conn, request, reply.body, content_type, stream=route.stream)
 
         route.pool.submit(with_body(route.head, request.body), done)
 
     def _pool(self, container: Container) -> UpstreamPool:
         entry = self._upstreams.get(id(container))
         if entry is None or entry[0] is not container:
-            entry = (container, UpstreamPool(*container.address))
+            pool = UpstreamPool(*container.address, timeout=self.upstream_timeout_s)
+            entry = (container, pool)
             self._upstreams[id(container)] = entry
         return entry[1]
