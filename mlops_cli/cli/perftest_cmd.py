@@ -27,7 +27,8 @@ def perftest(
             help="A registered model (NAME, NAME@ALIAS, NAME@VERSION), followed through its "
             "routing to wherever it is deployed while the test runs; a model name on the running "
             "local Triton; or a URL: http(s)://HOST:PORT[/path], grpc://HOST:PORT, "
-            "sagemaker://ENDPOINT, router://HOST:PORT (the tenant router)."
+            "sagemaker://ENDPOINT (with --inference-component for its components), "
+            "router://HOST:PORT (the tenant router)."
         ),
     ],
     tenant: Annotated[
@@ -56,12 +57,23 @@ def perftest(
     ] = None,
     protocol: Annotated[
         str | None,
-        typer.Option(help="http | grpc | sagemaker | http-json | router (default: from TARGET)."),
+        typer.Option(
+            help="http | grpc | sagemaker | sagemaker-ic | http-json | router "
+            "(default: from TARGET)."
+        ),
     ] = None,
     model: Annotated[
         list[str] | None,
         typer.Option(
             "--model", "--models", "-m", help="Model(s) to load: NAME, m1,m2 or @FILE (repeatable)."
+        ),
+    ] = None,
+    inference_component: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inference-component",
+            help="sagemaker://ENDPOINT: call these inference components of it (NAME, ic1,ic2 "
+            "or @FILE; repeatable), with --stream through InvokeEndpointWithResponseStream.",
         ),
     ] = None,
     distribution: Annotated[
@@ -156,6 +168,7 @@ def perftest(
             seed=seed,
             protocol=protocol,
             models=tuple(model or ()),
+            inference_components=tuple(inference_component or ()),
             tenant=tenant,
             tenants=tenants,
             tenant_distribution=tenant_distribution,

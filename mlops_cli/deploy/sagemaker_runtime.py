@@ -47,6 +47,7 @@ class SageMakerDetail:
     model_name: str | None = None
     endpoint_config: str | None = None
     runtime_url: str | None = None  # mme-local
+    inference_component: str | None = None  # sagemaker-ic
     backend: str | None = None
 
     def to_dict(self) -> dict[str, object]:
@@ -58,7 +59,14 @@ class SageMakerDetail:
             value = record.detail.get(name)
             return str(value) if value else None
 
-        optional = ("region", "instance_type", "model_name", "endpoint_config", "runtime_url")
+        optional = (
+            "region",
+            "instance_type",
+            "model_name",
+            "endpoint_config",
+            "runtime_url",
+            "inference_component",
+        )
         return cls(
             where=text("where") or "",
             endpoint=text("endpoint") or text("where") or "",
@@ -70,9 +78,11 @@ class SageMakerDetail:
         )
 
 
-def runtime_client(*, region: str | None, runtime_url: str | None = None) -> Any:
+def runtime_client(
+    *, region: str | None, runtime_url: str | None = None, read_timeout: float | None = None
+) -> Any:
     """A sagemaker-runtime client for a recorded endpoint (mme-local: its URL, unsigned), in
-    the recorded region."""
+    the recorded region; ``read_timeout`` bounds each read (the runtime use's when None)."""
     region = region or "us-east-1"
     if runtime_url:
         return aws.client(
@@ -81,8 +91,9 @@ def runtime_client(*, region: str | None, runtime_url: str | None = None) -> Any
             region=region,
             endpoint_url=runtime_url,
             unsigned=True,
+            read_timeout=read_timeout,
         )
-    return aws.client("sagemaker-runtime", use="runtime", region=region)
+    return aws.client("sagemaker-runtime", use="runtime", region=region, read_timeout=read_timeout)
 
 
 def encode_body(request: InvokeRequest) -> bytes:

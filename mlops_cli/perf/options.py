@@ -61,6 +61,7 @@ class PerftestFlags:
     seed: int = 0
     protocol: str | None = None
     models: tuple[str, ...] = ()  # repeated --model values, each NAME, m1,m2 or @FILE
+    inference_components: tuple[str, ...] = ()  # repeated --inference-component values, likewise
     tenant: str | None = None
     tenants: str | None = None  # t1,t2 or @FILE
     tenant_distribution: str | None = None  # uniform or zipf:S (default uniform)
@@ -93,7 +94,8 @@ def perftest_options(flags: PerftestFlags) -> PerftestOptions:
     --template, an --arrival other than constant or poisson, a --window of zero, and any
     malformed duration, level, percentage, SLA, header or model list. Without --rate the run is
     a closed loop (at --concurrency, default 1); with it, an open loop. Tenant lists and keys
-    files are refused as :func:`mlops_cli.perf.tenants.tenant_traffic` says."""
+    files are refused as :func:`mlops_cli.perf.tenants.tenant_traffic` says; inference
+    components as :func:`component_choice` says."""
     if flags.concurrency and flags.rate:
         raise UsageError("give --concurrency or --rate, not both")
     if flags.payload and flags.template:
@@ -121,9 +123,10 @@ def perftest_options(flags: PerftestFlags) -> PerftestOptions:
         raise UsageError("--window must be above zero")
     sla = parse_sla(flags.sla) if flags.sla else None
     max_error_rate = parse_percentage(flags.max_error_rate, option="--max-error-rate")
+    protocol, models = component_choice(flags)
     reach = TargetOptions(
-        protocol=flags.protocol,
-        models=parse_models(list(flags.models)),
+        protocol=protocol,
+        models=models,
         tenant=flags.tenant,
         stream=flags.stream,
         timeout_s=parse_duration(flags.timeout, option="--timeout"),
@@ -140,6 +143,28 @@ def perftest_options(flags: PerftestFlags) -> PerftestOptions:
         payload_file=Path(flags.payload.removeprefix("@")) if flags.payload else None,
         template=flags.template,
     )
+
+
+def component_choice(flags: PerftestFlags) -> tuple[str | None, tuple[str, ...]]:
+    """The protocol and models the flags name: ``--inference-component IC`` (m1,m2 or @FILE
+    too) is the ``sagemaker-ic`` protocol with the components as its models. Refused beside
+    ``--model`` (a multi-model endpoint's TargetModel) or another ``--protocol``."""
+    models = parse_models(list(flags.models))
+    if not flags.inference_components:
+        return flags.protocol, models
+    if models:
+        raise UsageError(
+            "give --model (a multi-model endpoint's TargetModel) or --inference-component, not both"
+        )
+    if flags.protocol not in (None, "sagemaker-ic"):
+        raise UsageError(
+            f"--inference-component calls a SageMaker endpoint, not the {flags.protocol} protocol",
+            hint="give the endpoint as sagemaker://ENDPOINT and drop --protocol",
+        )
+    components = parse_models(list(flags.inference_components))
+    if not components:
+        raise UsageError("--inference-component names no component")
+    return "sagemaker-ic", components
 
 
 def parse_headers(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

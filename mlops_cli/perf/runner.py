@@ -69,7 +69,7 @@ def prepare_payloads(
                 by_model[model] = list(payloads)
         elif signature is not None:
             by_model[model] = synthesize(signature, seed=len(by_model))
-        elif spec.protocol == "sagemaker":
+        elif spec.protocol in ("sagemaker", "sagemaker-ic"):
             raise UsageError(
                 "a SageMaker endpoint publishes no signature to synthesize payloads from",
                 hint="give --payload @FILE.jsonl or --template JSON",

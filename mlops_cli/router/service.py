@@ -14,7 +14,10 @@ model server is called:
    last readiness check or refused a connection in the last :data:`DOWN_S` seconds.
 4. **The answer**: Triton is called over keep-alive connections (:mod:`mlops_cli.router.upstream`)
    and its answer passed through, a stream chunk by chunk as it arrives; a multi-model endpoint is
-   called with ``invoke_endpoint`` and ``TargetModel`` (boto3: SigV4, pooled; on a thread). A
+   called with ``invoke_endpoint`` and ``TargetModel`` (boto3: SigV4, pooled; on a thread); an
+   inference component with ``InferenceComponentName``, ``generate_stream`` through
+   ``invoke_endpoint_with_response_stream`` passed on part by part
+   (:mod:`mlops_cli.router.components`). A
    request whose server closed or refused the connection before any byte of an answer is sent
    once more to another replica; once a byte has come back, never.
 
@@ -37,12 +40,14 @@ from mlops_cli.errors import NotFoundError
 from mlops_cli.mme.http_front import ClientConnection, Request
 from mlops_cli.registry.rules import RegistryNameError, check_name
 from mlops_cli.router.auth import Keys
+from mlops_cli.router.components import call_component, refusal_of
 from mlops_cli.router.metrics import RouterMetrics
 from mlops_cli.router.ondemand import OnDemand
 from mlops_cli.router.refresh import Applied
 from mlops_cli.router.table import (
     EMPTY,
     Choice,
+    ComponentUpstream,
     ModelEntry,
     RoutingTable,
     SageMakerUpstream,
@@ -425,6 +430,8 @@ class _Call:
                 )
             else:
                 self._send_triton(upstream)
+        elif isinstance(upstream, ComponentUpstream):
+            self._send_component(upstream)
         else:
             self._send_sagemaker(upstream)
 
@@ -567,25 +574,51 @@ class _Call:
             )
             return
         if self.operation in ("", "ready"):
-            document = {
-                "name": self.entry.name,
-                "versions": [self.version_label],
-                "platform": "sagemaker-mme",
-                "ready": True,
-            }
-            self.status = 200
-            self.pieces = [json.dumps(document).encode()]
-            self.operation = "sagemaker-metadata"
-            self.end()
+            self._endpoint_metadata("sagemaker-mme")
             return
         body = self.request.body
-        content_type = self.request.fields.get(b"content-type", b"application/json").decode(
-            "latin-1"
-        )
         future = self.service.loop.run_in_executor(
-            self.service.blocking, _invoke_endpoint, upstream, body, content_type
+            self.service.blocking, _invoke_endpoint, upstream, body, self._content_type()
         )
         future.add_done_callback(self._sagemaker_done)
+
+    def _send_component(self, upstream: ComponentUpstream) -> None:
+        if self.operation in ("", "ready"):
+            self._endpoint_metadata("sagemaker-ic")
+            return
+        service = self.service
+        call_component(
+            service.blocking,
+            service.loop,
+            self,
+            upstream,
+            self.request.body,
+            self._content_type(),
+            stream=self.operation == "generate_stream",
+            timeout=service.options.upstream_timeout_s,
+            what=f"{self.entry.name} v{self.version_label}",
+            client_gone=self._client_gone,
+        )
+
+    def _client_gone(self) -> bool:
+        transport = self.conn.transport
+        return transport is None or transport.is_closing()
+
+    def _content_type(self) -> str:
+        return self.request.fields.get(b"content-type", b"application/json").decode("latin-1")
+
+    def _endpoint_metadata(self, platform: str) -> None:
+        """A SageMaker endpoint publishes no model metadata: the router's own answer."""
+        document = {
+            "name": self.entry.name,
+            "versions": [self.version_label],
+            "platform": platform,
+            "ready": True,
+        }
+        self.status = 200
+        self.pieces = [json.dumps(document).encode()]
+        self.operation = "sagemaker-metadata"
+        self.end()
 
     def _sagemaker_done(self, future: asyncio.Future[tuple[int, bytes, str]]) -> None:
         try:
@@ -636,8 +669,5 @@ def _invoke_endpoint(
     except EndpointConnectionError as exc:
         raise ConnectionRefusedError(str(exc)) from None
     except ClientError as exc:
-        meta = exc.response.get("ResponseMetadata", {})
-        status = int(meta.get("HTTPStatusCode") or 502)
-        message = str(exc.response.get("Error", {}).get("Message") or exc).splitlines()[0]
-        return status, error_body(message[:500]), _JSON
+        return refusal_of(exc)
     return 200, response["Body"].read(), str(response.get("ContentType") or _JSON)

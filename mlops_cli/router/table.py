@@ -66,7 +66,23 @@ class SageMakerUpstream:
         return f"sagemaker:{self.runtime_url or self.region}:{self.endpoint}"
 
 
-Upstream = TritonUpstream | SageMakerUpstream
+@dataclass(frozen=True, slots=True)
+class ComponentUpstream:
+    """An endpoint's inference component serving the version (SageMaker, or mme-local's
+    inference-components mode at ``runtime_url``), called with ``InferenceComponentName``; it
+    can stream (``InvokeEndpointWithResponseStream``)."""
+
+    endpoint: str
+    component: str
+    region: str | None = None
+    runtime_url: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"sagemaker:{self.runtime_url or self.region}:{self.endpoint}"
+
+
+Upstream = TritonUpstream | SageMakerUpstream | ComponentUpstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +213,12 @@ def upstreams_of(record: DeploymentRecord) -> tuple[Upstream, ...]:
             )
             for server in detail.servers
             if server.url
+        )
+    if isinstance(detail, SageMakerDetail) and detail.endpoint and detail.inference_component:
+        return (
+            ComponentUpstream(
+                detail.endpoint, detail.inference_component, detail.region, detail.runtime_url
+            ),
         )
     if isinstance(detail, SageMakerDetail) and detail.endpoint and detail.target_model:
         return (

@@ -1,6 +1,7 @@
 """Load-test targets, chosen by protocol name: ``http`` (Triton KServe v2 over HTTP), ``grpc``
-(Triton over gRPC), ``sagemaker`` (SageMaker runtime, real or a loopback stand-in), ``http-json``
-(any HTTP JSON endpoint) and ``router`` (the tenant router, ``mlops router serve``: requests sent
+(Triton over gRPC), ``sagemaker`` (SageMaker runtime, real or a loopback stand-in: a
+multi-model endpoint's ``TargetModel``), ``sagemaker-ic`` (the same, an endpoint's inference
+components, which stream), ``http-json`` (any HTTP JSON endpoint) and ``router`` (the tenant router, ``mlops router serve``: requests sent
 as tenants drawn per request, ``targets.router``). A spec with ``routing`` follows registered model
 names to wherever they are served (``targets.routed``)."""
 
@@ -50,6 +51,10 @@ def make_target(spec: TargetSpec) -> Target:
         from mlops_cli.perf.targets.sagemaker import SageMakerTarget
 
         target = SageMakerTarget(spec)
+    elif spec.protocol == "sagemaker-ic":
+        from mlops_cli.perf.targets.sagemaker import InferenceComponentTarget
+
+        target = InferenceComponentTarget(spec)
     elif spec.protocol == "router":
         if spec.tenants is None:
             raise UsageError(
@@ -67,6 +72,7 @@ def make_target(spec: TargetSpec) -> Target:
         raise NotSupportedError(
             f"the {spec.protocol} target does not stream "
             "(botocore's InvokeEndpointWithResponseStream takes no TargetModel)",
-            hint="drop --stream, or stream through Triton (--protocol http or grpc)",
+            hint="drop --stream, stream through Triton (--protocol http or grpc), or deploy "
+            "to inference components (--inference-component NAME)",
         )
     return target

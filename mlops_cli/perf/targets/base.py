@@ -34,7 +34,7 @@ from mlops_cli.spec.modelspec import TensorSpec
 WAIT_LIMIT_NS = 10_000_000  # a request waiting longer for a free slot left late
 Completion = Callable[[str | None, list[int] | None], None]
 ServedCompletion = Callable[[str | None, list[int] | None, int | None, bool | None], None]
-PROTOCOLS = ("http", "grpc", "sagemaker", "http-json", "router")
+PROTOCOLS = ("http", "grpc", "sagemaker", "sagemaker-ic", "http-json", "router")
 
 
 @dataclass(frozen=True)
