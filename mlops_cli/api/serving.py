@@ -48,8 +48,13 @@ def _store_opener(settings: Settings) -> Callable[[str | None], Any]:
     return lambda root: open_store(root or settings.store)
 
 
-def iam_policy(*, endpoint: Path) -> dict[str, Any]:
-    """The least-privilege IAM policy document a sagemaker-mme deploy to ``endpoint`` needs."""
+def iam_policy(*, endpoint: Path, target: str | None = None) -> dict[str, Any]:
+    """The least-privilege IAM policy document a deploy to ``endpoint`` needs: the
+    sagemaker-mme target's, or with ``target="sagemaker-ic"`` the inference components'."""
+    if target == "sagemaker-ic":
+        from mlops_cli.deploy.sagemaker_ic import iam_policy_for_components
+
+        return iam_policy_for_components(endpoint)
     from mlops_cli.deploy.sagemaker import iam_policy_for
 
     return iam_policy_for(endpoint)

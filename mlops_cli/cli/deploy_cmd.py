@@ -88,7 +88,8 @@ def deploy(
         bool,
         typer.Option(
             "--print-iam-policy",
-            help="Print the least-privilege IAM policy this deploy needs (sagemaker-mme) and stop.",
+            help="Print the least-privilege IAM policy this deploy needs (sagemaker-mme, "
+            "sagemaker-ic: the --target given) and stop.",
         ),
     ] = False,
 ) -> int:
@@ -100,7 +101,7 @@ def deploy(
     if print_iam_policy:
         if endpoint is None:
             raise UsageError("--print-iam-policy needs the endpoint file", hint="--endpoint FILE")
-        policy = api.iam_policy(endpoint=endpoint)
+        policy = api.iam_policy(endpoint=endpoint, target=target)
         return cli.emit(policy, lambda console: print(json.dumps(policy, indent=2)))
     if device not in (None, "cpu", "gpu"):
         raise UsageError(f"unknown --device {device!r}", hint="cpu or gpu")

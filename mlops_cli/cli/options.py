@@ -27,13 +27,17 @@ PackageStoreOpt = Annotated[
 TargetOpt = Annotated[
     str | None,
     typer.Option(
-        "--target", "-t", help="local, triton, sagemaker-mme or mme-local (default: setting)."
+        "--target",
+        "-t",
+        help="local, triton, sagemaker-mme, sagemaker-ic or mme-local (default: setting).",
     ),
 ]
 FleetOpt = Annotated[Path | None, typer.Option("--fleet", help="Fleet file of the triton target.")]
 EndpointOpt = Annotated[
     Path | None,
-    typer.Option("--endpoint", help="Endpoint file of the sagemaker-mme / mme-local targets."),
+    typer.Option(
+        "--endpoint", help="Endpoint file of the sagemaker-mme, sagemaker-ic and mme-local targets."
+    ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")]
 ModelArg = Annotated[str, typer.Argument(help="Model name.")]

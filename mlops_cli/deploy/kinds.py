@@ -42,6 +42,12 @@ def _sagemaker_mme() -> type[DeployTarget[Any, Any]]:
     return SageMakerMMETarget
 
 
+def _sagemaker_ic() -> type[DeployTarget[Any, Any]]:
+    from mlops_cli.deploy.sagemaker_ic import SageMakerICTarget
+
+    return SageMakerICTarget
+
+
 def _mme_local() -> type[DeployTarget[Any, Any]]:
     from mlops_cli.deploy.sagemaker import MMELocalTarget
 
@@ -52,6 +58,7 @@ TARGETS: dict[str, Callable[[], type[DeployTarget[Any, Any]]]] = {
     "local": _local,
     "triton": _triton,
     "sagemaker-mme": _sagemaker_mme,
+    "sagemaker-ic": _sagemaker_ic,
     "mme-local": _mme_local,
 }
 

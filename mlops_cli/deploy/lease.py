@@ -49,7 +49,7 @@ DEFAULT_TTL_S = 60.0
 DEFAULT_WAIT_S = 600.0
 TTL_ENV = "MLOPS_LEASE_TTL_S"
 POLL_S = 0.5  # between attempts while another process holds the lease (jittered)
-SHARED_KINDS = frozenset({"triton", "sagemaker-mme", "mme-local"})
+SHARED_KINDS = frozenset({"triton", "sagemaker-mme", "sagemaker-ic", "mme-local"})
 
 
 class Guard(Protocol):

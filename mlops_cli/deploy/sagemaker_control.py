@@ -207,7 +207,9 @@ class ControlPlane(EndpointDocuments):
                 " and deploy again",
             )
         name = self.spec.name
-        plan.create_model = not self._exists("describe_model", ModelName=model_name)
+        plan.create_model = self.has_model and not self._exists(
+            "describe_model", ModelName=model_name
+        )
         plan.create_config = not self._exists(
             "describe_endpoint_config", EndpointConfigName=config_name
         )
@@ -273,8 +275,8 @@ class ControlPlane(EndpointDocuments):
                     "sagemaker",
                     "create_endpoint_config",
                     EndpointConfigName=plan.config_name,
-                    ProductionVariants=[self.variant_document()],
                     Tags=self.tags(),
+                    **self.config_document(),
                 )
                 created.append(("delete_endpoint_config", {"EndpointConfigName": plan.config_name}))
             if plan.endpoint == "create":

@@ -41,6 +41,8 @@ def _digest(document: Any) -> str:
 class EndpointDocuments:
     """The desired state of one endpoint; ``instance_type`` may be changed before use."""
 
+    has_model = True  # a multi-model endpoint's variant serves one Model
+
     def __init__(self, spec: EndpointSpec, *, image: str, instance_type: str) -> None:
         self.spec = spec
         self.image = image
@@ -70,6 +72,10 @@ class EndpointDocuments:
             "InitialInstanceCount": self.spec.instance_count,
             "InstanceType": self.instance_type,
         }
+
+    def config_document(self) -> dict[str, Any]:
+        """CreateEndpointConfig's arguments besides its name and tags."""
+        return {"ProductionVariants": [self.variant_document()]}
 
     def config_name(self) -> str:
         return f"{self.spec.name[:54]}-{_digest([self.variant_document(), self.tags()])}"

@@ -80,6 +80,28 @@ class Alarms:
 
 
 @dataclass(frozen=True)
+class ComponentScaling:
+    """Application Auto Scaling of one inference component's copy count."""
+
+    min: int
+    max: int
+    target_invocations_per_copy: float = 10.0
+    scale_in_cooldown: int = 300
+    scale_out_cooldown: int = 60
+
+
+@dataclass(frozen=True)
+class ComponentSettings:
+    """sagemaker-ic: the endpoint's managed instance scaling, and each component's defaults."""
+
+    managed_min: int | None = None  # ManagedInstanceScaling; None: a fixed instance count
+    managed_max: int | None = None
+    copies: int = 1
+    cpus: float = 1.0  # per copy, when the model's spec does not say
+    autoscaling: ComponentScaling | None = None
+
+
+@dataclass(frozen=True)
 class LocalSettings:
     backend: Literal["mms", "triton"] = "mms"
     memory_budget_mb: float = 2048.0
@@ -106,6 +128,7 @@ class EndpointSpec:
     model_cache: bool = True  # False: the Model's MultiModelConfig.ModelCacheSetting Disabled
     warmup_timeout: float = 300.0
     local: LocalSettings = field(default_factory=LocalSettings)
+    components: ComponentSettings = field(default_factory=ComponentSettings)
     source: str = "endpoint file"
 
     @property
@@ -139,6 +162,9 @@ class EndpointSpec:
         scaling = data.get("autoscaling")
         alarms = data.get("alarms", {})
         local = data.get("local", {})
+        components = data.get("inference_components", {})
+        managed = components.get("managed_scaling")
+        copy_scaling = components.get("autoscaling")
         try:
             location = S3Location.parse(str(data["s3_prefix"])).as_prefix()
         except UsageError as exc:
@@ -181,6 +207,23 @@ class EndpointSpec:
                 ),
                 url=local.get("url"),
             ),
+            components=ComponentSettings(
+                managed_min=managed["min"] if managed else None,
+                managed_max=managed["max"] if managed else None,
+                copies=components.get("copies", 1),
+                cpus=float(components.get("cpus", 1)),
+                autoscaling=ComponentScaling(
+                    min=copy_scaling["min"],
+                    max=copy_scaling["max"],
+                    target_invocations_per_copy=float(
+                        copy_scaling.get("target_invocations_per_copy", 10)
+                    ),
+                    scale_in_cooldown=copy_scaling.get("scale_in_cooldown", 300),
+                    scale_out_cooldown=copy_scaling.get("scale_out_cooldown", 60),
+                )
+                if copy_scaling
+                else None,
+            ),
             source=source,
         )
         spec._check()
@@ -196,17 +239,29 @@ class EndpointSpec:
                     key_path="instance_type",
                     hint=suggestion(family, HOSTING_FAMILIES, noun="instance families"),
                 )
-        if self.autoscaling is not None and self.autoscaling.min > self.autoscaling.max:
-            raise EndpointFileError(
-                f"min {self.autoscaling.min} is above max {self.autoscaling.max}",
-                source=self.source,
-                key_path="autoscaling.min",
-            )
+        bounds = [
+            ("autoscaling.min", self.autoscaling and (self.autoscaling.min, self.autoscaling.max)),
+            (
+                "inference_components.managed_scaling.min",
+                self.components.managed_min is not None
+                and (self.components.managed_min, self.components.managed_max or 0),
+            ),
+            (
+                "inference_components.autoscaling.min",
+                self.components.autoscaling
+                and (self.components.autoscaling.min, self.components.autoscaling.max),
+            ),
+        ]
+        for key_path, pair in bounds:
+            if pair and pair[0] > pair[1]:
+                raise EndpointFileError(
+                    f"min {pair[0]} is above max {pair[1]}", source=self.source, key_path=key_path
+                )
 
-    def require_role(self) -> str:
+    def require_role(self, kind: str = "sagemaker-mme") -> str:
         if not self.role_arn:
             raise EndpointFileError(
-                "the sagemaker-mme target needs an execution role",
+                f"the {kind} target needs an execution role",
                 source=self.source,
                 key_path="role_arn",
                 hint="add role_arn: arn:aws:iam::<account>:role/<name> (see --print-iam-policy)",
@@ -238,6 +293,8 @@ def region_of(spec: EndpointSpec) -> str:
 __all__ = [
     "Alarms",
     "Autoscaling",
+    "ComponentScaling",
+    "ComponentSettings",
     "EndpointFileError",
     "EndpointSpec",
     "LocalSettings",

@@ -14,8 +14,12 @@ from typing import Any
 from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec
 
 
-def iam_policy(spec: EndpointSpec, *, region: str | None = None) -> dict[str, Any]:
-    role = spec.require_role()
+def iam_policy(
+    spec: EndpointSpec, *, region: str | None = None, components: bool = False
+) -> dict[str, Any]:
+    """The policy of a multi-model endpoint, or with ``components`` of an endpoint of inference
+    components (target sagemaker-ic)."""
+    role = spec.require_role("sagemaker-ic" if components else "sagemaker-mme")
     partition, account = role.split(":")[1], role.split(":")[4]
     where = region or spec.region or "*"
     sagemaker = f"arn:{partition}:sagemaker:{where}:{account}"
@@ -72,7 +76,26 @@ def iam_policy(spec: EndpointSpec, *, region: str | None = None) -> dict[str, An
             "Condition": {"StringLike": {"s3:prefix": [f"{spec.key_prefix}*"]}},
         },
     ]
-    if spec.autoscaling is not None:
+    if components:
+        statements.append(
+            {
+                # Component names derive from model and version, not the endpoint: the
+                # resource is every component of the account and region.
+                "Sid": "InferenceComponents",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateInferenceComponent",
+                    "sagemaker:DescribeInferenceComponent",
+                    "sagemaker:UpdateInferenceComponent",
+                    "sagemaker:DeleteInferenceComponent",
+                    "sagemaker:AddTags",
+                    "sagemaker:InvokeEndpoint",
+                ],
+                "Resource": f"{sagemaker}:inference-component/*",
+            }
+        )
+        statements[0]["Sid"] = "Endpoint"
+    if spec.autoscaling is not None or components:
         statements += [
             {
                 "Sid": "Autoscaling",
@@ -82,6 +105,7 @@ def iam_policy(spec: EndpointSpec, *, region: str | None = None) -> dict[str, An
                     "application-autoscaling:DescribeScalableTargets",
                     "application-autoscaling:PutScalingPolicy",
                     "application-autoscaling:DescribeScalingPolicies",
+                    *(["application-autoscaling:DeregisterScalableTarget"] if components else []),
                 ],
                 "Resource": "*",
             },

@@ -123,6 +123,7 @@ class GpuSpec:
 @dataclass(frozen=True)
 class Resources:
     memory_mb: int | None = None
+    cpus: float | None = None  # cores one copy needs (a SageMaker inference component's share)
     gpu: GpuSpec | None = None
 
 
@@ -224,6 +225,7 @@ class ModelSpec:
             streaming=data.get("streaming", False),
             resources=Resources(
                 memory_mb=resources.get("memory_mb"),
+                cpus=float(resources["cpus"]) if "cpus" in resources else None,
                 gpu=GpuSpec(count=gpu.get("count", 1), kind=gpu.get("kind")) if gpu else None,
             ),
             instances=data.get("instances", 1),

@@ -485,8 +485,7 @@ def _tags_fail(tags: list[dict[str, str]]) -> str | None:
     ``mlops-test/failure-reason``): mlops tags a component with its model's labels, whose keys
     cannot hold a colon, so a test injects a failure through a label."""
     values = {
-        str(t.get("Key", "")).replace("mlops-test/", "mlops-test:", 1): t.get("Value")
-        for t in tags
+        str(t.get("Key", "")).replace("mlops-test/", "mlops-test:", 1): t.get("Value") for t in tags
     }
     if str(values.get(FAIL_TAG_KEY, "")).lower() != "true":
         return None

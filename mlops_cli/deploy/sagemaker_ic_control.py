@@ -1,0 +1,561 @@
+"""The SageMaker control plane of an endpoint of inference components, on boto3 alone.
+
+The endpoint (:class:`ICEndpointControl`) is a multi-model endpoint's control plane with another
+variant: no Model of its own, the execution role on the endpoint config, managed instance scaling
+and least-outstanding-requests routing; creating, updating, waiting and rolling back are
+:class:`~mlops_cli.deploy.sagemaker_control.ControlPlane`'s.
+
+Each deployed version is one inference component (:class:`ComponentControl`) serving one SageMaker
+Model (the version's tarball in its container's layout), with its compute reservation, copy count
+and, when the endpoint file asks, its own Application Auto Scaling target and policy. Names are
+derived (:func:`component_name`): the same version always has the same component; a SageMaker
+Model's name carries a digest of its document, so an identical deploy finds everything in place
+and makes no mutating call. A component that ends ``Failed`` is deleted again with what this
+deploy created for it, and the error carries SageMaker's ``FailureReason``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_cli import aws
+from mlops_cli.deploy.base import Action, Desired
+from mlops_cli.deploy.sagemaker_control import (
+    ControlPlane,
+    EndpointFailedError,
+    EndpointTimeoutError,
+)
+from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec
+from mlops_cli.errors import MlopsError
+from mlops_cli.progress import SILENT, Reporter, running
+
+NAME_LIMIT = 63  # SageMaker's limit on every name here
+MIN_MEMORY_MB = 128  # the least MinMemoryRequiredInMb SageMaker takes
+COPY_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+COPY_METRIC = "SageMakerInferenceComponentInvocationsPerCopy"
+IN_PROGRESS = ("Creating", "Updating", "Deleting")
+_NOT_NAME = re.compile(r"[^a-zA-Z0-9-]+")
+
+
+class ComponentFailedError(EndpointFailedError):
+    """An inference component ended Failed (SageMaker's FailureReason in the message)."""
+
+
+def _digest(document: Any, size: int = 8) -> str:
+    raw = json.dumps(document, sort_keys=True).encode()
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()[:size]
+
+
+def fit_name(wanted: str, limit: int = NAME_LIMIT) -> str:
+    """``wanted`` as a SageMaker name (letters, digits, single hyphens, starting and ending with
+    a letter or digit) of at most ``limit`` characters: a longer one is cut and ended with
+    ``-`` and 8 hex characters of a digest of the whole, so two long names stay apart."""
+    clean = re.sub("-+", "-", _NOT_NAME.sub("-", wanted)).strip("-") or "model"
+    if len(clean) <= limit:
+        return clean
+    return f"{clean[: limit - 9].rstrip('-')}-{_digest(wanted)}"
+
+
+def component_name(model: str, version: int) -> str:
+    """The inference component of ``model`` v``version``: ``<model>-v<version>``, shortened."""
+    return fit_name(f"{model}-v{version}")
+
+
+class ICEndpointControl(ControlPlane):
+    """The endpoint that hosts the components: created, updated, rolled back as
+    :class:`ControlPlane` does, with a variant that names no Model."""
+
+    has_model = False
+
+    def variant_document(self) -> dict[str, Any]:
+        variant: dict[str, Any] = {
+            "VariantName": self.spec.variant,
+            "InitialInstanceCount": self.spec.instance_count,
+            "InstanceType": self.instance_type,
+            "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
+        }
+        settings = self.spec.components
+        if settings.managed_min is not None and settings.managed_max is not None:
+            variant["ManagedInstanceScaling"] = {
+                "Status": "ENABLED",
+                "MinInstanceCount": settings.managed_min,
+                "MaxInstanceCount": settings.managed_max,
+            }
+        return variant
+
+    def config_document(self) -> dict[str, Any]:
+        return {
+            "ProductionVariants": [self.variant_document()],
+            "ExecutionRoleArn": self.spec.require_role("sagemaker-ic"),
+        }
+
+    def config_name(self) -> str:
+        return fit_name(f"{self.spec.name[:54]}-{_digest([self.config_document(), self.tags()])}")
+
+
+@dataclass(frozen=True)
+class ObservedComponent:
+    name: str
+    status: str
+    endpoint: str
+    model_name: str
+    specification: dict[str, Any]
+    copies: int | None
+    failure_reason: str = ""
+
+
+@dataclass
+class ComponentPlan:
+    """What :meth:`ComponentControl.apply` does for one version."""
+
+    name: str
+    model_name: str
+    create_model: bool = False
+    component: str = "keep"  # create | recreate | update | keep
+    scaling: bool = False
+    previous: ObservedComponent | None = None
+
+    @property
+    def changes(self) -> bool:
+        return self.create_model or self.component != "keep" or self.scaling
+
+
+class ComponentControl:
+    """One version's inference component, its Model and its autoscaling."""
+
+    def __init__(
+        self,
+        spec: EndpointSpec,
+        name: str,
+        *,
+        region: str,
+        desired: Desired | None = None,
+        image: str = "",
+        tarball_uri: str = "",
+        poll_seconds: float = 15.0,
+    ) -> None:
+        self.spec = spec
+        self.name = name
+        self.region = region
+        self._desired = desired  # needed to plan and apply, not to observe or retire
+        self.image = image
+        self.tarball_uri = tarball_uri
+        self.poll_seconds = poll_seconds
+        self.what = f"inference component {name}"
+
+    @property
+    def desired(self) -> Desired:
+        assert self._desired is not None, "a component is planned from a desired version"
+        return self._desired
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """What the container reads: Triton's SageMaker mode serves one model folder of the
+        tarball, by ``generate_stream`` when the model streams."""
+        spec = self.desired.spec
+        if not spec.runtime.startswith("triton"):
+            return {}
+        return {
+            "SAGEMAKER_TRITON_DEFAULT_MODEL_NAME": spec.name,
+            "SAGEMAKER_TRITON_INFERENCE_TYPE": "generate_stream" if spec.streaming else "infer",
+        }
+
+    def model_document(self) -> dict[str, Any]:
+        container: dict[str, Any] = {"Image": self.image, "ModelDataUrl": self.tarball_uri}
+        environment = self.environment()
+        if environment:
+            container["Environment"] = environment
+        return {
+            "ExecutionRoleArn": self.spec.require_role("sagemaker-ic"),
+            "PrimaryContainer": container,
+        }
+
+    def model_name(self) -> str:
+        """``<endpoint>-<digest>`` as the multi-model endpoint's Model is named (so one IAM
+        resource pattern covers both); the digest covers the tarball, so it is the version's."""
+        return f"{self.spec.name[:54]}-{_digest(self.model_document())}"
+
+    def compute(self) -> dict[str, Any]:
+        """The reservation of one copy: cores, memory (measured, else declared, else the
+        default) and accelerators."""
+        spec = self.desired.spec
+        cpus = spec.resources.cpus if spec.resources.cpus is not None else self.spec.components.cpus
+        compute: dict[str, Any] = {
+            "NumberOfCpuCoresRequired": float(cpus),
+            "MinMemoryRequiredInMb": max(MIN_MEMORY_MB, round(self.desired.memory_mb)),
+        }
+        if self.desired.device == "gpu" and spec.resources.gpu is not None:
+            compute["NumberOfAcceleratorDevicesRequired"] = float(spec.resources.gpu.count)
+        return compute
+
+    def specification(self) -> dict[str, Any]:
+        return {"ModelName": self.model_name(), "ComputeResourceRequirements": self.compute()}
+
+    def tags(self) -> list[dict[str, str]]:
+        tags = {
+            **self.desired.spec.labels,  # the model's labels, then the endpoint file's tags
+            **self.spec.tags,
+            "mlops:endpoint": self.spec.name,
+            "mlops:model": self.desired.model,
+            "mlops:version": str(self.desired.version),
+        }
+        return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+    def resource_id(self) -> str:
+        return f"inference-component/{self.name}"
+
+    def policy_name(self) -> str:
+        return fit_name(f"{self.name}-invocations-per-copy", 256)
+
+    def scaling_configuration(self) -> dict[str, Any]:
+        scaling = self.spec.components.autoscaling
+        assert scaling is not None
+        return {
+            "TargetValue": float(scaling.target_invocations_per_copy),
+            "PredefinedMetricSpecification": {"PredefinedMetricType": COPY_METRIC},
+            "ScaleInCooldown": scaling.scale_in_cooldown,
+            "ScaleOutCooldown": scaling.scale_out_cooldown,
+        }
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _client(self, service: str) -> Any:
+        return aws.client(service, use="control", region=self.region)
+
+    def _call(self, service: str, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(self._client(service), operation)(**params)
+        except Exception as exc:
+            if aws.is_botocore_error(exc):
+                raise aws.translate(exc, what=f"{self.what}: {operation}") from None
+            raise
+
+    def _undo(self, reporter: Reporter, service: str, operation: str, **params: Any) -> None:
+        try:
+            self._call(service, operation, **params)
+        except Exception as exc:  # the caller raises the error that matters
+            reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+            reporter.note(f"clean-up {operation} did not succeed: {reason}")
+
+    def observe(self, name: str | None = None) -> ObservedComponent | None:
+        name = name or self.name
+        try:
+            found = self._client("sagemaker").describe_inference_component(
+                InferenceComponentName=name
+            )
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise aws.translate(exc, what=f"{self.what}: DescribeInferenceComponent") from None
+        specification = dict(found.get("Specification") or {})
+        runtime = found.get("RuntimeConfig") or {}
+        return ObservedComponent(
+            name=name,
+            status=str(found.get("InferenceComponentStatus")),
+            endpoint=str(found.get("EndpointName")),
+            model_name=str(specification.get("ModelName", "")),
+            specification=specification,
+            copies=runtime.get("DesiredCopyCount"),
+            failure_reason=str(found.get("FailureReason") or ""),
+        )
+
+    def _model_exists(self, name: str) -> bool:
+        try:
+            self._client("sagemaker").describe_model(ModelName=name)
+            return True
+        except Exception as exc:
+            if _missing(exc):
+                return False
+            raise aws.translate(exc, what=f"{self.what}: DescribeModel") from None
+
+    def _scaling_matches(self) -> bool:
+        scaling = self.spec.components.autoscaling
+        if scaling is None:
+            return True
+        targets = self._call(
+            "application-autoscaling",
+            "describe_scalable_targets",
+            ServiceNamespace="sagemaker",
+            ResourceIds=[self.resource_id()],
+            ScalableDimension=COPY_DIMENSION,
+        ).get("ScalableTargets", [])
+        if not any(
+            t.get("MinCapacity") == scaling.min and t.get("MaxCapacity") == scaling.max
+            for t in targets
+        ):
+            return False
+        policies = self._call(
+            "application-autoscaling",
+            "describe_scaling_policies",
+            ServiceNamespace="sagemaker",
+            ResourceId=self.resource_id(),
+            ScalableDimension=COPY_DIMENSION,
+            PolicyNames=[self.policy_name()],
+        ).get("ScalingPolicies", [])
+        return any(
+            p.get("TargetTrackingScalingPolicyConfiguration") == self.scaling_configuration()
+            for p in policies
+        )
+
+    # -- plan and apply -----------------------------------------------------------------------
+
+    def plan(self) -> tuple[ComponentPlan, list[Action]]:
+        """Describe what exists and decide what to change (no mutating call)."""
+        desired = self.desired
+        plan = ComponentPlan(name=self.name, model_name=self.model_name())
+        actions: list[Action] = []
+        observed = self.observe()
+        if observed is not None and observed.endpoint != self.spec.name:
+            raise MlopsError(
+                f"{self.what} already serves endpoint {observed.endpoint}, not {self.spec.name}",
+                hint="a version is served by one endpoint of inference components: undeploy it "
+                "there first",
+            )
+        plan.create_model = not self._model_exists(plan.model_name)
+        if plan.create_model:
+            actions.append(Action("create", "sagemaker-model", where=plan.model_name))
+        wanted = self.specification()
+        copies = self.spec.components.copies
+        reservation = _describe_compute(wanted["ComputeResourceRequirements"], copies)
+        if observed is None:
+            plan.component = "create"
+        elif observed.status == "Failed":
+            plan.component, plan.previous = "recreate", observed
+        elif not _same_specification(observed.specification, wanted) or (
+            self.spec.components.autoscaling is None and observed.copies != copies
+        ):
+            plan.component, plan.previous = "update", observed
+        if plan.component != "keep":
+            actions.append(
+                Action(
+                    plan.component,
+                    "inference-component",
+                    desired.version,
+                    where=f"{self.spec.name}/{self.name}",
+                    detail=reservation,
+                )
+            )
+        scaling = self.spec.components.autoscaling
+        if scaling is not None:
+            plan.scaling = plan.component in ("create", "recreate") or not self._scaling_matches()
+            if plan.scaling:
+                actions.append(
+                    Action(
+                        "put",
+                        "autoscaling",
+                        desired.version,
+                        where=self.name,
+                        detail=f"{scaling.min}-{scaling.max} copies, "
+                        f"{scaling.target_invocations_per_copy:g} invocations/copy",
+                    )
+                )
+        return plan, actions
+
+    def apply(self, plan: ComponentPlan, *, reporter: Reporter = SILENT) -> None:
+        """Make the component match and wait until it is InService; on failure delete what this
+        call created and raise with SageMaker's reason."""
+        created_model = False
+        try:
+            if plan.create_model:
+                self._call(
+                    "sagemaker",
+                    "create_model",
+                    ModelName=plan.model_name,
+                    Tags=self.tags(),
+                    **self.model_document(),
+                )
+                created_model = True
+            if plan.component == "recreate":
+                self._delete_component(reporter)
+            if plan.component in ("create", "recreate"):
+                self._create(reporter)
+            elif plan.component == "update":
+                self._update(plan, reporter)
+        except BaseException:
+            if created_model:
+                self._undo(reporter, "sagemaker", "delete_model", ModelName=plan.model_name)
+            raise
+        if plan.scaling:
+            self._put_scaling()
+
+    def _create(self, reporter: Reporter) -> None:
+        self._call(
+            "sagemaker",
+            "create_inference_component",
+            InferenceComponentName=self.name,
+            EndpointName=self.spec.name,
+            VariantName=self.spec.variant,
+            Specification=self.specification(),
+            RuntimeConfig={"CopyCount": self.spec.components.copies},
+            Tags=self.tags(),
+        )
+        observed = self.wait(reporter, "creating")
+        if observed.status != "InService":
+            self._undo(reporter, "sagemaker", "delete_inference_component", **self._named())
+            raise ComponentFailedError(
+                f"{self.what} failed: {observed.failure_reason or observed.status}",
+                hint="fix the cause and deploy again (the failed component was deleted; the "
+                "alias was not moved)",
+            )
+
+    def _update(self, plan: ComponentPlan, reporter: Reporter) -> None:
+        previous = plan.previous
+        assert previous is not None
+        self._call(
+            "sagemaker",
+            "update_inference_component",
+            InferenceComponentName=self.name,
+            Specification=self.specification(),
+            RuntimeConfig={"CopyCount": self.spec.components.copies},
+        )
+        observed = self.wait(reporter, "updating")
+        if observed.status == "InService" and _same_specification(
+            observed.specification, self.specification()
+        ):
+            return
+        reason = observed.failure_reason or observed.status
+        if observed.status != "InService":  # SageMaker rolls a failed update back itself
+            with running(reporter, f"rolling {self.name} back"):
+                self._call(
+                    "sagemaker",
+                    "update_inference_component",
+                    InferenceComponentName=self.name,
+                    Specification=previous.specification,
+                    RuntimeConfig={"CopyCount": previous.copies or 1},
+                )
+                self.wait(reporter, "rolling back")
+        raise ComponentFailedError(f"{self.what} update failed: {reason}; rolled back")
+
+    def _named(self) -> dict[str, str]:
+        return {"InferenceComponentName": self.name}
+
+    def wait(self, reporter: Reporter, doing: str) -> ObservedComponent:
+        """Poll until the component leaves Creating/Updating (backing off up to poll_seconds)."""
+        deadline = time.monotonic() + self.spec.wait_timeout
+        delay = 0.05
+        with running(reporter, f"{doing} {self.what}") as task:
+            while True:
+                observed = self.observe()
+                if observed is None:
+                    raise ComponentFailedError(f"{self.what} disappeared while {doing}")
+                if observed.status not in IN_PROGRESS:
+                    return observed
+                task.update(f"{doing} {self.what}: {observed.status}")
+                if time.monotonic() > deadline:
+                    raise EndpointTimeoutError(
+                        f"{self.what} still {observed.status} after {self.spec.wait_timeout:g} s",
+                        hint="raise wait_timeout in the endpoint file, or check the console",
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_seconds)
+
+    def _put_scaling(self) -> None:
+        scaling = self.spec.components.autoscaling
+        assert scaling is not None
+        common = {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": self.resource_id(),
+            "ScalableDimension": COPY_DIMENSION,
+        }
+        self._call(
+            "application-autoscaling",
+            "register_scalable_target",
+            MinCapacity=scaling.min,
+            MaxCapacity=scaling.max,
+            **common,
+        )
+        self._call(
+            "application-autoscaling",
+            "put_scaling_policy",
+            PolicyName=self.policy_name(),
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=self.scaling_configuration(),
+            **common,
+        )
+
+    # -- retire -------------------------------------------------------------------------------
+
+    def retire(self, *, reporter: Reporter = SILENT) -> None:
+        """Remove the component's autoscaling, the component and its Model (idempotent)."""
+        observed = self.observe()
+        if observed is not None and observed.endpoint != self.spec.name:
+            return  # another endpoint's now: not ours to remove
+        self._deregister_scaling()
+        if observed is not None:
+            self._delete_component(reporter)
+        if observed is not None and observed.model_name:
+            try:
+                self._call("sagemaker", "delete_model", ModelName=observed.model_name)
+            except MlopsError as exc:
+                reporter.note(f"model {observed.model_name} was not deleted: {exc.message}")
+
+    def _deregister_scaling(self) -> None:
+        try:
+            self._client("application-autoscaling").deregister_scalable_target(
+                ServiceNamespace="sagemaker",
+                ResourceId=self.resource_id(),
+                ScalableDimension=COPY_DIMENSION,
+            )
+        except Exception as exc:
+            if aws.error_code(exc) != "ObjectNotFoundException":
+                raise aws.translate(exc, what=f"{self.what}: DeregisterScalableTarget") from None
+
+    def _delete_component(self, reporter: Reporter) -> None:
+        with running(reporter, f"deleting {self.what}"):
+            try:
+                self._client("sagemaker").delete_inference_component(**self._named())
+            except Exception as exc:
+                if not _missing(exc):
+                    raise aws.translate(exc, what=f"{self.what}: delete") from None
+            deadline = time.monotonic() + self.spec.wait_timeout
+            delay = 0.05
+            while self.observe() is not None:
+                if time.monotonic() > deadline:
+                    raise EndpointTimeoutError(f"{self.what} was not deleted in time")
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_seconds)
+
+
+def _missing(exc: BaseException) -> bool:
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    return aws.error_code(exc) in ("ValidationException", "ResourceNotFound") and (
+        "Could not find" in message or "not found" in message.lower()
+    )
+
+
+def _same_specification(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    if found.get("ModelName") != wanted["ModelName"]:
+        return False
+    have = found.get("ComputeResourceRequirements") or {}
+    want = wanted["ComputeResourceRequirements"]
+    keys = set(have) | set(want)
+    return all(float(have.get(k) or 0) == float(want.get(k) or 0) for k in keys)
+
+
+def _describe_compute(compute: dict[str, Any], copies: int) -> str:
+    parts = [
+        f"{compute['NumberOfCpuCoresRequired']:g} cpu",
+        f"{compute['MinMemoryRequiredInMb']} MB",
+    ]
+    if compute.get("NumberOfAcceleratorDevicesRequired"):
+        parts.append(f"{compute['NumberOfAcceleratorDevicesRequired']:g} gpu")
+    return f"{', '.join(parts)} per copy, {copies} cop{'y' if copies == 1 else 'ies'}"
+
+
+__all__ = [
+    "COPY_DIMENSION",
+    "COPY_METRIC",
+    "ComponentControl",
+    "ComponentFailedError",
+    "ComponentPlan",
+    "ICEndpointControl",
+    "ObservedComponent",
+    "component_name",
+    "fit_name",
+]
