@@ -76,11 +76,14 @@ def register(
     *,
     labels: dict[str, str] | None = None,
     resources: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> int:
     folder = tmp_path / "src" / f"{fixture}-{time.monotonic_ns()}"
     shutil.copytree(FIXTURES / "models" / fixture, folder)
     spec = yaml.safe_load((folder / "mlops.yaml").read_text())
     spec["description"] = f"registered as {folder.name}"  # each call a new version
+    if name:
+        spec["name"] = name
     if labels:
         spec["labels"] = labels
     if resources:
@@ -395,3 +398,21 @@ def test_the_iam_policy_printed_covers_every_call_the_deploys_made(
         assert any(fnmatch.fnmatchcase(action, pattern) for pattern in allowed), call
     assert {"sagemaker:CreateInferenceComponent", "sagemaker:DeleteInferenceComponent"} <= checked
     assert "application-autoscaling:RegisterScalableTarget" in checked
+
+
+def test_a_name_over_sagemakers_limit_is_shortened_with_a_digest_and_still_answers(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    name = "customer-0042.sentiment_classifier.multilingual-large-2026-11-final"[:64]
+    register(capsys, tmp_path, "answer", name=name)
+    deploy(capsys, f"{name}@1", endpoint_file(tmp_path))
+    [component_name] = component_names()
+    assert len(component_name) <= 63 and component_name != f"{name}-v1"
+    assert re.fullmatch(
+        r"customer-0042-sentiment-classifier-[a-z0-9-]+-[0-9a-f]{8}", component_name
+    )
+    assert component(component_name)["InferenceComponentStatus"] == "InService"
+    answered = run(capsys, "invoke", name, "--input", '{"x": [1, 2]}')
+    assert answered["version"] == 1 and len(answered["outputs"]["y"]) == 2
