@@ -166,17 +166,27 @@ class LocalMME(ManagedServer[MMEState]):
 
 
 def _loaded_models(document: Mapping[str, Any]) -> list[LocalModel]:
-    """The models loaded now, from mme-local's status document: ``<endpoint>/<target>``."""
+    """The models loaded now, from mme-local's status document: ``<endpoint>/<target>`` of the
+    multi-model endpoints, ``<endpoint>/<component>`` of the inference components it served."""
     endpoints = document.get("endpoints")
-    if not isinstance(endpoints, dict):
-        return []
-    return [
+    components = document.get("components")
+    models = [
         LocalModel(name=f"{name}/{loaded['target']}", version="", state="LOADED")
-        for name, endpoint in endpoints.items()
+        for name, endpoint in (endpoints.items() if isinstance(endpoints, dict) else ())
         if isinstance(endpoint, dict)
         for loaded in endpoint.get("loaded", [])
         if isinstance(loaded, dict) and "target" in loaded
     ]
+    models += [
+        LocalModel(
+            name=f"{component.get('endpoint')}/{name}",
+            version="",
+            state=str(component.get("state", "")).upper().replace(" ", "_"),
+        )
+        for name, component in (components.items() if isinstance(components, dict) else ())
+        if isinstance(component, dict)
+    ]
+    return models
 
 
 __all__ = ["LocalMME", "MMEState", "http_json"]

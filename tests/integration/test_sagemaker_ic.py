@@ -191,6 +191,10 @@ def test_invoke_streams_token_by_token_and_a_model_that_does_not_stream_is_refus
     tokens = [c["outputs"]["token"] for c in chunks]
     tokens = [t[0] if isinstance(t, list) else t for t in tokens]
     assert [t.split("@")[0] for t in tokens] == ["0", "1", "2", "3", "4"]
+    local = run(capsys, "local", "status", "--mme")
+    assert {"name": f"{ENDPOINT}/ticker-v1", "state": "LOADED"}.items() <= next(
+        m for m in local["models"] if m["name"].endswith("ticker-v1")
+    ).items()
 
     run(capsys, "register", str(FIXTURES / "models" / "answer"))
     deploy(capsys, "answer@1", endpoint)
