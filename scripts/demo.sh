@@ -5,15 +5,30 @@
 # by token), cut a tenant-visible alias over to a new version with no failed request, profile,
 # show status, undeploy and stop the server. Also scaffolds a model and renders a package for
 # Triton and SageMaker.
+#
+# It runs in a new folder under $TMPDIR (default /tmp) and keeps it: the .mlops/ workspace
+# (registry, store, the local Triton's log), the model copies and the perftest report, whose HTML
+# page is printed at the end with the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 python examples/build.py
 examples="$PWD/examples"
-demo=$(mktemp -d)
+demo=$(mktemp -d -t mlops-demo.XXXXXX)
 cd "$demo"
-trap 'mlops local down >/dev/null 2>&1 || true; rm -rf "$demo"' EXIT
+finish() {
+  local code=$?
+  set +x
+  mlops local down > /dev/null 2>&1 || true
+  echo
+  echo "demo workspace (kept): $demo"
+  if [[ -f "$demo/perf/report.html" ]]; then
+    echo "perftest HTML report: $demo/perf/report.html"
+  fi
+  return "$code"
+}
+trap finish EXIT
 
 set -x
 mlops --version

@@ -10,6 +10,7 @@ matches the real command's help.)
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,9 @@ from typing import Annotated, Any
 import typer
 
 from mlops_cli import __version__
+from mlops_cli.cli import completion
 from mlops_cli.cli.context import CliContext
+from mlops_cli.cli.help_examples import attach_examples
 from mlops_cli.errors import EXIT_INTERRUPTED
 
 # name -> (module under mlops_cli.cli, attribute, is a group, one-line summary)
@@ -119,12 +122,26 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
         "Load a model endpoint and report latency percentiles, throughput and errors; gate on an SLA.",
     ),
 }
-_OPTIONS_WITH_VALUE = frozenset({"--config", "--set"})
+_OPTIONS_WITH_VALUE = frozenset({"--config", "--set", *completion.OPTIONS})
 
 
 def _print_version(value: bool) -> None:
     if value:
         print(f"mlops {__version__}")
+        raise typer.Exit()
+
+
+def _show_completion(value: str | None) -> None:
+    if value is not None:
+        print(completion.script(completion.resolve_shell(value)))
+        raise typer.Exit()
+
+
+def _install_completion(value: str | None) -> None:
+    if value is not None:
+        shell = completion.resolve_shell(value)
+        path = completion.install(shell)
+        print(f"{shell} completion installed in {path}; it takes effect in a new shell")
         raise typer.Exit()
 
 
@@ -149,6 +166,27 @@ def _root_callback(
             "--version", callback=_print_version, is_eager=True, help="Print the version."
         ),
     ] = False,
+    install_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--install-completion",
+            metavar="[SHELL]",
+            callback=_install_completion,
+            is_eager=True,
+            help="Install tab completion for SHELL (bash, zsh, fish, powershell; default: "
+            "the shell running mlops).",
+        ),
+    ] = None,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            metavar="[SHELL]",
+            callback=_show_completion,
+            is_eager=True,
+            help="Print the completion script for SHELL, to install it by hand.",
+        ),
+    ] = None,
 ) -> None:
     """Global options; they may also be given after the subcommand."""
     ctx.obj = CliContext(
@@ -206,9 +244,19 @@ def _placeholder() -> None:  # pragma: no cover - replaced by the real command w
 
 
 def run(args: list[str]) -> int:
-    """Run the app without Typer's own exit handling; errors propagate to ``main``."""
-    command = typer.main.get_command(build_app(requested_command(args)))
+    """Run the app without Typer's own exit handling; errors propagate to ``main``.
+
+    A shell's completion request names the command being completed in its environment, not in
+    ``args``: that command is loaded for real so that its subcommands and options complete."""
+    if completion.is_completion_request(os.environ):
+        completion.enable()
+        wanted = requested_command(completion.words_being_completed(os.environ))
+    else:
+        args = completion.name_the_shell(args)
+        wanted = requested_command(args)
+    command = typer.main.get_command(build_app(wanted))
     plain_usage_placeholders(command)
+    attach_examples(command)
     result = command.main(args=args, prog_name="mlops", standalone_mode=False)
     if result == EXIT_INTERRUPTED:
         # Typer turns Ctrl-C into a silent exit code 130; ``main`` reports it like any outcome.
