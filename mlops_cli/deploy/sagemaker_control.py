@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops_cli import aws
 from mlops_cli.deploy.base import Action
+from mlops_cli.deploy.sagemaker_calls import ResourceCalls, Scaling, missing
 from mlops_cli.deploy.sagemaker_documents import (
     SCALABLE_DIMENSION,
     EndpointDocuments,
@@ -34,13 +35,6 @@ class EndpointFailedError(MlopsError):
 
 class EndpointTimeoutError(MlopsError):
     """The endpoint did not settle in time."""
-
-
-def _missing(exc: BaseException) -> bool:
-    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
-    return aws.error_code(exc) in ("ValidationException", "ResourceNotFound") and (
-        "Could not find" in message or "not found" in message.lower()
-    )
 
 
 @dataclass
@@ -76,7 +70,7 @@ class ControlPlan:
         )
 
 
-class ControlPlane(EndpointDocuments):
+class ControlPlane(EndpointDocuments, ResourceCalls):
     """Reads and changes one endpoint's resources in AWS (documents: :class:`EndpointDocuments`)."""
 
     def __init__(
@@ -93,34 +87,13 @@ class ControlPlane(EndpointDocuments):
         self.poll_seconds = poll_seconds
         self.what = f"endpoint {spec.name}"
 
-    # -- clients ------------------------------------------------------------------------------
-
-    def _client(self, service: str) -> Any:
-        return aws.client(service, use="control", region=self.region)
-
-    def _call(self, service: str, operation: str, **params: Any) -> Any:
-        try:
-            return getattr(self._client(service), operation)(**params)
-        except Exception as exc:
-            if aws.is_botocore_error(exc):
-                raise aws.translate(exc, what=f"{self.what}: {operation}") from None
-            raise
-
-    def _undo(self, reporter: Reporter, operation: str, **params: Any) -> None:
-        """Best-effort clean-up while another error is on its way: a failure is only a note."""
-        try:
-            self._call("sagemaker", operation, **params)
-        except Exception as exc:  # the caller re-raises the error that matters
-            reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
-            reporter.note(f"clean-up {operation} did not succeed: {reason}")
-
     # -- observation --------------------------------------------------------------------------
 
     def observe(self) -> Observed | None:
         try:
             found = self._client("sagemaker").describe_endpoint(EndpointName=self.spec.name)
         except Exception as exc:
-            if _missing(exc):
+            if missing(exc):
                 return None
             raise aws.translate(exc, what=f"{self.what}: DescribeEndpoint") from None
         variants = found.get("ProductionVariants") or [{}]
@@ -140,7 +113,7 @@ class ControlPlane(EndpointDocuments):
             variants = config.get("ProductionVariants") or [{}]
             model = self._client("sagemaker").describe_model(ModelName=variants[0]["ModelName"])
         except Exception as exc:
-            if _missing(exc) or isinstance(exc, KeyError):
+            if missing(exc) or isinstance(exc, KeyError):
                 return None
             raise aws.translate(exc, what=f"{self.what}: DescribeModel") from None
         image = (model.get("PrimaryContainer") or {}).get("Image")
@@ -151,38 +124,26 @@ class ControlPlane(EndpointDocuments):
             getattr(self._client("sagemaker"), operation)(**params)
             return True
         except Exception as exc:
-            if _missing(exc):
+            if missing(exc):
                 return False
             raise aws.translate(exc, what=f"{self.what}: {operation}") from None
 
-    def _scaling_matches(self) -> bool:
+    def _scaling(self) -> Scaling | None:
         scaling = self.spec.autoscaling
         if scaling is None:
-            return True
-        targets = self._call(
-            "application-autoscaling",
-            "describe_scalable_targets",
-            ServiceNamespace="sagemaker",
-            ResourceIds=[self.resource_id()],
-            ScalableDimension=SCALABLE_DIMENSION,
-        ).get("ScalableTargets", [])
-        if not any(
-            t.get("MinCapacity") == scaling.min and t.get("MaxCapacity") == scaling.max
-            for t in targets
-        ):
-            return False
-        policies = self._call(
-            "application-autoscaling",
-            "describe_scaling_policies",
-            ServiceNamespace="sagemaker",
-            ResourceId=self.resource_id(),
-            ScalableDimension=SCALABLE_DIMENSION,
-            PolicyNames=[self.policy_name()],
-        ).get("ScalingPolicies", [])
-        return any(
-            p.get("TargetTrackingScalingPolicyConfiguration") == self.scaling_configuration()
-            for p in policies
+            return None
+        return Scaling(
+            resource_id=self.resource_id(),
+            dimension=SCALABLE_DIMENSION,
+            min=scaling.min,
+            max=scaling.max,
+            policy_name=self.policy_name(),
+            configuration=self.scaling_configuration(),
         )
+
+    def _scaling_matches(self) -> bool:
+        scaling = self._scaling()
+        return scaling is None or scaling.matches(self)
 
     def _alarms_to_put(self) -> list[dict[str, Any]]:
         wanted = self.alarm_documents()
@@ -286,7 +247,7 @@ class ControlPlane(EndpointDocuments):
                 self._update_endpoint(plan.config_name, plan.previous_config, reporter)
         except BaseException:
             for operation, params in reversed(created):
-                self._undo(reporter, operation, **params)
+                self._clean_up(reporter, "sagemaker", operation, **params)
             raise
         if plan.scaling:
             self._put_scaling()
@@ -303,7 +264,7 @@ class ControlPlane(EndpointDocuments):
         )
         observed = self.wait(reporter, "creating")
         if observed.status != "InService":
-            self._undo(reporter, "delete_endpoint", EndpointName=self.spec.name)
+            self._clean_up(reporter, "sagemaker", "delete_endpoint", EndpointName=self.spec.name)
             raise EndpointFailedError(
                 f"endpoint {self.spec.name} failed to create: {observed.failure_reason}",
                 hint="fix the cause, then deploy again (the failed endpoint was deleted)",
@@ -390,27 +351,9 @@ class ControlPlane(EndpointDocuments):
                 delay = min(delay * 2, self.poll_seconds)
 
     def _put_scaling(self) -> None:
-        scaling = self.spec.autoscaling
+        scaling = self._scaling()
         assert scaling is not None
-        self._call(
-            "application-autoscaling",
-            "register_scalable_target",
-            ServiceNamespace="sagemaker",
-            ResourceId=self.resource_id(),
-            ScalableDimension=SCALABLE_DIMENSION,
-            MinCapacity=scaling.min,
-            MaxCapacity=scaling.max,
-        )
-        self._call(
-            "application-autoscaling",
-            "put_scaling_policy",
-            PolicyName=self.policy_name(),
-            ServiceNamespace="sagemaker",
-            ResourceId=self.resource_id(),
-            ScalableDimension=SCALABLE_DIMENSION,
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration=self.scaling_configuration(),
-        )
+        scaling.put(self)
 
 
 __all__ = ["ControlPlan", "ControlPlane", "EndpointFailedError", "Observed"]

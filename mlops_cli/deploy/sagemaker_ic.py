@@ -25,13 +25,11 @@ endpoint is refused after one describe, with its reason.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlops_cli import aws
 from mlops_cli.deploy.base import (
     Action,
     Capabilities,
@@ -46,24 +44,14 @@ from mlops_cli.deploy.multimodel import MMEPlan, MultiModelTarget
 from mlops_cli.deploy.sagemaker_control import ControlPlan
 from mlops_cli.deploy.sagemaker_endpoint import EndpointFileError, load_endpoint, region_of
 from mlops_cli.deploy.sagemaker_iam import iam_policy
-from mlops_cli.deploy.sagemaker_ic_control import (
-    ComponentControl,
-    ComponentPlan,
-    ICEndpointControl,
-    component_name,
-)
+from mlops_cli.deploy.sagemaker_ic_control import ComponentControl, ComponentPlan, ICEndpointControl
+from mlops_cli.deploy.sagemaker_ic_documents import component_name
 from mlops_cli.deploy.sagemaker_images import check_pairing, choose_image
-from mlops_cli.deploy.sagemaker_runtime import SageMakerDetail, runtime_client, translate_runtime
-from mlops_cli.deploy.sagemaker_stream import component_body, invoke_component
-from mlops_cli.deploy.sagemaker_warmup import (
-    NOT_READY,
-    WarmupError,
-    describe_warmup,
-    warmup_inputs,
-)
+from mlops_cli.deploy.sagemaker_runtime import SageMakerDetail
+from mlops_cli.deploy.sagemaker_stream import invoke_component
+from mlops_cli.deploy.sagemaker_warmup import describe_warmup, warm_up
 from mlops_cli.errors import MlopsError, NotSupportedError, UsageError, ValidationError
 from mlops_cli.progress import SILENT, Reporter, running
-from mlops_cli.spec.modelspec import ModelSpec
 
 
 class ReservationError(ValidationError):
@@ -170,7 +158,15 @@ class SageMakerICTarget(MultiModelTarget[ICPlan]):
             with self._new_component(plan, reporter):
                 component.apply(plan.component_plan, reporter=reporter)
                 if plan.warms:
-                    warm_component(plan.desired.spec, detail, self.spec.warmup_timeout, reporter)
+                    desired = plan.desired
+                    warm_up(
+                        spec=desired.spec,
+                        model=desired.model,
+                        version=desired.version,
+                        detail=detail,
+                        timeout_s=self.spec.warmup_timeout,
+                        reporter=reporter,
+                    )
         return detail
 
     @contextlib.contextmanager
@@ -288,44 +284,6 @@ def check_reservation(what: str, compute: Mapping[str, Any], instance_type: str)
             )
 
 
-def warm_component(
-    spec: ModelSpec, detail: SageMakerDetail, timeout_s: float, reporter: Reporter = SILENT
-) -> None:
-    """Send the version its warmup through the endpoint by ``InferenceComponentName``;
-    :class:`WarmupError` with the container's message when it does not answer."""
-    client = runtime_client(region=detail.region, runtime_url=detail.runtime_url)
-    name = detail.inference_component
-    what = f"{spec.name} on endpoint {detail.endpoint} ({name})"
-    deadline = time.monotonic() + timeout_s
-    with running(reporter, f"warming up {what}"):
-        for inputs in warmup_inputs(spec):
-            body = component_body(InvokeRequest(inputs=inputs, spec=spec))
-            delay = 0.2
-            while True:
-                try:
-                    response = client.invoke_endpoint(
-                        EndpointName=detail.endpoint,
-                        InferenceComponentName=name,
-                        Body=body,
-                        ContentType="application/json",
-                    )
-                    response["Body"].read()
-                    break
-                except Exception as exc:
-                    if aws.error_code(exc) == NOT_READY and time.monotonic() + delay < deadline:
-                        time.sleep(delay)
-                        delay = min(delay * 2, 5.0)
-                        continue
-                    if not aws.is_botocore_error(exc) and not isinstance(exc, MlopsError):
-                        raise
-                    failed = translate_runtime(exc, what=f"warming up {what}")
-                    raise WarmupError(
-                        f"{failed.message}; the alias was not moved",
-                        hint="fix the model and register a new version; the container's log "
-                        "says more (SageMaker: CloudWatch Logs)",
-                    ) from None
-
-
 def iam_policy_for_components(endpoint: Path) -> dict[str, Any]:
     """The least-privilege IAM policy ``mlops deploy --target sagemaker-ic`` needs."""
     spec = load_endpoint(endpoint)
@@ -342,5 +300,4 @@ __all__ = [
     "SageMakerICTarget",
     "check_reservation",
     "iam_policy_for_components",
-    "warm_component",
 ]

@@ -16,54 +16,32 @@ deploy created for it, and the error carries SageMaker's ``FailureReason``.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from mlops_cli import aws
-from mlops_cli.deploy.base import Action, Desired
+from mlops_cli.deploy.base import Action
+from mlops_cli.deploy.sagemaker_calls import ResourceCalls, missing
 from mlops_cli.deploy.sagemaker_control import (
     ControlPlane,
     EndpointFailedError,
     EndpointTimeoutError,
 )
-from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec
+from mlops_cli.deploy.sagemaker_ic_documents import (
+    COPY_DIMENSION,
+    ComponentDocuments,
+    digest,
+    fit_name,
+)
 from mlops_cli.errors import MlopsError
 from mlops_cli.progress import SILENT, Reporter, running
 
-NAME_LIMIT = 63  # SageMaker's limit on every name here
-MIN_MEMORY_MB = 128  # the least MinMemoryRequiredInMb SageMaker takes
-COPY_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
-COPY_METRIC = "SageMakerInferenceComponentInvocationsPerCopy"
 IN_PROGRESS = ("Creating", "Updating", "Deleting")
-_NOT_NAME = re.compile(r"[^a-zA-Z0-9-]+")
 
 
 class ComponentFailedError(EndpointFailedError):
     """An inference component ended Failed (SageMaker's FailureReason in the message)."""
-
-
-def _digest(document: Any, size: int = 8) -> str:
-    raw = json.dumps(document, sort_keys=True).encode()
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()[:size]
-
-
-def fit_name(wanted: str, limit: int = NAME_LIMIT) -> str:
-    """``wanted`` as a SageMaker name (letters, digits, single hyphens, starting and ending with
-    a letter or digit) of at most ``limit`` characters: a longer one is cut and ended with
-    ``-`` and 8 hex characters of a digest of the whole, so two long names stay apart."""
-    clean = re.sub("-+", "-", _NOT_NAME.sub("-", wanted)).strip("-") or "model"
-    if len(clean) <= limit:
-        return clean
-    return f"{clean[: limit - 9].rstrip('-')}-{_digest(wanted)}"
-
-
-def component_name(model: str, version: int) -> str:
-    """The inference component of ``model`` v``version``: ``<model>-v<version>``, shortened."""
-    return fit_name(f"{model}-v{version}")
 
 
 class ICEndpointControl(ControlPlane):
@@ -95,7 +73,7 @@ class ICEndpointControl(ControlPlane):
         }
 
     def config_name(self) -> str:
-        return fit_name(f"{self.spec.name[:54]}-{_digest([self.config_document(), self.tags()])}")
+        return fit_name(f"{self.spec.name[:54]}-{digest([self.config_document(), self.tags()])}")
 
 
 @dataclass(frozen=True)
@@ -125,123 +103,10 @@ class ComponentPlan:
         return self.create_model or self.component != "keep" or self.scaling
 
 
-class ComponentControl:
+class ComponentControl(ComponentDocuments, ResourceCalls):
     """One version's inference component, its Model and its autoscaling."""
 
-    def __init__(
-        self,
-        spec: EndpointSpec,
-        name: str,
-        *,
-        region: str,
-        desired: Desired | None = None,
-        image: str = "",
-        tarball_uri: str = "",
-        poll_seconds: float = 15.0,
-    ) -> None:
-        self.spec = spec
-        self.name = name
-        self.region = region
-        self._desired = desired  # needed to plan and apply, not to observe or retire
-        self.image = image
-        self.tarball_uri = tarball_uri
-        self.poll_seconds = poll_seconds
-        self.what = f"inference component {name}"
-
-    @property
-    def desired(self) -> Desired:
-        assert self._desired is not None, "a component is planned from a desired version"
-        return self._desired
-
-    # -- documents ----------------------------------------------------------------------------
-
-    def environment(self) -> dict[str, str]:
-        """What the container reads: Triton's SageMaker mode serves one model folder of the
-        tarball, by ``generate_stream`` when the model streams."""
-        spec = self.desired.spec
-        if not spec.runtime.startswith("triton"):
-            return {}
-        return {
-            "SAGEMAKER_TRITON_DEFAULT_MODEL_NAME": spec.name,
-            "SAGEMAKER_TRITON_INFERENCE_TYPE": "generate_stream" if spec.streaming else "infer",
-        }
-
-    def model_document(self) -> dict[str, Any]:
-        container: dict[str, Any] = {"Image": self.image, "ModelDataUrl": self.tarball_uri}
-        environment = self.environment()
-        if environment:
-            container["Environment"] = environment
-        return {
-            "ExecutionRoleArn": self.spec.require_role("sagemaker-ic"),
-            "PrimaryContainer": container,
-        }
-
-    def model_name(self) -> str:
-        """``<endpoint>-<digest>`` as the multi-model endpoint's Model is named (so one IAM
-        resource pattern covers both); the digest covers the tarball, so it is the version's."""
-        return f"{self.spec.name[:54]}-{_digest(self.model_document())}"
-
-    def compute(self) -> dict[str, Any]:
-        """The reservation of one copy: cores, memory (measured, else declared, else the
-        default) and accelerators."""
-        spec = self.desired.spec
-        cpus = spec.resources.cpus if spec.resources.cpus is not None else self.spec.components.cpus
-        compute: dict[str, Any] = {
-            "NumberOfCpuCoresRequired": float(cpus),
-            "MinMemoryRequiredInMb": max(MIN_MEMORY_MB, round(self.desired.memory_mb)),
-        }
-        if self.desired.device == "gpu" and spec.resources.gpu is not None:
-            compute["NumberOfAcceleratorDevicesRequired"] = float(spec.resources.gpu.count)
-        return compute
-
-    def specification(self) -> dict[str, Any]:
-        return {"ModelName": self.model_name(), "ComputeResourceRequirements": self.compute()}
-
-    def tags(self) -> list[dict[str, str]]:
-        tags = {
-            **self.desired.spec.labels,  # the model's labels, then the endpoint file's tags
-            **self.spec.tags,
-            "mlops:endpoint": self.spec.name,
-            "mlops:model": self.desired.model,
-            "mlops:version": str(self.desired.version),
-        }
-        return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-
-    def resource_id(self) -> str:
-        return f"inference-component/{self.name}"
-
-    def policy_name(self) -> str:
-        return fit_name(f"{self.name}-invocations-per-copy", 256)
-
-    def scaling_configuration(self) -> dict[str, Any]:
-        scaling = self.spec.components.autoscaling
-        assert scaling is not None
-        return {
-            "TargetValue": float(scaling.target_invocations_per_copy),
-            "PredefinedMetricSpecification": {"PredefinedMetricType": COPY_METRIC},
-            "ScaleInCooldown": scaling.scale_in_cooldown,
-            "ScaleOutCooldown": scaling.scale_out_cooldown,
-        }
-
     # -- calls --------------------------------------------------------------------------------
-
-    def _client(self, service: str) -> Any:
-        return aws.client(service, use="control", region=self.region)
-
-    def _call(self, service: str, operation: str, **params: Any) -> Any:
-        try:
-            return getattr(self._client(service), operation)(**params)
-        except Exception as exc:
-            if aws.is_botocore_error(exc):
-                raise aws.translate(exc, what=f"{self.what}: {operation}") from None
-            raise
-
-    def _undo(self, reporter: Reporter, service: str, operation: str, **params: Any) -> None:
-        try:
-            self._call(service, operation, **params)
-        except Exception as exc:  # the caller raises the error that matters
-            reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
-            reporter.note(f"clean-up {operation} did not succeed: {reason}")
 
     def observe(self, name: str | None = None) -> ObservedComponent | None:
         name = name or self.name
@@ -250,7 +115,7 @@ class ComponentControl:
                 InferenceComponentName=name
             )
         except Exception as exc:
-            if _missing(exc):
+            if missing(exc):
                 return None
             raise aws.translate(exc, what=f"{self.what}: DescribeInferenceComponent") from None
         specification = dict(found.get("Specification") or {})
@@ -270,38 +135,9 @@ class ComponentControl:
             self._client("sagemaker").describe_model(ModelName=name)
             return True
         except Exception as exc:
-            if _missing(exc):
+            if missing(exc):
                 return False
             raise aws.translate(exc, what=f"{self.what}: DescribeModel") from None
-
-    def _scaling_matches(self) -> bool:
-        scaling = self.spec.components.autoscaling
-        if scaling is None:
-            return True
-        targets = self._call(
-            "application-autoscaling",
-            "describe_scalable_targets",
-            ServiceNamespace="sagemaker",
-            ResourceIds=[self.resource_id()],
-            ScalableDimension=COPY_DIMENSION,
-        ).get("ScalableTargets", [])
-        if not any(
-            t.get("MinCapacity") == scaling.min and t.get("MaxCapacity") == scaling.max
-            for t in targets
-        ):
-            return False
-        policies = self._call(
-            "application-autoscaling",
-            "describe_scaling_policies",
-            ServiceNamespace="sagemaker",
-            ResourceId=self.resource_id(),
-            ScalableDimension=COPY_DIMENSION,
-            PolicyNames=[self.policy_name()],
-        ).get("ScalingPolicies", [])
-        return any(
-            p.get("TargetTrackingScalingPolicyConfiguration") == self.scaling_configuration()
-            for p in policies
-        )
 
     # -- plan and apply -----------------------------------------------------------------------
 
@@ -341,18 +177,18 @@ class ComponentControl:
                     detail=reservation,
                 )
             )
-        scaling = self.spec.components.autoscaling
+        scaling = self._scaling()
         if scaling is not None:
-            plan.scaling = plan.component in ("create", "recreate") or not self._scaling_matches()
+            plan.scaling = plan.component in ("create", "recreate") or not scaling.matches(self)
             if plan.scaling:
+                target = scaling.configuration["TargetValue"]
                 actions.append(
                     Action(
                         "put",
                         "autoscaling",
                         desired.version,
                         where=self.name,
-                        detail=f"{scaling.min}-{scaling.max} copies, "
-                        f"{scaling.target_invocations_per_copy:g} invocations/copy",
+                        detail=f"{scaling.min}-{scaling.max} copies, {target:g} invocations/copy",
                     )
                 )
         return plan, actions
@@ -379,10 +215,11 @@ class ComponentControl:
                 self._update(plan, reporter)
         except BaseException:
             if created_model:
-                self._undo(reporter, "sagemaker", "delete_model", ModelName=plan.model_name)
+                self._clean_up(reporter, "sagemaker", "delete_model", ModelName=plan.model_name)
             raise
-        if plan.scaling:
-            self._put_scaling()
+        scaling = self._scaling()
+        if plan.scaling and scaling is not None:
+            scaling.put(self)
 
     def _create(self, reporter: Reporter) -> None:
         self._call(
@@ -397,7 +234,7 @@ class ComponentControl:
         )
         observed = self.wait(reporter, "creating")
         if observed.status != "InService":
-            self._undo(reporter, "sagemaker", "delete_inference_component", **self._named())
+            self._clean_up(reporter, "sagemaker", "delete_inference_component", **self._named())
             raise ComponentFailedError(
                 f"{self.what} failed: {observed.failure_reason or observed.status}",
                 hint="fix the cause and deploy again (the failed component was deleted; the "
@@ -455,30 +292,6 @@ class ComponentControl:
                 time.sleep(delay)
                 delay = min(delay * 2, self.poll_seconds)
 
-    def _put_scaling(self) -> None:
-        scaling = self.spec.components.autoscaling
-        assert scaling is not None
-        common = {
-            "ServiceNamespace": "sagemaker",
-            "ResourceId": self.resource_id(),
-            "ScalableDimension": COPY_DIMENSION,
-        }
-        self._call(
-            "application-autoscaling",
-            "register_scalable_target",
-            MinCapacity=scaling.min,
-            MaxCapacity=scaling.max,
-            **common,
-        )
-        self._call(
-            "application-autoscaling",
-            "put_scaling_policy",
-            PolicyName=self.policy_name(),
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration=self.scaling_configuration(),
-            **common,
-        )
-
     # -- retire -------------------------------------------------------------------------------
 
     def retire(self, *, reporter: Reporter = SILENT) -> None:
@@ -511,7 +324,7 @@ class ComponentControl:
             try:
                 self._client("sagemaker").delete_inference_component(**self._named())
             except Exception as exc:
-                if not _missing(exc):
+                if not missing(exc):
                     raise aws.translate(exc, what=f"{self.what}: delete") from None
             deadline = time.monotonic() + self.spec.wait_timeout
             delay = 0.05
@@ -520,13 +333,6 @@ class ComponentControl:
                     raise EndpointTimeoutError(f"{self.what} was not deleted in time")
                 time.sleep(delay)
                 delay = min(delay * 2, self.poll_seconds)
-
-
-def _missing(exc: BaseException) -> bool:
-    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
-    return aws.error_code(exc) in ("ValidationException", "ResourceNotFound") and (
-        "Could not find" in message or "not found" in message.lower()
-    )
 
 
 def _same_specification(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -549,13 +355,9 @@ def _describe_compute(compute: dict[str, Any], copies: int) -> str:
 
 
 __all__ = [
-    "COPY_DIMENSION",
-    "COPY_METRIC",
     "ComponentControl",
     "ComponentFailedError",
     "ComponentPlan",
     "ICEndpointControl",
     "ObservedComponent",
-    "component_name",
-    "fit_name",
 ]

@@ -93,32 +93,37 @@ def warm_up(
     timeout_s: float,
     reporter: Reporter = SILENT,
 ) -> WarmupResult:
-    """Send the version's warmup through the endpoint ``detail`` names; :class:`WarmupError`
-    with the container's message when it does not answer."""
-    bodies = [encode_body(InvokeRequest(inputs=i, spec=spec)) for i in warmup_inputs(spec)]
+    """Send the version's warmup through the endpoint ``detail`` names (by its TargetModel on a
+    multi-model endpoint, by its InferenceComponentName on an endpoint of components);
+    :class:`WarmupError` with the container's message when it does not answer."""
+    if detail.inference_component:  # the body its container's mode takes (generate_stream...)
+        from mlops_cli.deploy.sagemaker_stream import component_body
+
+        encode = component_body
+        address = {"InferenceComponentName": detail.inference_component}
+    else:
+        encode = encode_body
+        address = {"TargetModel": detail.target_model, "Accept": "application/json"}
+    bodies = [encode(InvokeRequest(inputs=i, spec=spec)) for i in warmup_inputs(spec)]
     client = runtime_client(region=detail.region, runtime_url=detail.runtime_url)
     what = f"{model} v{version} on endpoint {detail.endpoint}"
+    named = " ".join(f"{key} {value}" for key, value in address.items() if key != "Accept")
     started = time.monotonic()
     first = 0.0
-    with running(reporter, f"warming up {what} ({detail.target_model})"):
+    with running(reporter, f"warming up {what} ({named})"):
         for number, body in enumerate(bodies):
-            _send(client, detail, body, what, deadline=started + timeout_s)
+            call = {"EndpointName": detail.endpoint, "Body": body, **address}
+            _send(client, call, f"{what} ({named})", deadline=started + timeout_s)
             if number == 0:
                 first = time.monotonic() - started
     return WarmupResult(len(bodies), first, time.monotonic() - started)
 
 
-def _send(client: Any, detail: SageMakerDetail, body: bytes, what: str, *, deadline: float) -> None:
+def _send(client: Any, call: dict[str, Any], what: str, *, deadline: float) -> None:
     delay = 0.2
     while True:
         try:
-            response = client.invoke_endpoint(
-                EndpointName=detail.endpoint,
-                TargetModel=detail.target_model,
-                Body=body,
-                ContentType="application/json",
-                Accept="application/json",
-            )
+            response = client.invoke_endpoint(ContentType="application/json", **call)
             response["Body"].read()
             return
         except Exception as exc:
@@ -130,7 +135,7 @@ def _send(client: Any, detail: SageMakerDetail, body: bytes, what: str, *, deadl
                 raise
             failed = translate_runtime(exc, what=f"warming up {what}")
             raise WarmupError(
-                f"{failed.message} (TargetModel {detail.target_model}); the alias was not moved",
+                f"{failed.message}; the alias was not moved",
                 hint="fix the model and register a new version; the container's log says more "
                 "(mme-local: the logs under .mlops/local/mme/; SageMaker: CloudWatch Logs)",
             ) from None

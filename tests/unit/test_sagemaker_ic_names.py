@@ -9,7 +9,7 @@ import pytest
 from mlops_cli.deploy.sagemaker_endpoint import EndpointFileError, EndpointSpec
 from mlops_cli.deploy.sagemaker_iam import iam_policy
 from mlops_cli.deploy.sagemaker_ic import ReservationError, check_reservation
-from mlops_cli.deploy.sagemaker_ic_control import component_name, fit_name
+from mlops_cli.deploy.sagemaker_ic_documents import component_name, fit_name
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 ROLE = "arn:aws:iam::123456789012:role/ic"
