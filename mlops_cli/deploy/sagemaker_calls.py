@@ -5,12 +5,30 @@ endpoint variant's instances, an inference component's copies)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mlops_cli import aws
 from mlops_cli.errors import MlopsError
-from mlops_cli.progress import Reporter
+from mlops_cli.progress import Reporter, running
+
+
+class EndpointFailedError(MlopsError):
+    """The endpoint or a component is (or went) Failed; carries SageMaker's reason."""
+
+
+class EndpointTimeoutError(MlopsError):
+    """The endpoint or a component did not settle in time."""
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+S = TypeVar("S", bound=_HasStatus)
 
 
 def missing(exc: BaseException) -> bool:
@@ -45,6 +63,37 @@ class ResourceCalls:
         except Exception as exc:  # the caller re-raises the error that matters
             reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
             reporter.note(f"clean-up {operation} did not succeed: {reason}")
+
+    def _settle(
+        self,
+        observe: Callable[[], S | None],
+        *,
+        doing: str,
+        in_progress: tuple[str, ...],
+        timeout_s: float,
+        poll_seconds: float,
+        reporter: Reporter,
+    ) -> S:
+        """Poll ``observe`` until the resource leaves ``in_progress`` (backing off from 50 ms
+        up to ``poll_seconds``); EndpointFailedError if it disappears, EndpointTimeoutError
+        after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        with running(reporter, f"{doing} {self.what}") as task:
+            while True:
+                observed = observe()
+                if observed is None:
+                    raise EndpointFailedError(f"{self.what} disappeared while {doing}")
+                if observed.status not in in_progress:
+                    return observed
+                task.update(f"{doing} {self.what}: {observed.status}")
+                if time.monotonic() > deadline:
+                    raise EndpointTimeoutError(
+                        f"{self.what} still {observed.status} after {timeout_s:g} s",
+                        hint="raise wait_timeout in the endpoint file, or check the console",
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, poll_seconds)
 
 
 @dataclass(frozen=True)
@@ -110,4 +159,10 @@ class Scaling:
         )
 
 
-__all__ = ["ResourceCalls", "Scaling", "missing"]
+__all__ = [
+    "EndpointFailedError",
+    "EndpointTimeoutError",
+    "ResourceCalls",
+    "Scaling",
+    "missing",
+]

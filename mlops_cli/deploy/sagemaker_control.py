@@ -15,7 +15,13 @@ from typing import Any
 
 from mlops_cli import aws
 from mlops_cli.deploy.base import Action
-from mlops_cli.deploy.sagemaker_calls import ResourceCalls, Scaling, missing
+from mlops_cli.deploy.sagemaker_calls import (
+    EndpointFailedError,
+    EndpointTimeoutError,
+    ResourceCalls,
+    Scaling,
+    missing,
+)
 from mlops_cli.deploy.sagemaker_documents import (
     SCALABLE_DIMENSION,
     EndpointDocuments,
@@ -27,14 +33,6 @@ from mlops_cli.progress import SILENT, Reporter, running
 
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 FAILED = ("Failed", "UpdateRollbackFailed")
-
-
-class EndpointFailedError(MlopsError):
-    """The endpoint is (or went) Failed; carries SageMaker's reason."""
-
-
-class EndpointTimeoutError(MlopsError):
-    """The endpoint did not settle in time."""
 
 
 @dataclass
@@ -330,25 +328,15 @@ class ControlPlane(EndpointDocuments, ResourceCalls):
             delay = min(delay * 2, self.poll_seconds)
 
     def wait(self, reporter: Reporter, doing: str) -> Observed:
-        """Poll until the endpoint leaves Creating/Updating (backing off up to poll_seconds)."""
-        deadline = time.monotonic() + self.spec.wait_timeout
-        delay = 0.05
-        with running(reporter, f"{doing} endpoint {self.spec.name}") as task:
-            while True:
-                observed = self.observe()
-                if observed is None:
-                    raise EndpointFailedError(f"endpoint {self.spec.name} disappeared")
-                if observed.status not in IN_PROGRESS:
-                    return observed
-                task.update(f"{doing} endpoint {self.spec.name}: {observed.status}")
-                if time.monotonic() > deadline:
-                    raise EndpointTimeoutError(
-                        f"endpoint {self.spec.name} still {observed.status} after "
-                        f"{self.spec.wait_timeout:g} s",
-                        hint="raise wait_timeout in the endpoint file, or check the console",
-                    )
-                time.sleep(delay)
-                delay = min(delay * 2, self.poll_seconds)
+        """Poll until the endpoint leaves Creating/Updating."""
+        return self._settle(
+            self.observe,
+            doing=doing,
+            in_progress=IN_PROGRESS,
+            timeout_s=self.spec.wait_timeout,
+            poll_seconds=self.poll_seconds,
+            reporter=reporter,
+        )
 
     def _put_scaling(self) -> None:
         scaling = self._scaling()
@@ -356,4 +344,10 @@ class ControlPlane(EndpointDocuments, ResourceCalls):
         scaling.put(self)
 
 
-__all__ = ["ControlPlan", "ControlPlane", "EndpointFailedError", "Observed"]
+__all__ = [
+    "ControlPlan",
+    "ControlPlane",
+    "EndpointFailedError",
+    "EndpointTimeoutError",
+    "Observed",
+]

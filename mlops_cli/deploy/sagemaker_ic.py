@@ -49,7 +49,7 @@ from mlops_cli.deploy.sagemaker_ic_documents import component_name
 from mlops_cli.deploy.sagemaker_images import check_pairing, choose_image
 from mlops_cli.deploy.sagemaker_runtime import SageMakerDetail
 from mlops_cli.deploy.sagemaker_stream import invoke_component
-from mlops_cli.deploy.sagemaker_warmup import describe_warmup, warm_up
+from mlops_cli.deploy.sagemaker_warmup import describe_warmup
 from mlops_cli.errors import MlopsError, NotSupportedError, UsageError, ValidationError
 from mlops_cli.progress import SILENT, Reporter, running
 
@@ -157,16 +157,7 @@ class SageMakerICTarget(MultiModelTarget[ICPlan]):
             plan.endpoint.apply(plan.endpoint_plan, reporter=reporter)
             with self._new_component(plan, reporter):
                 component.apply(plan.component_plan, reporter=reporter)
-                if plan.warms:
-                    desired = plan.desired
-                    warm_up(
-                        spec=desired.spec,
-                        model=desired.model,
-                        version=desired.version,
-                        detail=detail,
-                        timeout_s=self.spec.warmup_timeout,
-                        reporter=reporter,
-                    )
+                self._warm(plan, detail, reporter)
         return detail
 
     @contextlib.contextmanager

@@ -273,24 +273,15 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
         return {"InferenceComponentName": self.name}
 
     def wait(self, reporter: Reporter, doing: str) -> ObservedComponent:
-        """Poll until the component leaves Creating/Updating (backing off up to poll_seconds)."""
-        deadline = time.monotonic() + self.spec.wait_timeout
-        delay = 0.05
-        with running(reporter, f"{doing} {self.what}") as task:
-            while True:
-                observed = self.observe()
-                if observed is None:
-                    raise ComponentFailedError(f"{self.what} disappeared while {doing}")
-                if observed.status not in IN_PROGRESS:
-                    return observed
-                task.update(f"{doing} {self.what}: {observed.status}")
-                if time.monotonic() > deadline:
-                    raise EndpointTimeoutError(
-                        f"{self.what} still {observed.status} after {self.spec.wait_timeout:g} s",
-                        hint="raise wait_timeout in the endpoint file, or check the console",
-                    )
-                time.sleep(delay)
-                delay = min(delay * 2, self.poll_seconds)
+        """Poll until the component leaves Creating/Updating."""
+        return self._settle(
+            self.observe,
+            doing=doing,
+            in_progress=IN_PROGRESS,
+            timeout_s=self.spec.wait_timeout,
+            poll_seconds=self.poll_seconds,
+            reporter=reporter,
+        )
 
     # -- retire -------------------------------------------------------------------------------
 
