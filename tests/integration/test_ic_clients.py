@@ -12,7 +12,6 @@ time it was produced; so arrival times say whether tokens were passed on one by 
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -107,26 +106,12 @@ def create_component(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def served(
-    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Any]:
+def served(mme_local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     """moto for the control plane and S3, mme-local (reading moto) for the runtime, and the
     ticker component InService on it."""
-    from mlops_cli.local.mme import LocalMME
-    from mlops_cli.workspace import Workspace
-
-    manager = LocalMME(Workspace(tmp_path / "mme-ws"))
-    manager.up(environ={**os.environ, **aws.env()})
-    monkeypatch.setenv("MLOPS_WORKSPACE", str(manager.workspace.root))
-    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
-    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", manager.url())
     client("s3").create_bucket(Bucket=BUCKET)
-    try:
-        create_component(capsys, tmp_path)
-        yield manager
-    finally:
-        manager.down()
+    create_component(capsys, tmp_path)
+    return mme_local
 
 
 def ticker_request(count: int, *, stream: bool) -> Any:

@@ -6,10 +6,8 @@ and answered as KServe v2 JSON through boto3 with TargetModel."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +25,9 @@ BUCKET = "mme-triton-models"
 
 
 @pytest.fixture
-def mme_triton(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from mlops_cli.local.mme import LocalMME
-    from mlops_cli.workspace import Workspace
-
-    manager = LocalMME(Workspace(tmp_path / "mme-ws"))
-    manager.up(environ={**os.environ, **aws.env()})
-    monkeypatch.setenv("MLOPS_WORKSPACE", str(manager.workspace.root))
-    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
-    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", manager.url())
+def mme_triton(mme_local: Any) -> Any:
     client("s3").create_bucket(Bucket=BUCKET)
-    try:
-        yield manager
-    finally:
-        manager.down()
+    return mme_local
 
 
 def test_triton_backend_serves_each_version_through_the_runtime_protocol(

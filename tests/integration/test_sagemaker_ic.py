@@ -8,10 +8,8 @@ by the moto server's call log."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +28,10 @@ ENDPOINT = "ic-a"
 
 
 @pytest.fixture
-def env(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def env(aws: Any, mme_local: Any) -> Any:
     """moto for the control plane and S3, mme-local (reading moto) for the runtime."""
-    from mlops_cli.local.mme import LocalMME
-    from mlops_cli.workspace import Workspace
-
-    manager = LocalMME(Workspace(tmp_path / "mme-ws"))
-    manager.up(environ={**os.environ, **aws.env()})
-    monkeypatch.setenv("MLOPS_WORKSPACE", str(manager.workspace.root))
-    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
-    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", manager.url())
     client("s3").create_bucket(Bucket=BUCKET)
-    try:
-        yield aws
-    finally:
-        manager.down()
+    return aws
 
 
 def endpoint_file(tmp_path: Path, name: str = ENDPOINT, **overrides: Any) -> Path:
@@ -346,7 +332,7 @@ def test_endpoint_file_mistakes_are_refused_before_any_call(
 ) -> None:
     register(capsys, tmp_path)
     before = len(env.calls())
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"autoscaling": {"min": 1, "max": 2}}, "use inference_components.managed_scaling"),
         ({"role_arn": None}, "the sagemaker-ic target needs an execution role"),
         (
