@@ -307,6 +307,12 @@ class ControlPlane(EndpointDocuments, ResourceCalls):
             except Exception as exc:
                 if aws.error_code(exc) != "ValidationException":
                     raise aws.translate(exc, what=f"{self.what}: rollback") from None
+                if not self.has_model:  # its components would go with it: not ours to delete
+                    raise EndpointFailedError(
+                        f"endpoint {name} cannot be updated back to {previous}: "
+                        f"{getattr(exc, 'response', {}).get('Error', {}).get('Message', exc)}",
+                        hint="its inference components keep it: fix it in the console",
+                    ) from None
                 self._call("sagemaker", "delete_endpoint", EndpointName=name)
                 self._wait_deleted()
                 self._call(

@@ -16,9 +16,10 @@ the alias; the old version's component, autoscaling and Model are deleted after 
 component that fails is deleted again with the Model this deploy made, the tarball is removed and
 the error carries SageMaker's ``FailureReason``: the endpoint serves as before.
 
-Refused before any call: a reservation larger than the instance type offers (from the shipped
-instance table), an image that cannot run the model on the instance's device, an endpoint file
-with a variant-level ``autoscaling`` (this endpoint scales with ``managed_scaling``). A ``Failed``
+Refused before any call: an endpoint file without ``instance_type`` (one type hosts every
+component), a reservation larger than the instance type offers (from the shipped instance
+table), an image that cannot run the model on the instance's device, an endpoint file with a
+variant-level ``autoscaling`` (this endpoint scales with ``managed_scaling``). A ``Failed``
 endpoint is refused after one describe, with its reason.
 """
 
@@ -91,9 +92,9 @@ class SageMakerICTarget(MultiModelTarget[ICPlan]):
                 hint="use inference_components.managed_scaling (instances) and "
                 "inference_components.autoscaling (copies of each component)",
             )
+        instance_type = self._instance_type()
         what = f"{desired.model} v{desired.version}"
         region = region_of(spec)
-        instance_type = spec.chosen_instance_type(gpu=desired.device == "gpu")
         image = choose_image(
             region=region,
             runtime=desired.spec.runtime,
@@ -139,6 +140,21 @@ class SageMakerICTarget(MultiModelTarget[ICPlan]):
         if plan.warms:
             plan.actions.append(self._warm_action(desired))
         return plan
+
+    def _instance_type(self) -> str:
+        """The endpoint file's: every component runs on it, whatever its model's device (a
+        default chosen per model would update the shared endpoint to another type each time a
+        model of the other kind is deployed, under the components already there)."""
+        if self.spec.instance_type is None:
+            raise EndpointFileError(
+                "an endpoint of inference components runs every component on one instance "
+                "type, which the endpoint file must name",
+                source=self.spec.source,
+                key_path="instance_type",
+                hint="name it, e.g. instance_type: ml.g5.12xlarge (a CPU model runs on a GPU "
+                "instance too)",
+            )
+        return self.spec.instance_type
 
     # -- apply --------------------------------------------------------------------------------
 

@@ -96,11 +96,14 @@ class ComponentPlan:
     create_model: bool = False
     component: str = "keep"  # create | recreate | update | keep
     scaling: bool = False
+    drop_scaling: bool = False  # the endpoint file no longer asks for it: deregister it
     previous: ObservedComponent | None = None
 
     @property
     def changes(self) -> bool:
-        return self.create_model or self.component != "keep" or self.scaling
+        return bool(
+            self.create_model or self.component != "keep" or self.scaling or self.drop_scaling
+        )
 
 
 class ComponentControl(ComponentDocuments, ResourceCalls):
@@ -191,7 +194,22 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
                         detail=f"{scaling.min}-{scaling.max} copies, {target:g} invocations/copy",
                     )
                 )
+        elif observed is not None and self._has_scaling():
+            plan.drop_scaling = True
+            actions.append(Action("delete", "autoscaling", desired.version, where=self.name))
         return plan, actions
+
+    def _has_scaling(self) -> bool:
+        """Whether Application Auto Scaling has a target for this component's copies."""
+        return bool(
+            self._call(
+                "application-autoscaling",
+                "describe_scalable_targets",
+                ServiceNamespace="sagemaker",
+                ResourceIds=[self.resource_id()],
+                ScalableDimension=COPY_DIMENSION,
+            ).get("ScalableTargets")
+        )
 
     def apply(self, plan: ComponentPlan, *, reporter: Reporter = SILENT) -> None:
         """Make the component match and wait until it is InService; on failure delete what this
@@ -220,6 +238,8 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
         scaling = self._scaling()
         if plan.scaling and scaling is not None:
             scaling.put(self)
+        if plan.drop_scaling:
+            self._deregister_scaling()
 
     def _create(self, reporter: Reporter) -> None:
         self._call(
@@ -234,7 +254,10 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
         )
         observed = self.wait(reporter, "creating")
         if observed.status != "InService":
-            self._clean_up(reporter, "sagemaker", "delete_inference_component", **self._named())
+            try:
+                self._delete_component(reporter)  # and wait until it is gone
+            except MlopsError as exc:  # the failure is the error raised; this is a note
+                reporter.note(f"{self.what} was not deleted: {exc.message}")
             raise ComponentFailedError(
                 f"{self.what} failed: {observed.failure_reason or observed.status}",
                 hint="fix the cause and deploy again (the failed component was deleted; the "
@@ -257,17 +280,24 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
         ):
             return
         reason = observed.failure_reason or observed.status
+        failed = f"{self.what} update failed: {reason}"
         if observed.status != "InService":  # SageMaker rolls a failed update back itself
-            with running(reporter, f"rolling {self.name} back"):
-                self._call(
-                    "sagemaker",
-                    "update_inference_component",
-                    InferenceComponentName=self.name,
-                    Specification=previous.specification,
-                    RuntimeConfig={"CopyCount": previous.copies or 1},
-                )
-                self.wait(reporter, "rolling back")
-        raise ComponentFailedError(f"{self.what} update failed: {reason}; rolled back")
+            try:
+                with running(reporter, f"rolling {self.name} back"):
+                    self._call(
+                        "sagemaker",
+                        "update_inference_component",
+                        InferenceComponentName=self.name,
+                        Specification=previous.specification,
+                        RuntimeConfig={"CopyCount": previous.copies or 1},
+                    )
+                    self.wait(reporter, "rolling back")
+            except MlopsError as exc:
+                raise ComponentFailedError(
+                    f"{failed}; rolling back failed too: {exc.message}",
+                    hint="check the component in the console; undeploy and deploy it again",
+                ) from None
+        raise ComponentFailedError(f"{failed}; rolled back")
 
     def _named(self) -> dict[str, str]:
         return {"InferenceComponentName": self.name}
@@ -311,9 +341,14 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
                 raise aws.translate(exc, what=f"{self.what}: DeregisterScalableTarget") from None
 
     def _delete_component(self, reporter: Reporter) -> None:
+        """Delete the component (unless it is being deleted already) and wait until it is gone."""
+        observed = self.observe()
+        if observed is None:
+            return
         with running(reporter, f"deleting {self.what}"):
             try:
-                self._client("sagemaker").delete_inference_component(**self._named())
+                if observed.status != "Deleting":
+                    self._client("sagemaker").delete_inference_component(**self._named())
             except Exception as exc:
                 if not missing(exc):
                     raise aws.translate(exc, what=f"{self.what}: delete") from None

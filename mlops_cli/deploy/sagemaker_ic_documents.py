@@ -1,6 +1,6 @@
 """What one version's SageMaker inference component should be, as the documents its API calls
-take (nothing here calls AWS): the component's name, derived from model and version and shortened
-with a digest past SageMaker's 63 characters (:func:`component_name`); its Model (the version's
+take (nothing here calls AWS): the component's name, derived from model and version, ending with
+a digest when SageMaker's rules changed it (:func:`fit_name`); its Model (the version's
 tarball in its container's layout, Triton's single-model environment), named by a digest of that
 document, so an identical deploy finds the name that exists; its compute reservation; its tags
 (the model's labels, the endpoint file's tags, mlops' own); and its copy-count autoscaling."""
@@ -30,17 +30,19 @@ def digest(document: Any, size: int = 8) -> str:
 
 
 def fit_name(wanted: str, limit: int = NAME_LIMIT) -> str:
-    """``wanted`` as a SageMaker name (letters, digits, single hyphens, starting and ending with
-    a letter or digit) of at most ``limit`` characters: a longer one is cut and ended with
-    ``-`` and 8 hex characters of a digest of the whole, so two long names stay apart."""
-    clean = re.sub("-+", "-", _NOT_NAME.sub("-", wanted)).strip("-") or "model"
-    if len(clean) <= limit:
+    """``wanted`` as a SageMaker name (letters, digits and hyphens, starting and ending with a
+    letter or digit) of at most ``limit`` characters. A valid name is kept as it is; one with a
+    character SageMaker refuses (model names may hold ``.`` and ``_``) has it replaced by ``-``
+    and one too long is cut, and either ends with ``-`` and 8 hex characters of a digest of
+    ``wanted``, so ``my_model`` and ``my-model``, or two long names, stay apart."""
+    clean = _NOT_NAME.sub("-", wanted).strip("-") or "model"
+    if clean == wanted and len(clean) <= limit:
         return clean
     return f"{clean[: limit - 9].rstrip('-')}-{digest(wanted)}"
 
 
 def component_name(model: str, version: int) -> str:
-    """The inference component of ``model`` v``version``: ``<model>-v<version>``, shortened."""
+    """The inference component of ``model`` v``version``: ``<model>-v<version>``, fitted."""
     return fit_name(f"{model}-v{version}")
 
 

@@ -29,6 +29,7 @@ from mlops_cli.progress import SILENT, Reporter, running
 from mlops_cli.spec.modelspec import ModelSpec, TensorSpec, Warmup
 
 NOT_READY = "ModelNotReadyException"
+MAX_WARMUP_ANSWER = 64 << 20  # bytes of a warmup's answer read at most
 
 
 class WarmupError(MlopsError):
@@ -124,7 +125,8 @@ def _send(client: Any, call: dict[str, Any], what: str, *, deadline: float) -> N
     while True:
         try:
             response = client.invoke_endpoint(ContentType="application/json", **call)
-            response["Body"].read()
+            response["Body"].read(MAX_WARMUP_ANSWER)  # read (the answer came), bounded, dropped
+            response["Body"].close()
             return
         except Exception as exc:
             if aws.error_code(exc) == NOT_READY and time.monotonic() + delay < deadline:

@@ -35,6 +35,8 @@ from mlops_cli.router.upstream import Exchange
 _JSON = "application/json"
 _EVENT_STREAM = "text/event-stream"
 
+MAX_ANSWER_BYTES = 64 << 20  # a whole answer read into memory at most (as invoke reads)
+
 
 def refusal_of(exc: BaseException) -> tuple[int, bytes, str]:
     """SageMaker's refusal (a botocore ``ClientError``) as the router answers it: the status,
@@ -130,7 +132,7 @@ def _call(
             response = client.invoke_endpoint_with_response_stream(**call, Accept=_EVENT_STREAM)
         else:
             response = client.invoke_endpoint(**call, Accept=_JSON)
-            payload = response["Body"].read()
+            payload = response["Body"].read(MAX_ANSWER_BYTES + 1)
     except EndpointConnectionError as exc:
         relay.post(exchange.fail, ConnectionRefusedError(str(exc)), False)
         return
@@ -145,6 +147,10 @@ def _call(
         relay.post(exchange.fail, ConnectionError(f"{where}: {first}"[:500]), False)
         return
     if not stream:
+        if len(payload) > MAX_ANSWER_BYTES:
+            too_big = f"{where} answered over {MAX_ANSWER_BYTES:,} bytes"
+            relay.answer(502, json.dumps({"error": too_big}).encode(), _JSON)
+            return
         relay.answer(200, payload, str(response.get("ContentType") or _JSON))
         return
     _pump(relay, response, what)

@@ -17,7 +17,19 @@ ROLE = "arn:aws:iam::123456789012:role/ic"
 
 def test_a_short_name_is_model_and_version() -> None:
     assert component_name("tiny-lm", 3) == "tiny-lm-v3"
-    assert component_name("my_model.large", 12) == "my-model-large-v12"
+    assert component_name("tiny--lm", 3) == "tiny--lm-v3"  # SageMaker takes hyphens in a row
+
+
+def test_models_whose_names_differ_only_where_sagemaker_refuses_a_character_stay_apart() -> None:
+    # Model names may hold "." and "_" (SageMaker's may not): each changed name ends with a
+    # digest of the original, so one model's deploy never updates another's component.
+    models = ("my-model", "my_model", "my.model", "my__model")
+    names = [component_name(model, 1) for model in models]
+    assert names[0] == "my-model-v1"
+    assert len(set(names)) == len(names)
+    assert re.fullmatch(r"my-model-v1-[0-9a-f]{8}", names[1])
+    assert all(SAGEMAKER_NAME.match(name) and len(name) <= 63 for name in names)
+    assert component_name("my_model", 1) == names[1]  # deterministic
 
 
 def test_a_long_name_is_cut_to_63_with_a_digest_that_keeps_two_names_apart() -> None:
