@@ -147,14 +147,14 @@ def test_invoke_component_streams_each_token_as_it_arrives_and_answers_whole_too
     assert [index for index, *_ in streamed] == list(range(8))
     first, last = streamed[0][2], streamed[-1][2]
     assert last - first >= 0.25  # 7 gaps of 50 ms: not handed over together at the end
-    for _, produced, arrived in streamed:  # each arrived as soon as it was produced
-        assert arrived - produced < 0.25
+    # the first token was handed over before the last one was produced: no buffering
+    assert streamed[0][2] < streamed[-1][1]
 
     whole = tokens(
         invoke_component(ENDPOINT, COMPONENT, "us-east-1", ticker_request(4, stream=False))
     )  # the container answers its events in one body on /invocations
     assert [index for index, *_ in whole] == [0, 1, 2, 3]
-    assert whole[-1][2] - whole[0][2] < 0.05  # all read at once
+    assert whole[0][2] >= whole[-1][1]  # nothing handed over before the last was produced
 
 
 def test_invoke_component_errors_are_one_line(served: Any) -> None:
@@ -229,6 +229,5 @@ def test_the_router_streams_a_component_chunk_by_chunk(
     assert len(events) == 8 and {version for *_, version in events} == {"1"}
     first, last = events[0][0], events[-1][0]
     assert last - first >= 0.25  # 7 gaps of 50 ms: the events were not sent together
-    for arrived, produced, _ in events:  # each arrived as soon as it was produced
-        assert arrived - produced < 0.25
+    assert events[0][0] < events[-1][1]  # the first arrived before the last was produced
     assert status == 200 and body.count(b"data:") == 2  # InvokeEndpoint: the whole answer

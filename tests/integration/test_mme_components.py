@@ -384,6 +384,15 @@ def test_a_component_not_in_service_or_deleted_is_refused(setup: Setup) -> None:
     assert infer(setup, "answer-v2") == [1.0, 1.0]
     setup.sagemaker.delete_inference_component(InferenceComponentName="answer-v2")
     time.sleep(1.1)  # the control plane is asked again at most once a second
+    code, message = error_of(infer, setup=setup, ic="answer-v2")  # Deleting
+    assert code == "ValidationError" and "is not in service" in message
+    for _ in range(50):  # until the deletion has ended
+        try:
+            setup.sagemaker.describe_inference_component(InferenceComponentName="answer-v2")
+        except Exception:
+            break
+        time.sleep(0.05)
+    time.sleep(1.1)
     code, message = error_of(infer, setup=setup, ic="answer-v2")
     assert code == "ValidationError" and "answer-v2" in message and "not found" in message
     assert "answer-v2" not in components(setup)

@@ -109,6 +109,7 @@ DEFAULT_IC_FAILURE_REASON = (
     "mlops-test: injected failure (inference component tagged mlops-test:fail-update=true)"
 )
 IN_PROGRESS = ("Creating", "Updating", "Deleting")
+DELETED = "mlops-test:deleted"  # the status a component's deletion ends in (then it is gone)
 LIST_DEFAULT_MAX = 10
 
 
@@ -166,8 +167,12 @@ class _Component:
 
 
 def _components(backend: Any) -> dict[str, _Component]:
+    """The region's components; one whose deletion has ended is gone (with its scaling)."""
     # On the backend object, so moto's reset (which rebuilds backends) clears it.
     table: dict[str, _Component] = backend.__dict__.setdefault(COMPONENTS_ATTR, {})
+    for name in [name for name, c in table.items() if c.status == DELETED]:
+        del table[name]
+        _drop_scaling(backend.account_id, backend.region_name, name)
     return table
 
 
@@ -368,9 +373,10 @@ def patch_inference_components(creating_describes: int) -> None:
         return ActionResult({"InferenceComponentArn": arn})
 
     def describe(self: Any) -> Any:
-        component = find(self.sagemaker_backend, self._get_param("InferenceComponentName"))
-        advance(component, count=True)
-        return ActionResult(component.describe())
+        backend = self.sagemaker_backend
+        name = self._get_param("InferenceComponentName")
+        advance(find(backend, name), count=True)
+        return ActionResult(find(backend, name).describe())  # a finished deletion: not found
 
     def update(self: Any) -> Any:
         backend = self.sagemaker_backend
@@ -411,8 +417,11 @@ def patch_inference_components(creating_describes: int) -> None:
             raise ValidationError(
                 message=f'Cannot delete in-progress inference component "{component.arn}".'
             )
-        del _components(backend)[component.name]
-        _drop_scaling(backend.account_id, backend.region_name, component.name)
+        # Deleting for the next N describes (none: gone at once), then not found.
+        component.status = "Deleting"
+        component.failure_reason = None
+        component.pending = _Pending(creating_describes, DELETED, None, None)
+        advance(component, count=False)
         return EmptyResult()
 
     def listed(self: Any) -> Any:

@@ -93,8 +93,9 @@ Patches 6-8 live in ``moto_components.py`` beside this file.
    Update needs ``Specification`` or ``RuntimeConfig`` and an InService component
    (``Cannot update in-progress inference component ...`` / ``Cannot update failed
    inference component ...``). Delete refuses a Creating/Updating component (``Cannot
-   delete in-progress inference component ...``), else removes it at once (no
-   ``Deleting`` phase) together with its Application Auto Scaling target and policies.
+   delete in-progress inference component ...``, a Deleting one too), else the component
+   is ``Deleting`` for the next N DescribeInferenceComponent calls (listed as such, still
+   holding its endpoint), then gone with its Application Auto Scaling target and policies.
    List filters: EndpointNameEquals, VariantNameEquals, StatusEquals, NameContains,
    Creation/LastModifiedTime Before/After; SortBy Name|CreationTime|Status (default
    CreationTime), SortOrder (default Descending), MaxResults (default 10) + NextToken.

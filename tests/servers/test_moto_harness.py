@@ -530,6 +530,14 @@ def test_update_and_delete_need_a_settled_component_and_endpoint_deletion_waits(
     assert code == "ValidationException"
     assert "inference components attached: llm-v1" in message
     sm.delete_inference_component(InferenceComponentName="llm-v1")
+    # Deleting for N describes: listed as such, not deleted twice, still holding the endpoint
+    [listed] = sm.list_inference_components()["InferenceComponents"]
+    assert listed["InferenceComponentStatus"] == "Deleting"
+    code, message = client_error(sm.delete_inference_component, InferenceComponentName="llm-v1")
+    assert code == "ValidationException" and "in-progress inference component" in message
+    code, message = client_error(sm.delete_endpoint, EndpointName="ic-ep")
+    assert "inference components attached: llm-v1" in message
+    assert ic_statuses(sm, "llm-v1", CREATING_DESCRIBES) == ["Deleting"] * CREATING_DESCRIBES
     for call in (sm.describe_inference_component, sm.delete_inference_component):
         code, message = client_error(call, InferenceComponentName="llm-v1")
         assert code == "ValidationException"
@@ -639,9 +647,11 @@ def test_autoscaling_of_an_inference_component(moto: MotoServer, sagemaker_ic: A
         policy["TargetTrackingScalingPolicyConfiguration"]
     ]
 
-    # Deleting the component removes its target and policy with it.
+    # Deleting the component removes its target and policy with it, once it is gone.
     ic_statuses(sm, "llm-v1", CREATING_DESCRIBES + 1)
     sm.delete_inference_component(InferenceComponentName="llm-v1")
+    ic_statuses(sm, "llm-v1", CREATING_DESCRIBES)  # Deleting ...
+    client_error(sm.describe_inference_component, InferenceComponentName="llm-v1")  # ... gone
     assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
     assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
     code, _ = client_error(scaling.deregister_scalable_target, **target)
