@@ -74,21 +74,11 @@ def mme_local(aws: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     """An mme-local server of this test's own (its containers start on first use), reading S3
     and the SageMaker control plane from the moto server; mlops' workspace, registry and store
     in ``tmp_path``, and boto3's sagemaker-runtime pointed at mme-local. Stopped by its pid."""
-    import os
+    from tests.servers.mme_local import point_at, running_mme_local
 
-    from mlops_cli.local.mme import LocalMME
-    from mlops_cli.workspace import Workspace
-
-    manager = LocalMME(Workspace(tmp_path / "mme-ws"))
-    manager.up(environ={**os.environ, **aws.env()})  # type: ignore[attr-defined]
-    monkeypatch.setenv("MLOPS_WORKSPACE", str(manager.workspace.root))
-    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
-    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", manager.url())
-    try:
+    with running_mme_local(aws, tmp_path / "mme-ws") as manager:
+        point_at(manager, tmp_path, monkeypatch)
         yield manager
-    finally:
-        manager.down()
 
 
 # -- local Triton (through mlops' own manager) ----------------------------------------------

@@ -37,6 +37,7 @@ from mlops_cli.deploy.base import (
     Plan,
 )
 from mlops_cli.deploy.sagemaker_endpoint import EndpointSpec, LocalSettings, load_endpoint
+from mlops_cli.deploy.sagemaker_images import check_pairing, choose_image
 from mlops_cli.deploy.sagemaker_runtime import STREAM_REASON, SageMakerDetail, invoke_endpoint
 from mlops_cli.deploy.sagemaker_warmup import describe_warmup, warm_up
 from mlops_cli.errors import MlopsError, NotFoundError, UsageError
@@ -127,6 +128,31 @@ class MultiModelTarget(DeployTarget[MP, SageMakerDetail], Generic[MP]):
             local=LocalSettings(url=detail.runtime_url),
         )
         return cls._build(spec, settings)
+
+    # -- the serving image ----------------------------------------------------------------------
+
+    def _image(self, desired: Desired, *, region: str, instance_type: str) -> str:
+        """The image ``desired`` runs in on ``instance_type``: the endpoint file's, else the
+        table's for its runtime and the instance's device."""
+        return choose_image(
+            region=region,
+            runtime=desired.spec.runtime,
+            device=desired.device,
+            image_uri=self.spec.image_uri,
+            instance_type=instance_type,
+        )
+
+    @staticmethod
+    def _check_pairing(desired: Desired, image: str, instance_type: str) -> None:
+        """Refuse, before any call, a version that ``image`` on ``instance_type`` cannot serve."""
+        check_pairing(
+            model=f"{desired.model} v{desired.version}",
+            runtime=desired.spec.runtime,
+            device=desired.device,
+            image=image,
+            instance_type=instance_type,
+            memory_mb=desired.memory_mb,
+        )
 
     # -- S3 -----------------------------------------------------------------------------------
 

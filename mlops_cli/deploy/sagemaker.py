@@ -36,8 +36,6 @@ from mlops_cli.deploy.sagemaker_endpoint import load_endpoint, region_of
 from mlops_cli.deploy.sagemaker_iam import iam_policy
 from mlops_cli.deploy.sagemaker_images import (
     IncompatibleImageError,
-    check_pairing,
-    choose_image,
     classify_image,
     container_of,
 )
@@ -77,21 +75,15 @@ class SageMakerMMETarget(MultiModelTarget[SageMakerPlan]):
             observed = control.observe()
             if observed is not None and observed.instance_type:
                 control.instance_type = observed.instance_type
-        control.image = choose_image(
-            region=region,
-            runtime=desired.spec.runtime,
-            device=desired.device,
-            image_uri=self.spec.image_uri,
-            instance_type=control.instance_type,
-        )
+        control.image = self._image(desired, region=region, instance_type=control.instance_type)
         return control
 
     def plan(self, desired: Desired, records: Sequence[DeploymentRecord]) -> SageMakerPlan:
         what = f"{desired.model} v{desired.version}"
         if self.spec.image_uri and self.spec.instance_type:  # refused before any call
-            self._check(desired, what, self.spec.image_uri, self.spec.instance_type)
+            self._check_pairing(desired, self.spec.image_uri, self.spec.instance_type)
         control = self._control(desired)
-        self._check(desired, what, control.image, control.instance_type)
+        self._check_pairing(desired, control.image, control.instance_type)
         observed = control.observe()
         if observed is not None:
             self._check_serving_image(control, observed, desired, what)
@@ -110,17 +102,6 @@ class SageMakerMMETarget(MultiModelTarget[SageMakerPlan]):
             adopt=adopt,
             control=control,
             endpoint_plan=endpoint_plan,
-        )
-
-    @staticmethod
-    def _check(desired: Desired, what: str, image: str, instance_type: str) -> None:
-        check_pairing(
-            model=what,
-            runtime=desired.spec.runtime,
-            device=desired.device,
-            image=image,
-            instance_type=instance_type,
-            memory_mb=desired.memory_mb,
         )
 
     def _check_serving_image(

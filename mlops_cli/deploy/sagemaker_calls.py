@@ -64,6 +64,19 @@ class ResourceCalls:
             reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
             reporter.note(f"clean-up {operation} did not succeed: {reason}")
 
+    def _gone(
+        self, observe: Callable[[], object | None], *, timeout_s: float, poll_s: float
+    ) -> None:
+        """Poll ``observe`` until it finds nothing (backing off from 50 ms up to ``poll_s``);
+        EndpointTimeoutError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while observe() is not None:
+            if time.monotonic() > deadline:
+                raise EndpointTimeoutError(f"{self.what} was not deleted in time")
+            time.sleep(delay)
+            delay = min(delay * 2, poll_s)
+
     def _settle(
         self,
         observe: Callable[[], S | None],

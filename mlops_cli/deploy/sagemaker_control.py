@@ -9,7 +9,6 @@ creation is deleted; either way the error carries SageMaker's ``FailureReason``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,7 +313,7 @@ class ControlPlane(EndpointDocuments, ResourceCalls):
                         hint="its inference components keep it: fix it in the console",
                     ) from None
                 self._call("sagemaker", "delete_endpoint", EndpointName=name)
-                self._wait_deleted()
+                self._gone(self.observe, timeout_s=self.spec.wait_timeout, poll_s=self.poll_seconds)
                 self._call(
                     "sagemaker",
                     "create_endpoint",
@@ -323,15 +322,6 @@ class ControlPlane(EndpointDocuments, ResourceCalls):
                     Tags=self.tags(),
                 )
         self.wait(reporter, "rolling back")
-
-    def _wait_deleted(self) -> None:
-        deadline = time.monotonic() + self.spec.wait_timeout
-        delay = 0.05
-        while self.observe() is not None:
-            if time.monotonic() > deadline:
-                raise EndpointTimeoutError(f"endpoint {self.spec.name} was not deleted in time")
-            time.sleep(delay)
-            delay = min(delay * 2, self.poll_seconds)
 
     def wait(self, reporter: Reporter, doing: str) -> Observed:
         """Poll until the endpoint leaves Creating/Updating."""

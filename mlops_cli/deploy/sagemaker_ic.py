@@ -47,7 +47,6 @@ from mlops_cli.deploy.sagemaker_endpoint import EndpointFileError, load_endpoint
 from mlops_cli.deploy.sagemaker_iam import iam_policy
 from mlops_cli.deploy.sagemaker_ic_control import ComponentControl, ComponentPlan, ICEndpointControl
 from mlops_cli.deploy.sagemaker_ic_documents import component_name
-from mlops_cli.deploy.sagemaker_images import check_pairing, choose_image
 from mlops_cli.deploy.sagemaker_runtime import SageMakerDetail
 from mlops_cli.deploy.sagemaker_stream import invoke_component
 from mlops_cli.deploy.sagemaker_warmup import describe_warmup
@@ -95,21 +94,8 @@ class SageMakerICTarget(MultiModelTarget[ICPlan]):
         instance_type = self._instance_type()
         what = f"{desired.model} v{desired.version}"
         region = region_of(spec)
-        image = choose_image(
-            region=region,
-            runtime=desired.spec.runtime,
-            device=desired.device,
-            image_uri=spec.image_uri,
-            instance_type=instance_type,
-        )
-        check_pairing(
-            model=what,
-            runtime=desired.spec.runtime,
-            device=desired.device,
-            image=image,
-            instance_type=instance_type,
-            memory_mb=desired.memory_mb,
-        )
+        image = self._image(desired, region=region, instance_type=instance_type)
+        self._check_pairing(desired, image, instance_type)
         component = ComponentControl(
             spec,
             component_name(desired.model, desired.version),

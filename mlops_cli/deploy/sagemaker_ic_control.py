@@ -16,7 +16,6 @@ deploy created for it, and the error carries SageMaker's ``FailureReason``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,6 @@ from mlops_cli.deploy.sagemaker_calls import ResourceCalls, missing
 from mlops_cli.deploy.sagemaker_control import (
     ControlPlane,
     EndpointFailedError,
-    EndpointTimeoutError,
 )
 from mlops_cli.deploy.sagemaker_ic_documents import (
     COPY_DIMENSION,
@@ -352,13 +350,7 @@ class ComponentControl(ComponentDocuments, ResourceCalls):
             except Exception as exc:
                 if not missing(exc):
                     raise aws.translate(exc, what=f"{self.what}: delete") from None
-            deadline = time.monotonic() + self.spec.wait_timeout
-            delay = 0.05
-            while self.observe() is not None:
-                if time.monotonic() > deadline:
-                    raise EndpointTimeoutError(f"{self.what} was not deleted in time")
-                time.sleep(delay)
-                delay = min(delay * 2, self.poll_seconds)
+            self._gone(self.observe, timeout_s=self.spec.wait_timeout, poll_s=self.poll_seconds)
 
 
 def _same_specification(found: dict[str, Any], wanted: dict[str, Any]) -> bool:

@@ -5,7 +5,6 @@ sagemaker-runtime client with its default configuration (retries included) point
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -28,18 +27,14 @@ LIMIT = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint payload limit
 @pytest.fixture(scope="module")
 def mme_server(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One mme-local server for the module, in its own workspace, reading S3 from moto."""
-    from mlops_cli.local.mme import LocalMME
-    from mlops_cli.workspace import Workspace
+    from tests.servers.mme_local import running_mme_local
     from tests.servers.mms import mms_unavailable_reason
 
     reason = mms_unavailable_reason()
     require(reason is None, f"multi-model-server cannot run: {reason}")
-    manager = LocalMME(Workspace(tmp_path_factory.mktemp("mme-hardening") / ".mlops"))
-    manager.up(environ={**os.environ, **moto_server.env()})
-    try:
+    folder = tmp_path_factory.mktemp("mme-hardening") / ".mlops"
+    with running_mme_local(moto_server, folder) as manager:
         yield manager
-    finally:
-        manager.down()
 
 
 @pytest.fixture

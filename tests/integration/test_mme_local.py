@@ -7,7 +7,6 @@ the model) before it switches anything: the counts below include it."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,28 +27,20 @@ BUCKET = "mme-local-models"
 @pytest.fixture(scope="module")
 def mme_server(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One mme-local server for the module, in its own workspace, reading S3 from moto."""
-    from mlops_cli.local.mme import LocalMME
-    from mlops_cli.workspace import Workspace
+    from tests.servers.mme_local import running_mme_local
     from tests.servers.mms import mms_unavailable_reason
 
     reason = mms_unavailable_reason()
     require(reason is None, f"multi-model-server cannot run: {reason}")
-    workspace = Workspace(tmp_path_factory.mktemp("mme-ws") / ".mlops")
-    manager = LocalMME(workspace)
-    environ = {**os.environ, **moto_server.env()}
-    manager.up(environ=environ)
-    try:
+    with running_mme_local(moto_server, tmp_path_factory.mktemp("mme-ws") / ".mlops") as manager:
         yield manager
-    finally:
-        manager.down()
 
 
 @pytest.fixture
 def env(aws: Any, mme_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MLOPS_WORKSPACE", str(mme_server.workspace.root))
-    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
-    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", mme_server.url())
+    from tests.servers.mme_local import point_at
+
+    point_at(mme_server, tmp_path, monkeypatch)
     client("s3").create_bucket(Bucket=BUCKET)
     return mme_server
 

@@ -42,26 +42,20 @@ TRITON_BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data"
 
 @pytest.fixture(scope="module")
 def mme_server(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from mlops_cli.local.mme import LocalMME
     from mlops_cli.mme.containers import mme_extra_missing
-    from mlops_cli.workspace import Workspace
+    from tests.servers.mme_local import running_mme_local
 
     missing = mme_extra_missing()
     require(missing is None, f"the mme extra is not installed ({missing})")
-    manager = LocalMME(Workspace(tmp_path_factory.mktemp("mme-strict") / ".mlops"))
-    manager.up(environ={**os.environ, **moto_server.env()})
-    try:
-        yield manager
-    finally:
-        manager.down()
+    with running_mme_local(moto_server, tmp_path_factory.mktemp("mme-strict") / ".mlops") as mme:
+        yield mme
 
 
 @pytest.fixture
 def env(aws: Any, mme_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MLOPS_WORKSPACE", str(mme_server.workspace.root))
-    monkeypatch.setenv("MLOPS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
-    monkeypatch.setenv("MLOPS_STORE", f"file://{tmp_path / 'store'}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", mme_server.url())
+    from tests.servers.mme_local import point_at
+
+    point_at(mme_server, tmp_path, monkeypatch)
     client("s3").create_bucket(Bucket=BUCKET)
     return mme_server
 
